@@ -1,0 +1,1 @@
+//! flutter_rust_bridge façade over the tokenkeeper core.

@@ -1,0 +1,1 @@
+//! uniffi façade over the tokenkeeper core.

@@ -1,0 +1,1 @@
+//! Injected time. The only module allowed to read the system clock.

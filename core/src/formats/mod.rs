@@ -1,0 +1,1 @@
+//! Token formats: decode (no key needed) and verify (with a key).

@@ -1,0 +1,1 @@
+//! Keeper, sessions, renewal policy, backoff.

@@ -1,0 +1,1 @@
+//! Server-side token builders (feature `mint`).

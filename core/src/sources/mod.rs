@@ -1,0 +1,1 @@
+//! Built-in token sources: HTTP and OAuth refresh token (feature `http`).

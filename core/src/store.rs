@@ -1,0 +1,1 @@
+//! The `CredentialStore` abstraction and the built-in stores.

@@ -1,0 +1,1 @@
+//! Tests of the `tokenkeeper` command as scripts call it.
