@@ -2,13 +2,13 @@
 # Installs what scripts/check-frb.sh needs to regenerate the flutter_rust_bridge glue:
 #   * flutter_rust_bridge_codegen, pinned to the same version as the `flutter_rust_bridge`
 #     crate in the workspace (2.13.0), into ~/.cargo/bin;
-#   * a stub `dart` executable, because the generator refuses to run without finding a Dart SDK
-#     even when formatting, build_runner and dependency checks are off. The stub answers
-#     `dart --version` and nothing else. On a machine with a real Dart/Flutter SDK on PATH the
-#     stub is not installed and the real `dart` is used.
+#   * stub `dart` and `flutter` executables, because the generator refuses to run without
+#     finding an SDK even when formatting, build_runner and dependency checks are off. The stubs
+#     answer `--version` and nothing else. On a machine with a real Flutter SDK on PATH no stub
+#     is installed and the real tools are used.
 #
-# Idempotent: does nothing when the pinned version and a `dart` are already present.
-# Prints, as its last line, the directory to prepend to PATH (the stub's directory, or nothing).
+# Idempotent: re-running only rewrites the two tiny stubs.
+# Prints, as its last line, the directory to prepend to PATH (the stubs' directory, or nothing).
 set -euo pipefail
 
 FRB_VERSION="2.13.0"
@@ -26,25 +26,31 @@ else
     nice -n 10 cargo install flutter_rust_bridge_codegen --version "$FRB_VERSION" --locked
 fi
 
-# 2. A Dart SDK, or a stub that satisfies the generator's version probe.
-if command -v dart >/dev/null 2>&1 && [[ "$(command -v dart)" != "$STUB_DIR/dart" ]]; then
-    log "using the real dart at $(command -v dart)"
+# 2. A Dart/Flutter SDK, or stubs that satisfy the generator's version probe. The generator
+#    probes `flutter --version` for a Flutter package (flutter/pubspec.yaml depends on the Flutter
+#    SDK) and `dart --version` otherwise; each stub answers `--version` and refuses anything else.
+if command -v flutter >/dev/null 2>&1 && [[ "$(command -v flutter)" != "$STUB_DIR/flutter" ]]; then
+    log "using the real Flutter SDK at $(command -v flutter)"
     echo ""
     exit 0
 fi
 mkdir -p "$STUB_DIR"
-cat >"$STUB_DIR/dart.tmp" <<'STUB'
+write_stub() { # name, version line
+    cat >"$STUB_DIR/$1.tmp" <<STUB
 #!/usr/bin/env bash
-# Stub Dart SDK for flutter_rust_bridge_codegen on machines without Dart (installed by
-# scripts/setup-frb.sh). It answers `--version` only; anything else fails loudly.
-if [[ "${1:-}" == "--version" ]]; then
-    echo "Dart SDK version: 3.7.0 (stable) (stub for flutter_rust_bridge_codegen; no real SDK)"
+# Stub '$1' for flutter_rust_bridge_codegen on machines without a Dart/Flutter SDK (installed by
+# scripts/setup-frb.sh). It answers --version only; anything else fails loudly.
+if [[ "\${1:-}" == "--version" ]]; then
+    echo "$2"
     exit 0
 fi
-echo "dart stub: only --version is supported here, got: $*" >&2
+echo "$1 stub: only --version is supported here (no real SDK installed), got: \$*" >&2
 exit 64
 STUB
-chmod +x "$STUB_DIR/dart.tmp"
-mv -f "$STUB_DIR/dart.tmp" "$STUB_DIR/dart"
-log "stub dart at $STUB_DIR/dart"
+    chmod +x "$STUB_DIR/$1.tmp"
+    mv -f "$STUB_DIR/$1.tmp" "$STUB_DIR/$1"
+}
+write_stub dart "Dart SDK version: 3.7.0 (stable) (stub: no real SDK)"
+write_stub flutter "Flutter 3.29.0 • channel stable (stub: no real SDK) • Dart 3.7.0"
+log "stub dart and flutter in $STUB_DIR (they answer --version only)"
 echo "$STUB_DIR"

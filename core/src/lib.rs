@@ -1,8 +1,83 @@
 //! tokenkeeper keeps short-lived real-time access tokens alive.
 //!
-//! (Crate guide: written once the modules below settle; see `../shared/DESIGN.md`.)
+//! Live-streaming and calling SDKs (Agora, ZEGO, LiveKit-style SFUs, Digital Samba…) take a
+//! token that expires after minutes or hours. tokenkeeper fetches it from your backend, renews it
+//! before it expires, refreshes at once when it expired or was rejected, retries with backoff,
+//! survives device sleep and clock skew, and hands you the fresh token — once, correctly, for
+//! every platform (Kotlin/Swift/Python through uniffi, Dart through flutter_rust_bridge).
+//!
+//! # An integration, end to end
+//!
+//! 1. **Say where tokens come from**: implement [`source::TokenSource`] (or use the built-in HTTP
+//!    and OAuth sources in `sources`, feature `http`). Return the token and whatever your
+//!    backend says about its lifetime; tokenkeeper also decodes the token itself
+//!    ([`formats`]) and takes the earliest expiry.
+//! 2. **Make one [`lifecycle::Keeper`]** for the app. It runs on the tokio runtime you give it
+//!    (or the current one, or one it owns) and reads time only through an injected
+//!    [`clock::Clock`].
+//! 3. **Open a [`lifecycle::Session`]** per channel/room: `token().await` before joining,
+//!    then listen for [`lifecycle::EventKind::Issued`] and pass each new token to your engine's
+//!    `renewToken`. Report what the engine says with `token_expired()` / `token_rejected()`.
+//! 4. **Forward app signals**: [`lifecycle::Keeper::resumed`] when the app returns to the
+//!    foreground, [`lifecycle::Keeper::network_available`] when connectivity returns.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tokenkeeper::lifecycle::{Event, EventKind, Keeper, SessionConfig};
+//! use tokenkeeper::source::{FetchRequest, FetchedToken, SessionSpec, SourceError, Token, TokenSource};
+//!
+//! /// Your backend call (here: an in-process stand-in).
+//! #[derive(Debug)]
+//! struct MyBackend;
+//!
+//! #[async_trait::async_trait]
+//! impl TokenSource for MyBackend {
+//!     async fn fetch(&self, req: FetchRequest) -> Result<FetchedToken, SourceError> {
+//!         // e.g. POST /rtc-token {channel, uid, role}; map HTTP errors with
+//!         // SourceError::from_http_status(status, retry_after, "token_url", body).
+//!         let token = format!("token-for-{}-{}", req.session.channel, req.session.user);
+//!         Ok(FetchedToken::new(Token::new(token)).with_expires_in(Duration::from_secs(3600)))
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), tokenkeeper::Error> {
+//! let keeper = Keeper::builder().build()?; // no runtime around: the keeper owns one
+//! let spec = SessionSpec::new("live-42", "1001").with_role("publisher");
+//! let session = keeper.open_session(SessionConfig::new(spec), Arc::new(MyBackend));
+//!
+//! session.add_listener(Arc::new(|event: &Event| {
+//!     if let EventKind::Issued { expires_at_ms, .. } = event.kind {
+//!         // rtc_engine.renew_token(session.current()…) — never log the token itself.
+//!         let _ = expires_at_ms;
+//!     }
+//! }));
+//!
+//! // Before joining: wait for a valid token (one fetch, shared by all concurrent callers).
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! let first = rt.block_on(session.token())?;
+//! assert_eq!(first.token.expose(), "token-for-live-42-1001");
+//! assert!(session.current().is_some()); // non-blocking, ~25 ns
+//! session.close();
+//! # Ok(()) }
+//! ```
+//!
+//! # Modules
+//!
+//! - [`lifecycle`]: keeper, sessions, renewal [`lifecycle::Policy`] (every default documented),
+//!   events, counters.
+//! - [`source`]: the [`source::TokenSource`] trait, tokens, credentials and the classified
+//!   [`source::SourceError`].
+//! - [`store`]: the [`store::CredentialStore`] trait for rotated refresh credentials (the host's
+//!   keychain/keystore) and an in-memory store.
+//! - [`clock`]: injected time; [`clock::ManualClock`] runs days of renewals in seconds in tests.
+//! - [`formats`]: decode (and verify) Agora 007/006, ZEGO Token04 and JWT tokens.
+//! - [`Error`]: what a session call returns — small, flat, named for what to do.
+//!
+//! Secrets (tokens, refresh tokens, keys) never appear in logs, `Debug` output or error text.
 
 pub mod clock;
+pub mod error;
 pub mod formats;
 pub mod lifecycle;
 #[cfg(feature = "mint")]
@@ -11,3 +86,5 @@ pub mod source;
 #[cfg(feature = "http")]
 pub mod sources;
 pub mod store;
+
+pub use error::Error;

@@ -1,1 +1,7 @@
 //! The crate's one integration-test binary; one module per topic.
+mod formats_hostile;
+mod formats_props;
+mod formats_vectors;
+mod lifecycle;
+mod lifecycle_edges;
+mod lifecycle_support;

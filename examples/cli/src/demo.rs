@@ -1,12 +1,366 @@
-//! `tokenkeeper demo`.
+//! `tokenkeeper demo`: the reference backend and room server on loopback (in-process), and N
+//! sessions that keep their tokens alive through the SDK.
+//!
+//! Each session is what an app does: a [`Keeper`] session with an [`HttpSource`] pointed at the
+//! backend's RTC token endpoint; it joins the room over WebSocket with its first token and, on
+//! every `Issued` event, renews in-band with the fresh token. The backend injects errors and
+//! latency; the room kicks any member whose token expires. The summary counts what matters:
+//! disconnects (as the room server counted them) and time without a valid token.
+
+mod view;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokenkeeper::lifecycle::{EventKind, Keeper, Policy, Session, SessionConfig};
+use tokenkeeper::source::SessionSpec;
+use tokenkeeper::sources::{HttpSource, StaticAuth};
+use tokenkeeper_server::admin::{NewStream, NewUser};
+use tokenkeeper_server::{FaultsUpdate, RateLimit, Server, ServerConfig};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use self::view::{Note, Summary, View};
+
+/// Token formats the demo can issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoVendor {
+    /// Agora AccessToken2 (`007…`).
+    Agora,
+    /// ZEGO Token04 (`04…`).
+    Zego,
+    /// HS256 JWT.
+    Jwt,
+}
+
+impl DemoVendor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Agora => "agora",
+            Self::Zego => "zego",
+            Self::Jwt => "jwt",
+        }
+    }
+}
 
 /// Arguments of `tokenkeeper demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Token format the backend issues.
+    #[arg(long, value_enum, default_value = "agora")]
+    pub vendor: DemoVendor,
+    /// Sessions (room members) to keep alive; the first one is the stream's publisher.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub sessions: u32,
+    /// Lifetime of each token the backend issues, in seconds.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=86_400))]
+    pub token_ttl: u64,
+    /// Renewal lead: the SDK renews this many seconds before expiry.
+    #[arg(long, default_value_t = 3)]
+    pub lead: u64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+    /// Fraction (0 to 0.9) of token requests the backend fails with 500/503.
+    #[arg(long, default_value_t = 0.2)]
+    pub fail_rate: f64,
+    /// Latency added to every token request, in milliseconds.
+    #[arg(long, default_value_t = 150)]
+    pub latency_ms: u64,
+    /// One JSON event per line and a final summary object instead of the live view.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: DemoArgs) -> ExitCode {
-    eprintln!("tokenkeeper demo: not built yet");
-    ExitCode::from(2)
+/// Runs the demo; exit code 0 when every session stayed connected, 1 when the room server
+/// disconnected one for an expired token, 2 for bad arguments or a failure to start.
+pub fn run(args: DemoArgs) -> ExitCode {
+    if let Err(e) = check(&args) {
+        eprintln!("tokenkeeper demo: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tokenkeeper demo: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(demo(args)) {
+        Ok(summary) if summary.disconnects == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("tokenkeeper demo: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(args: &DemoArgs) -> anyhow::Result<()> {
+    if args.lead == 0 || args.lead >= args.token_ttl {
+        bail!(
+            "--lead {} must be at least 1 and shorter than --token-ttl {}",
+            args.lead,
+            args.token_ttl
+        );
+    }
+    if !(0.0..=0.9).contains(&args.fail_rate) {
+        bail!("--fail-rate {} must be between 0 and 0.9", args.fail_rate);
+    }
+    if args.latency_ms > 60_000 {
+        bail!("--latency-ms {} must be at most 60000", args.latency_ms);
+    }
+    Ok(())
+}
+
+/// The channel every session joins; session 0 owns (publishes) it.
+const CHANNEL: &str = "live-demo";
+
+/// What a session task reports to the view.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub session: usize,
+    pub note: Note,
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
+    let server = Server::start(ServerConfig {
+        token_ttl: Duration::from_secs(args.token_ttl),
+        room_warn_before: Duration::from_secs(args.lead),
+        // Generous per-user limit: the demo shows error handling, not throttling.
+        rate_limit: Some(RateLimit { per_sec: 50.0, burst: 100 }),
+        ..Default::default()
+    })
+    .await
+    .context("cannot start the reference backend")?;
+    let admin = server.admin();
+    let mut keys = Vec::new();
+    for i in 0..args.sessions as usize {
+        let id = if i == 0 { "host".to_owned() } else { format!("viewer-{i}") };
+        let user = admin
+            .create_user(NewUser { id: Some(id.clone()), ..Default::default() })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create user {id}: {}", e.message))?;
+        keys.push((id, user.uid, user.api_key));
+    }
+    admin
+        .create_stream(NewStream { channel: CHANNEL.into(), owner: "host".into() })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the stream: {}", e.message))?;
+    admin
+        .update_faults(FaultsUpdate {
+            error_rate: Some(args.fail_rate),
+            latency_ms: Some(args.latency_ms),
+            ..Default::default()
+        })
+        .map_err(|e| anyhow::anyhow!("cannot set the faults: {}", e.message))?;
+
+    let policy = Policy { renew_lead: Duration::from_secs(args.lead), ..Policy::default() };
+    let keeper = Keeper::builder().policy(policy).build().context("cannot build the keeper")?;
+    let clock = Arc::clone(keeper.clock());
+    let base = server.base_url();
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let endpoint = format!("{base}/api/v1/rtc/token");
+
+    let names: Vec<String> = keys.iter().map(|(id, _, _)| id.clone()).collect();
+    let mut view = View::new(&args, &names, &base, Arc::clone(&clock));
+    let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Report>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut sessions = Vec::new();
+    for (i, (id, uid, api_key)) in keys.into_iter().enumerate() {
+        let role = if i == 0 { "publisher" } else { "subscriber" };
+        let source = HttpSource::builder(&endpoint)
+            .json_body(json!({
+                "vendor": args.vendor.as_str(),
+                "channel": "{channel}",
+                "role": "{role}",
+                "ttl_secs": args.token_ttl,
+            }))
+            .auth(Arc::new(StaticAuth::bearer(&api_key)))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot configure the HTTP source: {e}"))?;
+        let spec = SessionSpec::new(CHANNEL, uid.to_string()).with_role(role);
+        let session = keeper.open_session(SessionConfig::new(spec), Arc::new(source));
+        sessions.push(session.clone());
+        let room_url = format!("{ws_base}/ws/rooms/{CHANNEL}");
+        let tx = report_tx.clone();
+        let stop = stop_rx.clone();
+        let _ = id;
+        tasks.push(tokio::spawn(run_session(i, session, room_url, tx, stop)));
+    }
+    drop(report_tx);
+
+    let deadline = tokio::time::sleep(Duration::from_secs(args.duration));
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = &mut deadline => break,
+            report = report_rx.recv() => match report {
+                Some(report) => view.note(report.session, report.note),
+                None => break,
+            },
+            _ = ticker.tick() => view.tick(&sessions),
+        }
+    }
+    let _ = stop_tx.send(true);
+    // Drain what the sessions report while they leave the room.
+    let drain = async {
+        while let Some(report) = report_rx.recv().await {
+            view.note(report.session, report.note);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    let stats = admin.stats();
+    let summary = summarize(&args, &sessions, &stats);
+    for session in &sessions {
+        session.close();
+    }
+    keeper.shutdown();
+    server.shutdown().await;
+    view.finish(&summary, &stats);
+    Ok(summary)
+}
+
+fn summarize(args: &DemoArgs, sessions: &[Session], stats: &Value) -> Summary {
+    let counters: Vec<_> = sessions.iter().map(Session::counters).collect();
+    let disconnects_by_reason = stats.get("disconnects").cloned().unwrap_or(Value::Null);
+    Summary {
+        sessions: sessions.len(),
+        vendor: args.vendor.as_str(),
+        duration_s: args.duration,
+        token_ttl_s: args.token_ttl,
+        lead_s: args.lead,
+        fail_rate: args.fail_rate,
+        latency_ms: args.latency_ms,
+        fetches: counters.iter().map(|c| c.fetches).sum(),
+        renewals: counters.iter().map(|c| c.renewals).sum(),
+        fetch_failures: counters.iter().map(|c| c.failures).sum(),
+        emergency_fetches: counters.iter().map(|c| c.emergency_fetches).sum(),
+        expired_ms: counters.iter().map(|c| c.expired_ms).sum(),
+        disconnects: disconnects_by_reason.get("token_expired").and_then(Value::as_u64).unwrap_or(0),
+        disconnects_by_reason,
+        room_renewals: stats.pointer("/room/renewals").and_then(Value::as_u64).unwrap_or(0),
+        errors_injected: stats.get("errors_injected").and_then(Value::as_u64).unwrap_or(0),
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One member: first token, join, then renew in-band on every `Issued` event until stopped.
+async fn run_session(
+    i: usize,
+    session: Session,
+    room_url: String,
+    tx: mpsc::UnboundedSender<Report>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let send = |note: Note| {
+        let _ = tx.send(Report { session: i, note });
+    };
+    let mut events = session.subscribe();
+    // `token()` reports a failed first attempt at once; the session keeps retrying by itself
+    // (the failures reach the view as events), so ask again until it has one or gives up.
+    let first = loop {
+        let attempt = tokio::select! {
+            first = session.token() => first,
+            _ = stop.changed() => return,
+        };
+        match attempt {
+            Ok(first) => break first,
+            Err(tokenkeeper::Error::RetryLater { retry_after, .. }) => {
+                let wait = retry_after.unwrap_or(Duration::from_millis(200));
+                tokio::select! {
+                    () = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            Err(e) => {
+                return send(Note::Fatal { what: "no first token".into(), detail: e.to_string() });
+            }
+        }
+    };
+    let mut socket: Socket = match tokio_tungstenite::connect_async(room_url.as_str()).await {
+        Ok((socket, _)) => socket,
+        Err(e) => return send(Note::Room { kind: "connect_failed".into(), detail: e.to_string() }),
+    };
+    let join = json!({"type": "join", "token": first.token.expose()}).to_string();
+    if socket.send(Message::text(join)).await.is_err() {
+        return send(Note::Room { kind: "connect_failed".into(), detail: "send failed".into() });
+    }
+    let mut last_sent = first.token.clone();
+    let mut in_room = true;
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match event.kind {
+                    EventKind::Issued { reason, expires_at_ms, fetch_latency, .. } => {
+                        send(Note::Issued { reason: reason.as_str(), expires_at_ms, latency: fetch_latency });
+                        if let Some(current) = session.current() {
+                            if in_room && current.token != last_sent {
+                                let renew = json!({"type": "renew", "token": current.token.expose()});
+                                if socket.send(Message::text(renew.to_string())).await.is_ok() {
+                                    last_sent = current.token;
+                                }
+                            }
+                        }
+                    }
+                    EventKind::FetchFailed { attempt, error, next_retry_at_ms, .. } => {
+                        send(Note::FetchFailed { attempt, detail: error.to_string(), next_retry_at_ms });
+                    }
+                    EventKind::WillExpire { .. } => send(Note::Renewing),
+                    EventKind::Expired { .. } => send(Note::Expired),
+                    EventKind::Revoked { reason } => {
+                        send(Note::Fatal { what: "revoked".into(), detail: reason });
+                    }
+                    EventKind::ReauthRequired { message } => {
+                        send(Note::Fatal { what: "re-auth required".into(), detail: message });
+                    }
+                    EventKind::Failed { error } => {
+                        send(Note::Fatal { what: "failed".into(), detail: error.to_string() });
+                    }
+                    _ => {}
+                }
+            }
+            message = socket.next(), if in_room => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let v: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                    let kind = v.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
+                    let detail = v
+                        .get("reason")
+                        .or_else(|| v.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    send(Note::Room { kind, detail });
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    in_room = false;
+                    let detail = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    send(Note::Room { kind: "closed".into(), detail });
+                }
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => {
+                    in_room = false;
+                    send(Note::Room { kind: "closed".into(), detail: "connection lost".into() });
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    if in_room {
+        let _ = socket.send(Message::text(json!({"type": "leave"}).to_string())).await;
+        let _ = socket.close(None).await;
+    }
+    send(Note::Left);
 }

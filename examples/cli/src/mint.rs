@@ -1,11 +1,247 @@
-//! `tokenkeeper mint`.
+//! `tokenkeeper mint`: server-side builders. Prints the token alone on stdout; bad input
+//! exits 2 with one line on stderr naming the setting and the fix.
+//!
+//! Without `--issue-ts/--salt/--ctime/--nonce/--iv` the clock and the OS CSPRNG are used;
+//! with them the output is reproducible.
 
+use std::io::Read;
 use std::process::ExitCode;
+
+use tokenkeeper::clock::{Clock, SystemClock};
+use tokenkeeper::mint::{agora, jwt, zego};
 
 /// What to mint.
 #[derive(Debug, clap::Subcommand)]
-pub enum MintCommand {}
+pub enum MintCommand {
+    /// Agora AccessToken2 (007) tokens.
+    #[command(subcommand)]
+    Agora(AgoraCommand),
+    /// A ZEGO Token04.
+    Zego(ZegoArgs),
+    /// An HS256 JWT with arbitrary claims.
+    Jwt(JwtArgs),
+}
+
+/// Agora token kinds.
+#[derive(Debug, clap::Subcommand)]
+pub enum AgoraCommand {
+    /// An RTC token (RtcTokenBuilder2 buildTokenWithUid / buildTokenWithUserAccount).
+    Rtc(RtcArgs),
+    /// Any 007 (or 006) token from a JSON spec shaped like `inputs` in
+    /// shared/vectors/agora_official.json.
+    Raw(RawArgs),
+}
+
+/// `mint agora rtc`.
+#[derive(Debug, clap::Args)]
+pub struct RtcArgs {
+    /// App id (32 hex characters).
+    #[arg(long, value_name = "A")]
+    pub app_id: String,
+    /// App certificate (32 hex characters).
+    #[arg(long, value_name = "C")]
+    pub app_certificate: String,
+    /// Channel name.
+    #[arg(long, value_name = "CH")]
+    pub channel: String,
+    /// Numeric uid (0 = any uid may join).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "account",
+        required_unless_present = "account"
+    )]
+    pub uid: Option<u32>,
+    /// String user account.
+    #[arg(long, value_name = "S")]
+    pub account: Option<String>,
+    /// Publisher (join + publish audio/video/data) or subscriber (join only).
+    #[arg(long, value_name = "ROLE", value_parser = ["publisher", "subscriber"])]
+    pub role: String,
+    /// Token lifetime in seconds after the issue time.
+    #[arg(long, value_name = "SECS")]
+    pub token_expire: u32,
+    /// Privilege lifetime in seconds after the issue time (default: the token lifetime).
+    #[arg(long, value_name = "SECS")]
+    pub privilege_expire: Option<u32>,
+    /// Issue time, unix seconds (default: now).
+    #[arg(long, value_name = "UNIX")]
+    pub issue_ts: Option<u32>,
+    /// Salt (default: random 1..=99999999).
+    #[arg(long, value_name = "N")]
+    pub salt: Option<u32>,
+}
+
+/// `mint agora raw`.
+#[derive(Debug, clap::Args)]
+pub struct RawArgs {
+    /// JSON spec file, or `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub spec: String,
+}
+
+/// `mint zego`.
+#[derive(Debug, clap::Args)]
+pub struct ZegoArgs {
+    /// Numeric AppID.
+    #[arg(long, value_name = "N")]
+    pub app_id: u32,
+    /// User id (1 to 64 bytes).
+    #[arg(long, value_name = "U")]
+    pub user_id: String,
+    /// ServerSecret: exactly 32 characters, used as raw bytes.
+    #[arg(long, value_name = "S")]
+    pub secret: String,
+    /// Lifetime in seconds (> 0).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    pub effective_time: i64,
+    /// Payload string, embedded verbatim (e.g. privilege JSON); default empty.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub payload: String,
+    /// Encryption: gcm (current) or cbc (legacy).
+    #[arg(long, value_name = "MODE", default_value = "gcm", value_parser = ["gcm", "cbc"])]
+    pub mode: String,
+    /// Creation time, unix seconds (default: now).
+    #[arg(long, value_name = "UNIX", allow_negative_numbers = true)]
+    pub ctime: Option<i64>,
+    /// JSON nonce (default: random).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub nonce: Option<i32>,
+    /// IV / GCM nonce as text (12 bytes for gcm, 16 for cbc; default: random).
+    #[arg(long, value_name = "TEXT", conflicts_with = "iv_hex")]
+    pub iv: Option<String>,
+    /// IV / GCM nonce as hex.
+    #[arg(long, value_name = "HEX")]
+    pub iv_hex: Option<String>,
+}
+
+/// `mint jwt`.
+#[derive(Debug, clap::Args)]
+pub struct JwtArgs {
+    /// HMAC key (shared secret).
+    #[arg(long, value_name = "K")]
+    pub key: String,
+    /// Claims as a JSON object, e.g. '{"room":"r1","exp":1700000000}'.
+    #[arg(long, value_name = "JSON")]
+    pub claims: String,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tokenkeeper mint: {msg}");
+    ExitCode::from(2)
+}
+
+fn now_unix() -> i64 {
+    SystemClock::new().now_unix_ms().div_euclid(1000)
+}
 
 pub fn run(command: MintCommand) -> ExitCode {
-    match command {}
+    let result = match command {
+        MintCommand::Agora(AgoraCommand::Rtc(a)) => mint_rtc(a),
+        MintCommand::Agora(AgoraCommand::Raw(a)) => mint_raw(a),
+        MintCommand::Zego(a) => mint_zego(a),
+        MintCommand::Jwt(a) => match serde_json::from_str::<serde_json::Value>(&a.claims) {
+            Ok(claims) => jwt::sign_hs256(a.key.as_bytes(), &claims).map_err(|e| e.to_string()),
+            Err(e) => Err(format!(
+                "--claims is not valid JSON ({e}): pass an object, e.g. '{{\"sub\":\"alice\",\"exp\":1700000000}}'"
+            )),
+        },
+    };
+    match result {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => fail(msg),
+    }
+}
+
+fn mint_rtc(a: RtcArgs) -> Result<String, String> {
+    let role = if a.role == "publisher" {
+        agora::RtcRole::Publisher
+    } else {
+        agora::RtcRole::Subscriber
+    };
+    let issue_ts = match a.issue_ts {
+        Some(t) => t,
+        None => u32::try_from(now_unix()).map_err(|_| {
+            "the system clock is outside the u32 range Agora uses: pass --issue-ts".to_owned()
+        })?,
+    };
+    let salt = a.salt.unwrap_or_else(agora::random_salt);
+    let privilege_expire = a.privilege_expire.unwrap_or(a.token_expire);
+    let account = match (a.uid, a.account) {
+        (Some(uid), _) => agora::uid_string(uid),
+        (None, Some(acc)) => acc,
+        (None, None) => return Err("pass --uid N or --account S".into()),
+    };
+    agora::build_rtc_token_with_account(
+        &a.app_id,
+        &a.app_certificate,
+        &a.channel,
+        &account,
+        role,
+        a.token_expire,
+        privilege_expire,
+        issue_ts,
+        salt,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn mint_raw(a: RawArgs) -> Result<String, String> {
+    let text = if a.spec == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .take(16 * 1024 * 1024)
+            .read_to_string(&mut s)
+            .map_err(|e| format!("could not read the spec from stdin: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(&a.spec)
+            .map_err(|e| format!("could not read --spec {}: {e}", a.spec))?
+    };
+    let spec: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "the spec is not valid JSON ({e}): see `inputs` in shared/vectors/agora_official.json"
+        )
+    })?;
+    agora::build_from_spec(&spec).map_err(|e| e.to_string())
+}
+
+fn mint_zego(a: ZegoArgs) -> Result<String, String> {
+    let mode = if a.mode == "cbc" {
+        zego::Token04Mode::Cbc
+    } else {
+        zego::Token04Mode::Gcm
+    };
+    let iv = match (a.iv, a.iv_hex) {
+        (Some(t), _) => t.into_bytes(),
+        (None, Some(h)) => hex_decode(&h)
+            .ok_or_else(|| "--iv-hex must be an even number of hex digits".to_owned())?,
+        (None, None) => zego::random_iv(mode),
+    };
+    zego::generate_token04(
+        a.app_id,
+        &a.user_id,
+        &a.secret,
+        a.effective_time,
+        &a.payload,
+        mode,
+        a.ctime.unwrap_or_else(now_unix),
+        a.nonce.unwrap_or_else(zego::random_nonce),
+        &iv,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

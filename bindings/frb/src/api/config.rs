@@ -1,0 +1,179 @@
+//! Configuration: the renewal policy and how a session is opened. Every field is optional and
+//! `null` means the core's documented default, so defaults are decided in one place (the core).
+
+use std::collections::HashMap;
+
+use tokenkeeper::lifecycle::{Policy, SessionConfig};
+use tokenkeeper::source::SessionSpec;
+
+use crate::api::error::TokenKeeperError;
+
+/// How sessions schedule renewals and retries. Leave a field `null` for its default.
+///
+/// Worked example with the defaults and a 10-minute token issued at 12:00:00: renewal starts
+/// between 12:09:27 and 12:09:30 (lead 30 s, up to 3 s of jitter earlier); a failed fetch is
+/// retried after about 1 s, 2 s, 4 s… paced to fit before expiry; a fetch silent for 10 s is
+/// abandoned and retried.
+///
+/// ```dart
+/// final keeper = TokenKeeper(policy: RenewalPolicy(renewLead: Duration(seconds: 60)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenewalPolicy {
+    /// Renew when the remaining lifetime is at most this. Default 30 s. Tokens whose whole
+    /// lifetime is at most twice this renew at half-life; tokens that arrive with less than this
+    /// left are refused as unusable (loop breaker).
+    pub renew_lead: Option<chrono::Duration>,
+    /// Renewal starts up to this much earlier, at random per token (capped at a tenth of the
+    /// lead), so many clients do not renew in the same millisecond. Default 3 s.
+    pub renew_jitter: Option<chrono::Duration>,
+    /// A fetch that takes longer is abandoned and retried. Default 10 s.
+    pub fetch_timeout: Option<chrono::Duration>,
+    /// First retry delay; doubles per failure (with jitter). Default 1 s.
+    pub backoff_initial: Option<chrono::Duration>,
+    /// Largest retry delay. Default 30 s.
+    pub backoff_max: Option<chrono::Duration>,
+    /// Smallest retry delay, even just before expiry. Default 250 ms.
+    pub min_retry_delay: Option<chrono::Duration>,
+    /// A server `Retry-After` longer than this is clamped to it. Default 1 h.
+    pub max_retry_after: Option<chrono::Duration>,
+    /// Renew earlier when recent renewals were slow or needed retries. Default `true`.
+    pub adaptive_lead: Option<bool>,
+    /// A token rejected (`tokenRejected()`) this soon after it arrived counts as "rejected at
+    /// once": refetched once, a second time is fatal (`ErrorKind.rejected`). Default 10 s.
+    pub fresh_rejection_window: Option<chrono::Duration>,
+    /// Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
+    pub assumed_lifetime: Option<chrono::Duration>,
+}
+
+impl RenewalPolicy {
+    /// Every field filled in with the core's default (for settings screens and QA tools).
+    ///
+    /// ```dart
+    /// final d = RenewalPolicy.defaults();
+    /// assert(d.renewLead == const Duration(seconds: 30));
+    /// ```
+    #[flutter_rust_bridge::frb(sync)]
+    pub fn defaults() -> RenewalPolicy {
+        let p = Policy::default();
+        let d = |d: std::time::Duration| chrono::Duration::from_std(d).ok();
+        RenewalPolicy {
+            renew_lead: d(p.renew_lead),
+            renew_jitter: d(p.renew_jitter),
+            fetch_timeout: d(p.fetch_timeout),
+            backoff_initial: d(p.backoff_initial),
+            backoff_max: d(p.backoff_max),
+            min_retry_delay: d(p.min_retry_delay),
+            max_retry_after: d(p.max_retry_after),
+            adaptive_lead: Some(p.adaptive_lead),
+            fresh_rejection_window: d(p.fresh_rejection_window),
+            assumed_lifetime: d(p.assumed_lifetime),
+        }
+    }
+
+    /// The core policy: each `None` keeps the default, each value must be a non-negative
+    /// duration.
+    pub(crate) fn to_core(&self) -> Result<Policy, TokenKeeperError> {
+        let mut p = Policy::default();
+        let set = |slot: &mut std::time::Duration, value: Option<chrono::Duration>, name: &str| {
+            if let Some(v) = value {
+                *slot = v.to_std().map_err(|_| {
+                    TokenKeeperError::misconfigured(
+                        name,
+                        format!(
+                            "misconfigured `{name}`: {v} is negative; use a positive Duration or leave it null for the default"
+                        ),
+                    )
+                })?;
+            }
+            Ok::<(), TokenKeeperError>(())
+        };
+        set(&mut p.renew_lead, self.renew_lead, "renewLead")?;
+        set(&mut p.renew_jitter, self.renew_jitter, "renewJitter")?;
+        set(&mut p.fetch_timeout, self.fetch_timeout, "fetchTimeout")?;
+        set(
+            &mut p.backoff_initial,
+            self.backoff_initial,
+            "backoffInitial",
+        )?;
+        set(&mut p.backoff_max, self.backoff_max, "backoffMax")?;
+        set(
+            &mut p.min_retry_delay,
+            self.min_retry_delay,
+            "minRetryDelay",
+        )?;
+        set(
+            &mut p.max_retry_after,
+            self.max_retry_after,
+            "maxRetryAfter",
+        )?;
+        set(
+            &mut p.fresh_rejection_window,
+            self.fresh_rejection_window,
+            "freshRejectionWindow",
+        )?;
+        set(
+            &mut p.assumed_lifetime,
+            self.assumed_lifetime,
+            "assumedLifetime",
+        )?;
+        if let Some(adaptive) = self.adaptive_lead {
+            p.adaptive_lead = adaptive;
+        }
+        if p.fetch_timeout.is_zero() {
+            return Err(TokenKeeperError::misconfigured(
+                "fetchTimeout",
+                "misconfigured `fetchTimeout`: zero would abandon every fetch at once; use a positive Duration (default 10 s)",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// What a session is for and how it runs.
+///
+/// ```dart
+/// final options = SessionOptions(channel: 'live-42', user: '1001', role: 'publisher');
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionOptions {
+    /// Channel (Agora), room (ZEGO) or audience the token is for. Passed to your token source.
+    pub channel: String,
+    /// User id or account (Agora uid as text, ZEGO user id, JWT subject).
+    pub user: String,
+    /// Role, e.g. `publisher` or `subscriber`; `null` lets the backend decide.
+    pub role: Option<String>,
+    /// Extra non-secret parameters passed through to your token source. Default empty.
+    pub params: Option<HashMap<String, String>>,
+    /// Key of this session's credentials (e.g. refresh token) in the keeper's credential store;
+    /// `null` keeps rotated credentials in memory only.
+    pub credentials_key: Option<String>,
+    /// Overrides the keeper's policy for this session; `null` uses the keeper's.
+    pub policy: Option<RenewalPolicy>,
+    /// Fetch the first token right away instead of on the first `token()` call. Default `false`.
+    pub prefetch: Option<bool>,
+}
+
+impl SessionOptions {
+    pub(crate) fn to_core(&self) -> Result<SessionConfig, TokenKeeperError> {
+        if self.channel.is_empty() {
+            return Err(TokenKeeperError::misconfigured(
+                "channel",
+                "misconfigured `channel`: it is empty; pass the channel or room name the token is for",
+            ));
+        }
+        let mut spec = SessionSpec::new(self.channel.clone(), self.user.clone());
+        spec.role = self.role.clone();
+        if let Some(params) = &self.params {
+            spec.params = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+        let mut config = SessionConfig::new(spec).with_prefetch(self.prefetch.unwrap_or(false));
+        if let Some(key) = &self.credentials_key {
+            config = config.with_credentials_key(key.clone());
+        }
+        if let Some(policy) = &self.policy {
+            config = config.with_policy(policy.to_core()?);
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,174 @@
+//! Typed errors: what the backend (or the app) said, as the `ErrorKind` Dart switches on.
+
+use tokenkeeper_frb::api::config::{RenewalPolicy, SessionOptions};
+use tokenkeeper_frb::api::error::ErrorKind;
+use tokenkeeper_frb::api::events::SessionState;
+use tokenkeeper_frb::api::inspect::inspect;
+use tokenkeeper_frb::api::keeper::TokenKeeper;
+use tokenkeeper_server::FaultsUpdate;
+use tokenkeeper_server::admin::{NewStream, NewUser};
+
+use crate::support::Backend;
+
+fn options(channel: &str, user: &str, role: &str) -> SessionOptions {
+    SessionOptions {
+        channel: channel.into(),
+        user: user.into(),
+        role: Some(role.into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_refusals_map_to_what_the_app_should_do() {
+    let backend = Backend::start().await;
+    let admin = backend.server.admin();
+    let bob = admin
+        .create_user(NewUser {
+            id: Some("bob".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin
+        .create_stream(NewStream {
+            channel: "live-2".into(),
+            owner: "bob".into(),
+        })
+        .await
+        .unwrap();
+    let keeper = TokenKeeper::new(None).unwrap();
+
+    // 401: unknown API key → sign in again.
+    let source = backend.source("tku_not-a-key", "agora", 600);
+    let session = keeper
+        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .unwrap();
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ReauthRequired);
+    assert!(e.message.contains("401"), "{}", e.message);
+    assert_eq!(session.state(), SessionState::Failed);
+
+    // 403: bob may not publish alice's stream → forbidden, surfaced as revoked (stop, tell the user).
+    let source = backend.source(&bob.api_key, "agora", 600);
+    let session = keeper
+        .open_session(options("live-1", "bob", "publisher"), source.callback())
+        .unwrap();
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Revoked);
+    assert!(e.message.contains("not_owner"), "{}", e.message);
+
+    // 404: the stream ended → revoked.
+    admin.end_stream("live-2").await.unwrap();
+    let session = keeper
+        .open_session(options("live-2", "bob", "publisher"), source.callback())
+        .unwrap();
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Revoked);
+    assert!(e.message.contains("stream_ended"), "{}", e.message);
+
+    // 400: a role the backend does not know → misconfigured, naming the setting.
+    let source = backend.source(&backend.owner.api_key, "agora", 600);
+    let session = keeper
+        .open_session(options("live-1", "alice", "emperor"), source.callback())
+        .unwrap();
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured);
+    assert_eq!(e.setting.as_deref(), Some("role"));
+    assert_eq!(session.state(), SessionState::Failed);
+    assert_eq!(
+        source.requests.lock().len(),
+        1,
+        "fatal errors are not retried"
+    );
+    backend.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retry_later_and_the_session_recovers_by_itself() {
+    let backend = Backend::start().await;
+    let admin = backend.server.admin();
+    admin
+        .update_faults(FaultsUpdate {
+            error_rate: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
+    let source = backend.source(&backend.owner.api_key, "agora", 600);
+    let keeper = TokenKeeper::new(None).unwrap();
+    let session = keeper
+        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .unwrap();
+
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::RetryLater);
+    assert!(e.message.contains("HTTP 50"), "{}", e.message);
+    assert_eq!(session.state(), SessionState::Fetching);
+    assert!(session.counters().failures >= 1);
+
+    admin
+        .update_faults(FaultsUpdate {
+            error_rate: Some(0.0),
+            ..Default::default()
+        })
+        .unwrap();
+    // The session retries on its own backoff; token() waits for (or shares) the next attempt.
+    let mut issued = None;
+    for _ in 0..20 {
+        match session.token().await {
+            Ok(t) => {
+                issued = Some(t);
+                break;
+            }
+            Err(e) => assert_eq!(e.kind, ErrorKind::RetryLater),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let issued = issued.expect("a token once the backend recovers");
+    assert!(issued.token.starts_with("007"));
+    assert!(source.requests.lock().len() >= 2);
+    assert!(source.requests.lock().last().unwrap().attempt >= 2);
+    backend.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_sessions_and_bad_configuration_fail_with_their_own_kinds() {
+    let backend = Backend::start().await;
+    let source = backend.source(&backend.owner.api_key, "agora", 600);
+
+    let e = TokenKeeper::new(Some(RenewalPolicy {
+        renew_lead: Some(chrono::Duration::seconds(-5)),
+        ..Default::default()
+    }))
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured);
+    assert_eq!(e.setting.as_deref(), Some("renewLead"));
+
+    let keeper = TokenKeeper::new(None).unwrap();
+    let e = keeper
+        .open_session(options("", "alice", "publisher"), source.callback())
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured);
+    assert_eq!(e.setting.as_deref(), Some("channel"));
+
+    let session = keeper
+        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .unwrap();
+    session.close();
+    assert_eq!(session.state(), SessionState::Closed);
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Closed);
+    assert!(source.requests.lock().is_empty());
+
+    let e = inspect("007not-base64!!".into()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidToken);
+    assert!(
+        !e.message.contains("not-base64"),
+        "no token text in messages: {}",
+        e.message
+    );
+    let e = inspect(String::new()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidToken);
+    assert!(e.message.contains("empty"), "{}", e.message);
+    backend.server.shutdown().await;
+}

@@ -1,0 +1,163 @@
+//! First token, forced renewal and scheduled renewal through `TokenKeeper`/`TokenSession`.
+
+use tokenkeeper_frb::api::config::{RenewalPolicy, SessionOptions};
+use tokenkeeper_frb::api::events::{SessionEventKind, SessionState};
+use tokenkeeper_frb::api::inspect::{TokenFormat, inspect};
+use tokenkeeper_frb::api::keeper::TokenKeeper;
+use tokenkeeper_frb::api::source::FetchReason;
+
+use crate::support::{Backend, channel_sink, next_event};
+
+fn options(backend: &Backend) -> SessionOptions {
+    SessionOptions {
+        channel: backend.channel.clone(),
+        user: backend.owner.id.clone(),
+        role: Some("publisher".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_token_is_fetched_through_the_dart_source_on_first_use() {
+    let backend = Backend::start().await;
+    let source = backend.source(&backend.owner.api_key, "agora", 600);
+    let keeper = TokenKeeper::new(None).unwrap();
+    let session = keeper
+        .open_session(options(&backend), source.callback())
+        .unwrap();
+
+    assert_eq!(session.state(), SessionState::Idle);
+    assert!(session.current().is_none());
+    assert!(
+        source.requests.lock().is_empty(),
+        "nothing is fetched before the first token()"
+    );
+
+    let issued = session.token().await.unwrap();
+    assert_eq!(issued.reason, FetchReason::Initial);
+    let info = inspect(issued.token.clone()).unwrap();
+    assert_eq!(info.format, TokenFormat::Agora007);
+    assert_eq!(info.channel.as_deref(), Some("live-1"));
+    assert_eq!(
+        info.user.as_deref(),
+        Some(backend.owner.uid.to_string().as_str())
+    );
+    // The token lives 600 s, and the session schedules against the token's own expiry (moved
+    // into the device clock by the server-time correction: at most the loopback latency).
+    assert_eq!(
+        (info.expires_at.unwrap() - info.issued_at.unwrap()).num_seconds(),
+        600
+    );
+    let skew = (issued.expires_at - info.expires_at.unwrap()).num_milliseconds();
+    assert!(
+        skew.abs() < 1_000,
+        "session expiry differs from the token's by {skew} ms"
+    );
+
+    let requests = source.requests.lock().clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].reason, FetchReason::Initial);
+    assert_eq!(requests[0].channel, "live-1");
+    assert_eq!(requests[0].user, "alice");
+    assert_eq!(requests[0].role.as_deref(), Some("publisher"));
+    assert_eq!(requests[0].attempt, 1);
+    assert_eq!(requests[0].previous_token, None);
+
+    assert_eq!(session.state(), SessionState::Valid);
+    assert_eq!(session.current().as_ref(), Some(&issued));
+    assert_eq!(session.channel(), "live-1");
+    assert_eq!(session.user(), "alice");
+    let counters = session.counters();
+    assert_eq!(
+        (counters.fetches, counters.renewals, counters.failures),
+        (1, 0, 0)
+    );
+    assert_eq!(keeper.session_count(), 1);
+
+    // A second token() call is served from the cache: no second request to the backend.
+    let again = session.token().await.unwrap();
+    assert_eq!(again, issued);
+    assert_eq!(source.requests.lock().len(), 1);
+    backend.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_renewal_fetches_a_new_token_and_passes_the_old_one() {
+    let backend = Backend::start().await;
+    let source = backend.source(&backend.owner.api_key, "agora", 600);
+    let keeper = TokenKeeper::new(None).unwrap();
+    let session = keeper
+        .open_session(options(&backend), source.callback())
+        .unwrap();
+    let first = session.token().await.unwrap();
+
+    let renewed = session.renew_token().await.unwrap();
+    assert_eq!(renewed.reason, FetchReason::Forced);
+    assert_ne!(
+        renewed.token, first.token,
+        "a renewal hands out a different token"
+    );
+    let (old, new) = (
+        inspect(first.token.clone()).unwrap(),
+        inspect(renewed.token.clone()).unwrap(),
+    );
+    assert!(
+        new.expires_at >= old.expires_at,
+        "the new token lives at least as long"
+    );
+    assert_eq!(session.current().as_ref(), Some(&renewed));
+
+    let requests = source.requests.lock().clone();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].reason, FetchReason::Forced);
+    assert_eq!(
+        requests[1].previous_token.as_deref(),
+        Some(first.token.as_str())
+    );
+    let counters = session.counters();
+    assert_eq!((counters.fetches, counters.renewals), (2, 1));
+    backend.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_token_is_renewed_before_it_expires_without_being_asked() {
+    let backend = Backend::start().await;
+    // 3 s tokens with a 1 s renewal lead: the session renews about 2 s after issue, by itself.
+    let source = backend.source(&backend.owner.api_key, "agora", 3);
+    let policy = RenewalPolicy {
+        renew_lead: Some(chrono::Duration::seconds(1)),
+        ..Default::default()
+    };
+    let keeper = TokenKeeper::new(Some(policy)).unwrap();
+    let session = keeper
+        .open_session(options(&backend), source.callback())
+        .unwrap();
+    let (sink, mut events) = channel_sink();
+    session.events_into(sink);
+
+    let first = session.token().await.unwrap();
+    let issued_first = next_event(&mut events).await;
+    assert_eq!(issued_first.kind, SessionEventKind::Issued);
+    assert_eq!(issued_first.reason, Some(FetchReason::Initial));
+
+    let will_expire = next_event(&mut events).await;
+    assert_eq!(will_expire.kind, SessionEventKind::WillExpire);
+    assert_eq!(will_expire.expires_at, Some(first.expires_at));
+    let scheduled = next_event(&mut events).await;
+    assert_eq!(scheduled.kind, SessionEventKind::Issued);
+    assert_eq!(scheduled.reason, Some(FetchReason::Scheduled));
+    assert!(
+        scheduled.at < first.expires_at,
+        "renewed at {} but the first token expired at {}",
+        scheduled.at,
+        first.expires_at
+    );
+    let current = session.current().expect("a valid token after the renewal");
+    assert_ne!(current.token, first.token);
+    assert_eq!(current.reason, FetchReason::Scheduled);
+    assert_eq!(Some(current.expires_at), scheduled.expires_at);
+    assert_eq!(source.requests.lock()[1].reason, FetchReason::Scheduled);
+    assert_eq!(session.counters().renewals, 1);
+    session.close();
+    backend.server.shutdown().await;
+}

@@ -1,0 +1,283 @@
+//! What the host app supplies: its own token source and credential store (foreign traits), and
+//! the adapters that plug them into the core.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenkeeper::source as core;
+use tokenkeeper::store as core_store;
+
+use crate::error::TokenKeeperError;
+
+/// Why the SDK asks for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum FetchReason {
+    /// First token of the session.
+    Initial,
+    /// Planned renewal before expiry.
+    Scheduled,
+    /// The token already expired (or the engine said so).
+    Emergency,
+    /// The app called `renewToken()`.
+    Forced,
+    /// A server rejected the current token.
+    Rejected,
+}
+
+impl From<core::FetchReason> for FetchReason {
+    fn from(r: core::FetchReason) -> Self {
+        match r {
+            core::FetchReason::Initial => Self::Initial,
+            core::FetchReason::Scheduled => Self::Scheduled,
+            core::FetchReason::Emergency => Self::Emergency,
+            core::FetchReason::Forced => Self::Forced,
+            core::FetchReason::Rejected => Self::Rejected,
+        }
+    }
+}
+
+/// What a session is for: channel/room, user, role and extra backend parameters (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SessionSpec {
+    /// Channel (Agora), room (ZEGO) or audience.
+    pub channel: String,
+    /// User id or account (Agora uid as text, ZEGO user id).
+    pub user: String,
+    /// Role such as `publisher`/`subscriber`. Default: none (the backend decides).
+    #[uniffi(default = None)]
+    pub role: Option<String>,
+    /// Extra non-secret parameters passed to the token source. Default: empty.
+    #[uniffi(default)]
+    pub params: HashMap<String, String>,
+}
+
+impl From<SessionSpec> for core::SessionSpec {
+    fn from(s: SessionSpec) -> Self {
+        Self {
+            channel: s.channel,
+            user: s.user,
+            role: s.role,
+            params: s.params.into_iter().collect(),
+        }
+    }
+}
+
+impl From<&core::SessionSpec> for SessionSpec {
+    fn from(s: &core::SessionSpec) -> Self {
+        Self {
+            channel: s.channel.clone(),
+            user: s.user.clone(),
+            role: s.role.clone(),
+            params: s
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// One request from the SDK to a host [`TokenSource`].
+#[derive(Clone, uniffi::Record)]
+pub struct FetchRequest {
+    /// Why the token is needed.
+    pub reason: FetchReason,
+    /// Which session it is for.
+    pub session: SessionSpec,
+    /// 1 for the first attempt, 2 for the first retry, …
+    pub attempt: u32,
+    /// The stored credentials (e.g. a refresh token) for this session, if any. Secret.
+    pub credentials: Option<String>,
+    /// The token being replaced, if any. Secret.
+    pub previous_token: Option<String>,
+    /// The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
+    pub timeout_ms: u64,
+}
+
+impl fmt::Debug for FetchRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchRequest")
+            .field("reason", &self.reason)
+            .field("session", &self.session)
+            .field("attempt", &self.attempt)
+            .field("credentials", &self.credentials.as_ref().map(|c| c.len()))
+            .field(
+                "previous_token",
+                &self.previous_token.as_ref().map(|t| t.len()),
+            )
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl From<core::FetchRequest> for FetchRequest {
+    fn from(r: core::FetchRequest) -> Self {
+        Self {
+            reason: r.reason.into(),
+            session: r.session.as_ref().into(),
+            attempt: r.attempt,
+            credentials: r.credentials.map(|c| c.expose().to_owned()),
+            previous_token: r.previous.map(|t| t.expose().to_owned()),
+            timeout_ms: u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
+///
+/// Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
+/// `expires_in_ms` after the response. All hints default to none.
+#[derive(Clone, uniffi::Record)]
+pub struct FetchedToken {
+    /// The access token. Secret.
+    pub token: String,
+    /// Absolute expiry, server clock, unix milliseconds.
+    #[uniffi(default = None)]
+    pub expires_at_ms: Option<i64>,
+    /// Lifetime from the response, milliseconds (OAuth `expires_in` × 1000).
+    #[uniffi(default = None)]
+    pub expires_in_ms: Option<u64>,
+    /// Issue time, server clock, unix milliseconds.
+    #[uniffi(default = None)]
+    pub issued_at_ms: Option<i64>,
+    /// The server's current time (HTTP `Date`, a `serverTime` field), unix milliseconds; corrects
+    /// device clock skew.
+    #[uniffi(default = None)]
+    pub server_time_ms: Option<i64>,
+    /// New long-lived credentials (a rotated refresh token), saved to the credential store
+    /// before the token is handed out. Secret.
+    #[uniffi(default = None)]
+    pub rotated_credentials: Option<String>,
+}
+
+impl fmt::Debug for FetchedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchedToken")
+            .field("token", &core::Token::new(self.token.as_str()))
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("expires_in_ms", &self.expires_in_ms)
+            .field("issued_at_ms", &self.issued_at_ms)
+            .field("server_time_ms", &self.server_time_ms)
+            .field(
+                "rotated_credentials",
+                &self.rotated_credentials.as_ref().map(|c| c.len()),
+            )
+            .finish()
+    }
+}
+
+impl From<FetchedToken> for core::FetchedToken {
+    fn from(t: FetchedToken) -> Self {
+        Self {
+            token: core::Token::new(t.token),
+            expires_at_ms: t.expires_at_ms,
+            expires_in: t.expires_in_ms.map(Duration::from_millis),
+            issued_at_ms: t.issued_at_ms,
+            server_time_ms: t.server_time_ms,
+            rotated: t.rotated_credentials.map(core::Credentials::new),
+        }
+    }
+}
+
+/// A token source implemented by the host app: fetch the token from your backend with your own
+/// HTTP stack and auth (OkHttp, URLSession, …).
+///
+/// Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
+/// `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
+/// [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
+/// other exception counts as a temporary failure.
+///
+/// The SDK calls `fetch` at most once at a time per session.
+#[uniffi::export(foreign)]
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync {
+    /// Fetches a fresh token for `request.session`.
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchedToken, TokenKeeperError>;
+}
+
+/// Plugs a host [`TokenSource`] into the core.
+pub(crate) struct HostSource(pub(crate) Arc<dyn TokenSource>);
+
+impl fmt::Debug for HostSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostSource")
+    }
+}
+
+#[async_trait::async_trait]
+impl core::TokenSource for HostSource {
+    async fn fetch(
+        &self,
+        request: core::FetchRequest,
+    ) -> Result<core::FetchedToken, core::SourceError> {
+        Ok(self.0.fetch(request.into()).await?.into())
+    }
+}
+
+/// Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
+/// over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+///
+/// Called from SDK worker threads (never the UI thread). A thrown error means the operation did
+/// not happen: a failed `save` stops the SDK from handing out the token that came with the
+/// rotated credentials.
+#[uniffi::export(foreign)]
+pub trait CredentialStore: Send + Sync {
+    /// The value stored under `key`, or null when there is none.
+    fn load(&self, key: String) -> Result<Option<String>, TokenKeeperError>;
+    /// Stores (replaces) `value` under `key`.
+    fn save(&self, key: String, value: String) -> Result<(), TokenKeeperError>;
+    /// Removes `key` (no error when absent).
+    fn delete(&self, key: String) -> Result<(), TokenKeeperError>;
+}
+
+/// Plugs a host [`CredentialStore`] into the core. The host's calls are blocking (Keychain and
+/// Keystore APIs are synchronous), so they run on the runtime's blocking pool.
+pub(crate) struct HostStore(pub(crate) Arc<dyn CredentialStore>);
+
+impl fmt::Debug for HostStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostStore")
+    }
+}
+
+impl HostStore {
+    async fn call<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn CredentialStore) -> Result<T, TokenKeeperError> + Send + 'static,
+    ) -> Result<T, core_store::StoreError> {
+        let host = Arc::clone(&self.0);
+        match tokio::task::spawn_blocking(move || op(host.as_ref())).await {
+            Ok(result) => result.map_err(|e| core_store::StoreError::new(e.to_string())),
+            Err(_) => Err(core_store::StoreError::new(
+                "the host credential store panicked or was cancelled",
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl core_store::CredentialStore for HostStore {
+    async fn load(&self, key: &str) -> Result<Option<core::Credentials>, core_store::StoreError> {
+        let key = key.to_owned();
+        Ok(self
+            .call(move |s| s.load(key))
+            .await?
+            .map(core::Credentials::new))
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        credentials: &core::Credentials,
+    ) -> Result<(), core_store::StoreError> {
+        let (key, value) = (key.to_owned(), credentials.expose().to_owned());
+        self.call(move |s| s.save(key, value)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), core_store::StoreError> {
+        let key = key.to_owned();
+        self.call(move |s| s.delete(key)).await
+    }
+}

@@ -1,0 +1,138 @@
+//! The built-in HTTP token source (cargo feature `http`, on by default), configured from the
+//! host: point it at your backend's token endpoint and describe the request and response.
+//!
+//! The record exists in every build so the generated bindings are the same; a library built
+//! without the feature answers `Misconfigured` when asked for an HTTP session.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::error::TokenKeeperError;
+
+/// How the built-in HTTP source asks your backend for a token.
+///
+/// Placeholders `{channel}`, `{user}`, `{user:int}`, `{role}` and `{param:NAME}` in the
+/// endpoint and body are filled from the session. The response is read as JSON: by default the
+/// token at `/token` (or `/accessToken`, `/access_token`) and its lifetime at `/expiresAt`,
+/// `/expiresIn`, `/serverTime` (or the HTTP `Date` header).
+///
+/// # Example (Kotlin)
+/// ```kotlin
+/// val http = HttpSourceConfig(
+///     endpoint = "https://api.example.com/rtc/token",
+///     bearer = userSessionToken,
+///     jsonBody = """{"channelName":"{channel}","uid":"{user:int}","role":"{role}"}""",
+///     responsePrefix = "/data",
+/// )
+/// val session = keeper.openHttpSession(SessionConfig(SessionSpec("live-42", "1001")), http)
+/// ```
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpSourceConfig {
+    /// The token endpoint URL (https in production).
+    pub endpoint: String,
+    /// HTTP method. Default `POST`.
+    #[uniffi(default = "POST")]
+    pub method: String,
+    /// Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential). Secret.
+    /// Default: no auth header.
+    #[uniffi(default = None)]
+    pub bearer: Option<String>,
+    /// Fixed extra headers (never logged). Default: none.
+    #[uniffi(default)]
+    pub headers: HashMap<String, String>,
+    /// JSON body template. Default
+    /// `{"channel":"{channel}","user":"{user}","role":"{role}"}`.
+    #[uniffi(default = None)]
+    pub json_body: Option<String>,
+    /// JSON pointer of the object holding the token fields, e.g. `/data` for
+    /// `{"data":{"token":…}}`. Default: the top level.
+    #[uniffi(default = None)]
+    pub response_prefix: Option<String>,
+    /// JSON pointer of the token when it is not one of the conventional names. Default: none.
+    #[uniffi(default = None)]
+    pub token_pointer: Option<String>,
+    /// JSON pointer of the absolute expiry (ISO-8601 or unix seconds/ms). Default: none.
+    #[uniffi(default = None)]
+    pub expires_at_pointer: Option<String>,
+    /// JSON pointer of the lifetime in seconds. Default: none.
+    #[uniffi(default = None)]
+    pub expires_in_pointer: Option<String>,
+}
+
+impl fmt::Debug for HttpSourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut header_names: Vec<&String> = self.headers.keys().collect();
+        header_names.sort();
+        f.debug_struct("HttpSourceConfig")
+            .field("endpoint", &self.endpoint)
+            .field("method", &self.method)
+            .field(
+                "bearer",
+                &self.bearer.as_ref().map(|b| format!("len {}", b.len())),
+            )
+            .field("headers", &header_names)
+            .field("json_body", &self.json_body)
+            .field("response_prefix", &self.response_prefix)
+            .field("token_pointer", &self.token_pointer)
+            .field("expires_at_pointer", &self.expires_at_pointer)
+            .field("expires_in_pointer", &self.expires_in_pointer)
+            .finish()
+    }
+}
+
+#[cfg(feature = "http")]
+pub(crate) fn build(
+    config: HttpSourceConfig,
+) -> Result<std::sync::Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
+    use std::sync::Arc;
+    use tokenkeeper::sources::{HttpSource, ResponseMapping, StaticAuth};
+
+    let misconfigured = |setting: &str, message: String| TokenKeeperError::Misconfigured {
+        reason: format!("`{setting}`: {message}"),
+    };
+    let method = reqwest::Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| {
+            misconfigured(
+                "method",
+                format!("`{}` is not an HTTP method", config.method),
+            )
+        })?;
+    let mut builder = HttpSource::builder(&config.endpoint).method(method);
+    if let Some(bearer) = &config.bearer {
+        builder = builder.auth(Arc::new(StaticAuth::bearer(bearer)));
+    }
+    for (name, value) in &config.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = &config.json_body {
+        let template = serde_json::from_str(body)
+            .map_err(|e| misconfigured("json_body", format!("not valid JSON: {e}")))?;
+        builder = builder.json_body(template);
+    }
+    let mut mapping = ResponseMapping::under(config.response_prefix.as_deref().unwrap_or(""));
+    if let Some(p) = &config.token_pointer {
+        mapping = mapping.token(p);
+    }
+    if let Some(p) = &config.expires_at_pointer {
+        mapping = mapping.expires_at(p);
+    }
+    if let Some(p) = &config.expires_in_pointer {
+        mapping = mapping.expires_in(p);
+    }
+    let source = builder
+        .response(mapping)
+        .build()
+        .map_err(|e| TokenKeeperError::from(tokenkeeper::error::Error::from_source(&e)))?;
+    Ok(Arc::new(source))
+}
+
+#[cfg(not(feature = "http"))]
+pub(crate) fn build(
+    _config: HttpSourceConfig,
+) -> Result<std::sync::Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
+    Err(TokenKeeperError::Misconfigured {
+        reason: "this library was built without the built-in HTTP source (cargo feature `http`); \
+                 supply a TokenSource from the app instead"
+            .into(),
+    })
+}

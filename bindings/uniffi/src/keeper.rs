@@ -1,0 +1,293 @@
+//! The two objects apps hold: [`Keeper`] (one per app) and [`Session`] (one per token).
+//! Every method is a one-line delegate to the core; async ones run on the SDK runtime.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokenkeeper::lifecycle as core;
+
+use crate::config::{PolicyConfig, SessionConfig};
+use crate::error::TokenKeeperError;
+use crate::events::{
+    Counters, EventListener, EventSubscription, HostListener, ListenerRegistration, ListenerTarget,
+    SessionState,
+};
+use crate::host::{CredentialStore, FetchReason, HostSource, HostStore, SessionSpec, TokenSource};
+use crate::http::HttpSourceConfig;
+use crate::runtime;
+
+/// A token the session accepted.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IssuedToken {
+    /// The token to hand to the RTC engine. Secret: never log it.
+    pub token: String,
+    /// When it expires (device wall clock, unix ms, corrected for server clock skew).
+    pub expires_at_ms: i64,
+    /// When the session received it (unix ms).
+    pub received_at_ms: i64,
+    /// Why it was fetched.
+    pub reason: FetchReason,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field(
+                "token",
+                &tokenkeeper::source::Token::new(self.token.as_str()),
+            )
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("received_at_ms", &self.received_at_ms)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl From<core::IssuedToken> for IssuedToken {
+    fn from(t: core::IssuedToken) -> Self {
+        Self {
+            token: t.token.expose().to_owned(),
+            expires_at_ms: t.expires_at_ms,
+            received_at_ms: t.received_at_ms,
+            reason: t.reason.into(),
+        }
+    }
+}
+
+fn issued(
+    r: Result<core::IssuedToken, tokenkeeper::error::Error>,
+) -> Result<IssuedToken, TokenKeeperError> {
+    r.map(Into::into).map_err(Into::into)
+}
+
+/// One per app: opens sessions and takes app-wide signals (resumed, network back).
+///
+/// # Example (Kotlin)
+/// ```kotlin
+/// val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
+/// val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
+/// engine.joinChannel(session.token().token, "live-42", 1001, options)
+/// ```
+#[derive(uniffi::Object)]
+pub struct Keeper {
+    inner: core::Keeper,
+}
+
+impl fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[uniffi::export]
+impl Keeper {
+    /// Creates a keeper. `policy`: the default for its sessions (default: `PolicyConfig()`).
+    /// `credential_store`: where rotated credentials are saved and loaded (default: memory only).
+    ///
+    /// # Errors
+    /// [`TokenKeeperError::Internal`] when the SDK runtime cannot start.
+    #[uniffi::constructor(default(policy = None, credential_store = None))]
+    pub fn new(
+        policy: Option<PolicyConfig>,
+        credential_store: Option<Arc<dyn CredentialStore>>,
+    ) -> Result<Arc<Self>, TokenKeeperError> {
+        let mut builder = core::Keeper::builder().runtime(runtime::runtime()?.handle().clone());
+        if let Some(policy) = policy {
+            builder = builder.policy(policy.into());
+        }
+        if let Some(store) = credential_store {
+            builder = builder.store(Arc::new(HostStore(store)));
+        }
+        Ok(Arc::new(Self {
+            inner: builder.build()?,
+        }))
+    }
+
+    /// Opens a session that gets its tokens from the host's `source`. Nothing is fetched before
+    /// the first `token()` (unless `config.prefetch`).
+    pub fn open_session(
+        &self,
+        config: SessionConfig,
+        source: Arc<dyn TokenSource>,
+    ) -> Arc<Session> {
+        Session::wrap(
+            self.inner
+                .open_session(config.into(), Arc::new(HostSource(source))),
+        )
+    }
+
+    /// Opens a session that gets its tokens from the built-in HTTP source (your backend's token
+    /// endpoint, see [`HttpSourceConfig`]).
+    ///
+    /// # Errors
+    /// [`TokenKeeperError::Misconfigured`] naming the setting (bad URL, placeholder, pointer or
+    /// JSON body), or when the library was built without the `http` feature.
+    pub fn open_http_session(
+        &self,
+        config: SessionConfig,
+        http: HttpSourceConfig,
+    ) -> Result<Arc<Session>, TokenKeeperError> {
+        Ok(Session::wrap(
+            self.inner
+                .open_session(config.into(), crate::http::build(http)?),
+        ))
+    }
+
+    /// The app came to the foreground (or the device woke): sessions re-check their deadlines
+    /// at once. Call from `onResume` / `sceneWillEnterForeground`.
+    pub fn resumed(&self) {
+        self.inner.resumed();
+    }
+
+    /// Connectivity came back: pending retries run now.
+    pub fn network_available(&self) {
+        self.inner.network_available();
+    }
+
+    /// Closes every session. Also done when the keeper is released.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> u64 {
+        self.inner.session_count() as u64
+    }
+
+    /// Calls `listener` for every event of every session of this keeper.
+    pub fn add_listener(
+        self: Arc<Self>,
+        listener: Arc<dyn EventListener>,
+    ) -> Arc<ListenerRegistration> {
+        let id = self.inner.add_listener(Arc::new(HostListener(listener)));
+        Arc::new(ListenerRegistration {
+            target: ListenerTarget::Keeper(Arc::downgrade(&self)),
+            id,
+        })
+    }
+
+    /// Events of every session from now on.
+    pub fn subscribe(&self) -> Arc<EventSubscription> {
+        EventSubscription::new(self.inner.subscribe())
+    }
+}
+
+impl Keeper {
+    pub(crate) fn remove_listener(&self, id: core::ListenerId) -> bool {
+        self.inner.remove_listener(id)
+    }
+}
+
+/// One token's life. `token()` waits for a valid token, `current()` returns the cached one,
+/// `renewToken()` forces a renewal (call it from the engine's "token will expire" callback).
+/// Closing (or releasing) the session stops its renewals.
+#[derive(uniffi::Object)]
+pub struct Session {
+    inner: core::Session,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Session {
+    fn wrap(inner: core::Session) -> Arc<Self> {
+        Arc::new(Self { inner })
+    }
+
+    pub(crate) fn remove_listener(&self, id: core::ListenerId) -> bool {
+        self.inner.remove_listener(id)
+    }
+}
+
+#[uniffi::export]
+impl Session {
+    /// A valid token: the cached one if still valid, otherwise the result of the one fetch all
+    /// concurrent callers share.
+    ///
+    /// # Errors
+    /// `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
+    /// `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+    pub async fn token(&self) -> Result<IssuedToken, TokenKeeperError> {
+        let s = self.inner.clone();
+        runtime::run(async move { issued(s.token().await) }).await
+    }
+
+    /// The cached token if it is valid now; never blocks, never fetches.
+    pub fn current(&self) -> Option<IssuedToken> {
+        self.inner.current().map(Into::into)
+    }
+
+    /// Renews now, even if the current token is still valid, and returns the new token. Also
+    /// clears a fatal state (call it after the user signed in again).
+    ///
+    /// # Errors
+    /// As [`Session::token`].
+    pub async fn renew_token(&self) -> Result<IssuedToken, TokenKeeperError> {
+        let s = self.inner.clone();
+        runtime::run(async move { issued(s.renew_token().await) }).await
+    }
+
+    /// The engine reported the token expired: drop it and fetch at once.
+    ///
+    /// # Errors
+    /// As [`Session::token`].
+    pub async fn token_expired(&self) -> Result<IssuedToken, TokenKeeperError> {
+        let s = self.inner.clone();
+        runtime::run(async move { issued(s.token_expired().await) }).await
+    }
+
+    /// A server rejected the current token: drop it and fetch at once. Two fresh tokens
+    /// rejected in a row stop the session with `Rejected`.
+    ///
+    /// # Errors
+    /// As [`Session::token`].
+    pub async fn token_rejected(&self) -> Result<IssuedToken, TokenKeeperError> {
+        let s = self.inner.clone();
+        runtime::run(async move { issued(s.token_rejected().await) }).await
+    }
+
+    /// Closes the session: stops renewals, cancels an in-flight fetch, ends event streams.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SessionState {
+        self.inner.state().into()
+    }
+
+    /// Fetch, renewal and failure counters.
+    pub fn counters(&self) -> Counters {
+        self.inner.counters().into()
+    }
+
+    /// The session's channel, user and role.
+    pub fn spec(&self) -> SessionSpec {
+        self.inner.spec().into()
+    }
+
+    /// The session's keeper-unique id (as in `SessionEvent.sessionId`).
+    pub fn id(&self) -> u64 {
+        self.inner.id()
+    }
+
+    /// Calls `listener` for each event of this session.
+    pub fn add_listener(
+        self: Arc<Self>,
+        listener: Arc<dyn EventListener>,
+    ) -> Arc<ListenerRegistration> {
+        let id = self.inner.add_listener(Arc::new(HostListener(listener)));
+        Arc::new(ListenerRegistration {
+            target: ListenerTarget::Session(Arc::downgrade(&self)),
+            id,
+        })
+    }
+
+    /// This session's events from now on.
+    pub fn subscribe(&self) -> Arc<EventSubscription> {
+        EventSubscription::new(self.inner.subscribe())
+    }
+}

@@ -1,0 +1,397 @@
+//! `POST /api/v1/rtc/token` and `POST /api/v1/rtc/token/refresh`: RTC tokens with access checks.
+//!
+//! Every call (issue or refresh) authenticates the user, rate-limits, and checks that the user is
+//! not banned, the stream is live, and only its owner publishes. Every outcome is audited.
+
+use crate::error::RawBody;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::clock::{iso_millis, iso_secs};
+use crate::db::AuditEntry;
+use crate::error::{ApiError, parse_json};
+use crate::mint::{Grant, Vendor, mint};
+use crate::state::{AppState, Shared, User, bump, sha256_hex};
+
+/// Body of the RTC token request.
+#[derive(Debug, Deserialize)]
+struct RtcTokenRequest {
+    vendor: String,
+    channel: String,
+    /// Agora numeric uid (number or numeric string); must be the caller's own.
+    #[serde(default)]
+    uid: Option<Value>,
+    /// The caller's user id; for Agora it selects an account-based token.
+    #[serde(default, alias = "userId")]
+    user_id: Option<String>,
+    /// `publisher` or `subscriber` (default). `host`/`audience` are accepted too.
+    #[serde(default)]
+    role: Option<String>,
+    /// Requested lifetime; default from `/admin/faults` `token_ttl_secs`.
+    #[serde(default, alias = "ttlSecs")]
+    ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Issue,
+    Refresh,
+}
+
+/// `POST /api/v1/rtc/token`.
+pub(crate) async fn issue(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    RawBody(body): RawBody,
+) -> Response {
+    handle(&st, &headers, q.as_deref(), &body, Kind::Issue).await
+}
+
+/// `POST /api/v1/rtc/token/refresh`.
+pub(crate) async fn refresh(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    RawBody(body): RawBody,
+) -> Response {
+    handle(&st, &headers, q.as_deref(), &body, Kind::Refresh).await
+}
+
+/// Audit fields collected while a request is processed.
+#[derive(Default)]
+struct Trail {
+    user_id: Option<String>,
+    vendor: Option<String>,
+    channel: Option<String>,
+    role: Option<String>,
+}
+
+async fn handle(
+    st: &AppState,
+    headers: &HeaderMap,
+    q: Option<&str>,
+    body: &[u8],
+    kind: Kind,
+) -> Response {
+    let mut trail = Trail::default();
+    let result = process(st, headers, q, body, kind, &mut trail).await;
+    let now_ms = st.clock.now_ms();
+    let kind_name = match kind {
+        Kind::Issue => "rtc_issue",
+        Kind::Refresh => "rtc_refresh",
+    };
+    let (status, outcome, expires_at) = match &result {
+        Ok((_, exp)) => (200, "issued".to_owned(), Some(*exp)),
+        Err(e) => (e.status.as_u16(), e.code.to_owned(), None),
+    };
+    st.audit(AuditEntry {
+        ts_ms: now_ms,
+        kind: kind_name,
+        user_id: trail.user_id,
+        vendor: trail.vendor,
+        channel: trail.channel,
+        role: trail.role,
+        status,
+        outcome,
+        expires_at,
+    });
+    match result {
+        Ok((resp, _)) => resp,
+        Err(e) => {
+            match e.status.as_u16() {
+                401 => bump(&st.counters.unauthenticated),
+                403 | 404 => bump(&st.counters.denied),
+                429 => {}
+                400..=499 => bump(&st.counters.bad_requests),
+                _ => {}
+            }
+            e.into_response()
+        }
+    }
+}
+
+/// The (percent-decoded) value of `name` in a raw query string.
+fn query_param(q: Option<&str>, name: &str) -> Option<String> {
+    q?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Parses `Authorization: Bearer <credential>`.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let t = rest.trim();
+        (!t.is_empty()).then_some(t)
+    } else {
+        None
+    }
+}
+
+/// Resolves the caller: a user API key, or an OAuth access token (HS256 JWT) issued here.
+pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
+    let cred = bearer(headers).ok_or_else(|| {
+        ApiError::unauthenticated(
+            "missing credential: send `Authorization: Bearer <user api key or OAuth access token>`",
+        )
+    })?;
+    let user_id = if cred.matches('.').count() == 2 {
+        let claims = crate::jwt::verify_hs256(
+            st.config.secrets.oauth_signing_key.as_bytes(),
+            cred,
+            st.clock.now_secs(),
+        )
+        .map_err(|e| {
+            ApiError::unauthenticated(format!(
+                "OAuth access token refused: {e}; refresh it at /oauth/token"
+            ))
+        })?;
+        claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::unauthenticated("OAuth access token has no `sub` claim"))?
+    } else {
+        let dir = st.dir.read();
+        dir.keys.get(&sha256_hex(cred)).cloned().ok_or_else(|| {
+            ApiError::unauthenticated(
+                "unknown user API key; create the user with POST /admin/users",
+            )
+        })?
+    };
+    let dir = st.dir.read();
+    let user =
+        dir.users.get(&user_id).cloned().ok_or_else(|| {
+            ApiError::unauthenticated(format!("user '{user_id}' no longer exists"))
+        })?;
+    Ok(user)
+}
+
+/// Validates a channel/room name: 1–64 bytes, no control characters or whitespace.
+pub(crate) fn valid_channel(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+fn parse_role(role: Option<&str>) -> Result<bool, ApiError> {
+    match role.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("subscriber") | Some("audience") => Ok(false),
+        Some("publisher") | Some("host") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "unknown_role",
+            format!("unknown role '{other}'; expected `publisher` or `subscriber`"),
+        )),
+    }
+}
+
+fn parse_uid(v: &Value) -> Option<u32> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+async fn process(
+    st: &AppState,
+    headers: &HeaderMap,
+    q: Option<&str>,
+    body: &[u8],
+    kind: Kind,
+    trail: &mut Trail,
+) -> Result<(Response, i64), ApiError> {
+    st.inject_faults().await?;
+    let shape = query_param(q, "shape");
+    let seed_shape = match shape.as_deref() {
+        None | Some("default") => false,
+        Some("seed") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unknown_shape",
+                format!("unknown response shape '{other}'; expected `seed` or `default`"),
+            ));
+        }
+    };
+    let user = authenticate(st, headers)?;
+    trail.user_id = Some(user.id.clone());
+    let req: RtcTokenRequest = parse_json(body)?;
+    trail.vendor = Some(req.vendor.clone());
+    trail.channel = Some(req.channel.clone());
+    trail.role = req.role.clone();
+    let vendor = Vendor::parse(&req.vendor).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_vendor",
+            format!(
+                "unknown vendor '{}'; expected `agora`, `zego` or `jwt`",
+                req.vendor
+            ),
+        )
+    })?;
+    if !valid_channel(&req.channel) {
+        return Err(ApiError::bad_request(
+            "invalid_channel",
+            "channel must be 1-64 bytes without whitespace or control characters",
+        ));
+    }
+    let publisher = parse_role(req.role.as_deref())?;
+    trail.role = Some(if publisher { "publisher" } else { "subscriber" }.into());
+    let faults = st.faults();
+    let ttl = match req.ttl_secs {
+        None => faults.token_ttl_secs,
+        Some(t) if t >= 1 && t <= st.config.max_token_ttl.as_secs() => t,
+        Some(t) => {
+            return Err(ApiError::bad_request(
+                "invalid_ttl",
+                format!(
+                    "ttl_secs {t} is out of range 1..={}",
+                    st.config.max_token_ttl.as_secs()
+                ),
+            ));
+        }
+    };
+    let ttl = u32::try_from(ttl).unwrap_or(u32::MAX);
+
+    if user.banned {
+        return Err(ApiError::forbidden(
+            "user_banned",
+            format!("user '{}' is banned; no tokens are issued", user.id),
+        ));
+    }
+    if let Some(limit) = faults.rate_limit {
+        if let Err(retry) = st.limiter.check(&user.id, limit, st.clock.real_now_ms()) {
+            bump(&st.counters.rate_limited);
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many token requests for user '{}' (limit {}/s, burst {}); retry after {retry} s",
+                    user.id, limit.per_sec, limit.burst
+                ),
+            )
+            .with_retry_after(retry));
+        }
+    }
+    if let Some(v) = &req.uid {
+        match parse_uid(v) {
+            Some(uid) if uid == user.uid => {}
+            Some(uid) => {
+                return Err(ApiError::forbidden(
+                    "uid_mismatch",
+                    format!(
+                        "uid {uid} is not yours (you are uid {}); request tokens for your own uid",
+                        user.uid
+                    ),
+                ));
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_uid",
+                    "uid must be an unsigned 32-bit integer",
+                ));
+            }
+        }
+    }
+    if let Some(id) = &req.user_id {
+        if id != &user.id {
+            return Err(ApiError::forbidden(
+                "user_mismatch",
+                format!(
+                    "user_id '{id}' is not yours (you are '{}'); request tokens for yourself",
+                    user.id
+                ),
+            ));
+        }
+    }
+    {
+        let dir = st.dir.read();
+        match dir.streams.get(&req.channel) {
+            None => {
+                return Err(ApiError::not_found(
+                    "stream_not_found",
+                    format!(
+                        "no stream named '{}'; its owner must start it first",
+                        req.channel
+                    ),
+                ));
+            }
+            Some(s) if !s.live => {
+                return Err(ApiError::not_found(
+                    "stream_ended",
+                    format!(
+                        "stream '{}' has ended; no new tokens are issued for it",
+                        req.channel
+                    ),
+                ));
+            }
+            Some(s) if publisher && s.owner != user.id => {
+                return Err(ApiError::forbidden(
+                    "not_owner",
+                    format!(
+                        "only the owner of stream '{}' may publish; request role `subscriber` instead",
+                        req.channel
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+
+    let now_ms = st.clock.now_ms();
+    let grant = Grant {
+        channel: &req.channel,
+        user_id: &user.id,
+        uid: user.uid,
+        agora_account: req.uid.is_none() && req.user_id.is_some(),
+        publisher,
+        ttl_secs: ttl,
+        now_secs: now_ms.div_euclid(1000),
+    };
+    let minted = mint(&st.config.secrets, vendor, &grant).map_err(|e| {
+        tracing::error!(vendor = vendor.as_str(), error = %e, "minting failed");
+        ApiError::internal(format!("cannot mint a {} token: {e}", vendor.as_str()))
+    })?;
+    bump(&st.counters.tokens_issued);
+    if kind == Kind::Refresh {
+        bump(&st.counters.refreshes);
+    }
+    let expires_at = iso_secs(minted.expires_at);
+    let expires_in = minted.expires_at - grant.now_secs;
+    let body = if seed_shape {
+        json!({ "success": true, "data": { "token": minted.token, "expiresAt": expires_at } })
+    } else {
+        let app_id = match vendor {
+            Vendor::Agora => json!(st.config.secrets.agora_app_id),
+            Vendor::Zego => json!(st.config.secrets.zego_app_id),
+            Vendor::Jwt => Value::Null,
+        };
+        json!({
+            "token": minted.token,
+            "vendor": vendor.as_str(),
+            "appId": app_id,
+            "channel": req.channel,
+            "uid": user.uid,
+            "userId": user.id,
+            "role": if publisher { "publisher" } else { "subscriber" },
+            "issuedAt": iso_secs(minted.issued_at),
+            "expiresAt": expires_at,
+            "expiresIn": expires_in,
+            "serverTime": iso_millis(now_ms),
+        })
+    };
+    Ok((Json(body).into_response(), minted.expires_at))
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the reference backend over loopback: a real server, a real HTTP client
+//! (reqwest) and a real WebSocket client (tokio-tungstenite).
+
+mod bad_requests;
+mod binary;
+mod common;
+mod faults;
+mod oauth;
+mod room;
+mod rtc;
+mod samba;

@@ -1,0 +1,23 @@
+// Runs the JUnit 4 suites and prints one summary line: "kotlin: N passed, M failed".
+package dev.tokenkeeper
+
+import org.junit.runner.JUnitCore
+import kotlin.system.exitProcess
+
+fun main() {
+    val result = JUnitCore().apply {
+        addListener(object : org.junit.runner.notification.RunListener() {
+            override fun testFailure(failure: org.junit.runner.notification.Failure) {
+                System.err.println("FAIL ${failure.testHeader}: ${failure.message}")
+                System.err.println(failure.trace.lineSequence().take(12).joinToString("\n"))
+            }
+            override fun testFinished(description: org.junit.runner.Description) {
+                System.err.println("ran ${description.methodName}")
+            }
+        })
+    }.run(SessionTest::class.java, BindingTest::class.java)
+    val failed = result.failureCount
+    val passed = result.runCount - failed
+    println("kotlin: $passed passed, $failed failed")
+    exitProcess(if (failed == 0 && result.runCount > 0) 0 else 1)
+}

@@ -1,0 +1,66 @@
+"""Binding-level behaviour that needs no backend: defaults, inspect, errors, logs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import tokenkeeper as tk
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
+def test_generated_defaults_match_the_core_policy():
+    assert tk.PolicyConfig() == tk.default_policy()
+
+
+def test_inspect_decodes_a_jwt_without_a_key():
+    info = tk.inspect(JWT)
+    assert info.format == tk.TokenFormat.JWT
+    assert info.expires_at == 9_999_999_999
+    assert info.user == "1"
+
+
+def test_inspect_rejects_garbage_with_invalid_token():
+    with pytest.raises(tk.TokenKeeperError.InvalidToken) as err:
+        tk.inspect("Bearer abc")
+    assert "Bearer" in err.value.reason
+
+
+def test_http_statuses_map_to_what_the_app_should_do():
+    assert isinstance(tk.error_for_http_status(401, None, "x"), tk.TokenKeeperError.ReauthRequired)
+    assert isinstance(tk.error_for_http_status(403, None, "x"), tk.TokenKeeperError.Forbidden)
+    retry = tk.error_for_http_status(503, 2000, "busy")
+    assert isinstance(retry, tk.TokenKeeperError.RetryLater) and retry.retry_after_ms == 2000
+
+
+class StaticSource(tk.TokenSource):
+    async def fetch(self, request):
+        return tk.FetchedToken(token=JWT)
+
+
+class ListSink(tk.LogSink):
+    def __init__(self):
+        self.records = []
+
+    def log(self, record):
+        self.records.append(record)
+
+
+def test_log_sink_receives_records_without_tokens():
+    sink = ListSink()
+    tk.set_log_sink(sink, tk.LogLevel.DEBUG)
+    try:
+        async def main():
+            tk.use_running_loop()
+            keeper = tk.Keeper()
+            with tk.closing_session(keeper.open_session(
+                    tk.SessionConfig(spec=tk.SessionSpec(channel="log-room", user="u1")), StaticSource())) as s:
+                assert (await s.token()).token == JWT
+
+        asyncio.run(main())
+    finally:
+        tk.clear_log_sink()
+    assert any(r.target.startswith("tokenkeeper") for r in sink.records)
+    assert not any(JWT in r.message or "c2lnbmF0dXJl" in r.message for r in sink.records)
