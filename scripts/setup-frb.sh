@@ -2,6 +2,8 @@
 # Installs what scripts/check-frb.sh needs to regenerate the flutter_rust_bridge glue:
 #   * flutter_rust_bridge_codegen, pinned to the same version as the `flutter_rust_bridge`
 #     crate in the workspace (2.13.0), into ~/.cargo/bin;
+#   * cargo-expand (pinned), which the generator runs to read the crate (it would otherwise
+#     install the latest version by itself on first use);
 #   * stub `dart` and `flutter` executables, because the generator refuses to run without
 #     finding an SDK even when formatting, build_runner and dependency checks are off. The stubs
 #     answer `--version` and nothing else. On a machine with a real Flutter SDK on PATH no stub
@@ -12,6 +14,7 @@
 set -euo pipefail
 
 FRB_VERSION="2.13.0"
+EXPAND_VERSION="1.0.127"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 STUB_DIR="${TOKENKEEPER_DART_STUB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tokenkeeper/dart-stub}"
 
@@ -24,6 +27,15 @@ if [[ -x "$codegen" ]] && "$codegen" --version 2>/dev/null | grep -q "$FRB_VERSI
 else
     log "installing flutter_rust_bridge_codegen $FRB_VERSION (long compile; runs niced)"
     nice -n 10 cargo install flutter_rust_bridge_codegen --version "$FRB_VERSION" --locked
+fi
+
+# 1b. cargo-expand, exact version.
+expand="$CARGO_BIN/cargo-expand"
+if [[ -x "$expand" ]] && "$expand" expand --version 2>/dev/null | grep -q "$EXPAND_VERSION"; then
+    log "cargo-expand $EXPAND_VERSION already installed"
+else
+    log "installing cargo-expand $EXPAND_VERSION (runs niced)"
+    nice -n 10 cargo install cargo-expand --version "$EXPAND_VERSION" --locked
 fi
 
 # 2. A Dart/Flutter SDK, or stubs that satisfy the generator's version probe. The generator

@@ -57,7 +57,7 @@
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
 //! let first = rt.block_on(session.token())?;
 //! assert_eq!(first.token.expose(), "token-for-live-42-1001");
-//! assert!(session.current().is_some()); // non-blocking, ~25 ns
+//! assert!(session.current().is_some()); // non-blocking, tens of nanoseconds
 //! session.close();
 //! # Ok(()) }
 //! ```

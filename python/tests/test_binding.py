@@ -64,3 +64,28 @@ def test_log_sink_receives_records_without_tokens():
         tk.clear_log_sink()
     assert any(r.target.startswith("tokenkeeper") for r in sink.records)
     assert not any(JWT in r.message or "c2lnbmF0dXJl" in r.message for r in sink.records)
+
+
+def test_interpreter_exits_cleanly_with_a_live_python_source():
+    """SDK threads are stopped before Python finalizes (atexit), so exit is clean, not an abort."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import asyncio, tokenkeeper as tk
+        class S(tk.TokenSource):
+            async def fetch(self, request):
+                return tk.FetchedToken(token={JWT!r})
+        async def main():
+            tk.use_running_loop()
+            keeper = tk.Keeper()
+            s = keeper.open_session(tk.SessionConfig(spec=tk.SessionSpec(channel="c", user="u")), S())
+            await s.token()
+            s.close()
+        asyncio.run(main())
+        print("done")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"

@@ -37,6 +37,7 @@ from .tokenkeeper import (
     Session,
     SessionEvent,
     clear_log_sink,
+    shutdown_runtime,
     uniffi_set_event_loop,
 )
 
@@ -63,8 +64,14 @@ def _loop_for_this_thread() -> asyncio.AbstractEventLoop:
 
 _generated._uniffi_get_event_loop = _loop_for_this_thread
 
-# SDK threads must not call into Python (log sink) while the interpreter shuts down.
-atexit.register(clear_log_sink)
+
+
+@atexit.register
+def _stop_sdk_threads() -> None:
+    # SDK threads must not call into Python (log sink, releasing a Python token source) while
+    # the interpreter shuts down: stop forwarding logs and stop the SDK runtime first.
+    clear_log_sink()
+    shutdown_runtime(1000)
 
 
 def use_running_loop() -> None:

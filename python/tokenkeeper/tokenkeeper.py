@@ -535,6 +535,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() != 7150:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() != 20920:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() != 47908:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() != 7498:
@@ -641,6 +643,9 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_func_inspect.restype = ctypes.c_ui
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink.argtypes = (
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink.restype = ctypes.c_uint16
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime.argtypes = (
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime.restype = ctypes.c_uint16
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load.argtypes = (
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load.restype = ctypes.c_uint16
@@ -760,6 +765,11 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_set_log_sink.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_set_log_sink.restype = None
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime.restype = None
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_credentialstore_load.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2524,7 +2534,7 @@ class TokenKeeperError:  # type: ignore
     class ReauthRequired(_UniffiTempTokenKeeperError):
         """
         The user's credentials are no longer accepted (HTTP 401, OAuth `invalid_grant`): sign the
-        user in again, then open a new session. The session stops retrying.
+        user in again, then call `renewToken()`. The session stops retrying until then.
 """
         
         def __init__(self, reason):
@@ -2538,8 +2548,8 @@ class TokenKeeperError:  # type: ignore
     _UniffiTempTokenKeeperError.ReauthRequired = ReauthRequired # type: ignore
     class Forbidden(_UniffiTempTokenKeeperError):
         """
-        Access was refused or revoked (HTTP 403, user banned, stream ended): leave the channel.
-        Retrying will not help.
+        Access was refused or revoked (HTTP 403, user banned, stream ended: 404/410): leave the
+        channel. The session stops retrying; `renewToken()` tries again if access may be back.
 """
         
         def __init__(self, reason):
@@ -4729,7 +4739,7 @@ class TokenSource():
 
     Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
     `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
-    [`error_for_http_status`] classifies an HTTP status the way the built-in source does. Any
+    [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
     other exception counts as a temporary failure.
 
     The SDK calls `fetch` at most once at a time per session.
@@ -4748,7 +4758,7 @@ class TokenSourceImpl(TokenSource):
 
     Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
     `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
-    [`error_for_http_status`] classifies an HTTP status the way the built-in source does. Any
+    [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
     other exception counts as a temporary failure.
 
     The SDK calls `fetch` at most once at a time per session.
@@ -5490,6 +5500,26 @@ def set_log_sink(sink: LogSink,min_level: LogLevel) -> None:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+def shutdown_runtime(timeout_ms: int) -> None:
+    """
+    Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+    that no SDK thread calls into the host (releasing a host object, logging) while the host
+    language tears itself down. Every keeper and session stops working; do not use them after.
+    The Python package calls this from `atexit`. Does nothing if the runtime never started.
+"""
+    
+    _UniffiFfiConverterUInt64.check_lower(timeout_ms)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterUInt64.lower(timeout_ms),
+    )
+    _uniffi_lift_return = lambda val: None
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
@@ -5515,6 +5545,7 @@ __all__ = [
     "error_for_http_status",
     "inspect",
     "set_log_sink",
+    "shutdown_runtime",
     "CredentialStoreImpl",
     "CredentialStore",
     "EventListenerImpl",

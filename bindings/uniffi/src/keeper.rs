@@ -91,7 +91,7 @@ impl Keeper {
         policy: Option<PolicyConfig>,
         credential_store: Option<Arc<dyn CredentialStore>>,
     ) -> Result<Arc<Self>, TokenKeeperError> {
-        let mut builder = core::Keeper::builder().runtime(runtime::runtime()?.handle().clone());
+        let mut builder = core::Keeper::builder().runtime(runtime::handle()?);
         if let Some(policy) = policy {
             builder = builder.policy(policy.into());
         }

@@ -6,9 +6,10 @@
 //! executor can poll. Nothing here calls `block_on` from a foreign thread.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::time::Duration;
 
-use tokio::runtime::{Builder, Runtime};
+use parking_lot::Mutex;
+use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::error::TokenKeeperError;
 
@@ -16,26 +17,46 @@ use crate::error::TokenKeeperError;
 /// timers and fetches moving without taking a phone's cores.
 pub const DEFAULT_WORKER_THREADS: usize = 2;
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 
-/// The SDK runtime, built on first call.
+/// A handle to the SDK runtime, which is built on first call.
 ///
 /// # Errors
 /// [`TokenKeeperError::Internal`] when the OS refuses to start the runtime's threads.
-pub(crate) fn runtime() -> Result<&'static Runtime, TokenKeeperError> {
-    RUNTIME
-        .get_or_init(|| {
-            Builder::new_multi_thread()
-                .worker_threads(DEFAULT_WORKER_THREADS)
-                .thread_name("tokenkeeper")
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the tokenkeeper runtime: {e}"))
-        })
-        .as_ref()
-        .map_err(|message| TokenKeeperError::Internal {
-            reason: message.clone(),
-        })
+pub(crate) fn handle() -> Result<Handle, TokenKeeperError> {
+    let mut slot = RUNTIME.lock();
+    if let Some(rt) = slot.as_ref() {
+        return Ok(rt.handle().clone());
+    }
+    let rt = Builder::new_multi_thread()
+        .worker_threads(DEFAULT_WORKER_THREADS)
+        .thread_name("tokenkeeper")
+        .enable_all()
+        .build()
+        .map_err(|e| TokenKeeperError::Internal {
+            reason: format!("cannot start the tokenkeeper runtime: {e}"),
+        })?;
+    let handle = rt.handle().clone();
+    *slot = Some(rt);
+    Ok(handle)
+}
+
+/// Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+/// that no SDK thread calls into the host (releasing a host object, logging) while the host
+/// language tears itself down. Every keeper and session stops working; do not use them after.
+/// The Python package calls this from `atexit`. Does nothing if the runtime never started.
+#[uniffi::export]
+pub fn shutdown_runtime(timeout_ms: u64) {
+    let Some(rt) = RUNTIME.lock().take() else {
+        return;
+    };
+    let timeout = Duration::from_millis(timeout_ms);
+    if Handle::try_current().is_ok() {
+        // A runtime cannot be dropped from inside an async context: do it on a plain thread.
+        let _ = std::thread::spawn(move || rt.shutdown_timeout(timeout)).join();
+    } else {
+        rt.shutdown_timeout(timeout);
+    }
 }
 
 /// Runs `work` on the SDK runtime and waits for its result from any executor.
@@ -48,7 +69,7 @@ where
     F: Future<Output = Result<T, TokenKeeperError>> + Send + 'static,
     T: Send + 'static,
 {
-    let mut task = AbortOnDrop(runtime()?.spawn(work));
+    let mut task = AbortOnDrop(handle()?.spawn(work));
     match (&mut task.0).await {
         Ok(result) => result,
         Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),

@@ -166,6 +166,61 @@ pub fn detect(token: &str) -> Result<TokenFormat, FormatError> {
     Err(FormatError::UnknownFormat { hint })
 }
 
+/// A vendor whose engine takes a given token family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    /// Agora: AccessToken2 (`007`) or the legacy AccessToken (`006`).
+    Agora,
+    /// ZEGO: Token04.
+    Zego,
+    /// A JWT-based service (SFUs, Digital Samba-style rooms).
+    Jwt,
+}
+
+impl Vendor {
+    fn accepts(self, format: TokenFormat) -> bool {
+        match self {
+            Self::Agora => matches!(format, TokenFormat::Agora007 | TokenFormat::Agora006),
+            Self::Zego => format == TokenFormat::Zego04,
+            Self::Jwt => format == TokenFormat::Jwt,
+        }
+    }
+
+    fn expects(self) -> &'static str {
+        match self {
+            Self::Agora => {
+                "Agora expects an AccessToken2, which starts with 007 (or a legacy AccessToken, 006)"
+            }
+            Self::Zego => "ZEGO expects a Token04, which starts with 04",
+            Self::Jwt => "a JWT has three base64url parts separated by dots, starting with ey",
+        }
+    }
+}
+
+/// Detects the format and checks that `vendor` takes it, explaining a mismatch in plain
+/// words: a JWT sent to ZEGO fails with "this is a JWT; ZEGO expects a Token04, which
+/// starts with 04" (ZEGO itself only answers with room error 50119).
+///
+/// # Errors
+/// [`FormatError::WrongFormat`], or the errors of [`detect`].
+///
+/// ```
+/// use tokenkeeper::formats::{expect_vendor, Vendor};
+/// let err = expect_vendor("eyJhbGciOiJIUzI1NiJ9.e30.c2ln", Vendor::Zego).unwrap_err();
+/// assert_eq!(err.to_string(), "this is a JWT; ZEGO expects a Token04, which starts with 04");
+/// ```
+pub fn expect_vendor(token: &str, vendor: Vendor) -> Result<TokenFormat, FormatError> {
+    let format = detect(token)?;
+    if vendor.accepts(format) {
+        Ok(format)
+    } else {
+        Err(FormatError::WrongFormat {
+            found: format.describe_plain(),
+            expected_hint: vendor.expects(),
+        })
+    }
+}
+
 /// Decodes any supported token without a key and reports its expiry.
 ///
 /// # Errors

@@ -136,27 +136,29 @@ impl Zego04Token {
         };
         let text = String::from_utf8(plain)
             .map_err(|_| mismatch("decrypted payload is not UTF-8 text"))?;
-        let v: Value =
-            serde_json::from_str(&text).map_err(|_| mismatch("decrypted payload is not JSON"))?;
-        let int = |k: &str| v.get(k).and_then(Value::as_i64);
-        let app_id = v
-            .get("app_id")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| mismatch("decrypted payload lacks a numeric app_id"))?;
-        let user_id = v
-            .get("user_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| mismatch("decrypted payload lacks user_id"))?
-            .to_owned();
-        let nonce = int("nonce").ok_or_else(|| mismatch("decrypted payload lacks nonce"))?;
-        let ctime = int("ctime").ok_or_else(|| mismatch("decrypted payload lacks ctime"))?;
-        let expire = int("expire").ok_or_else(|| mismatch("decrypted payload lacks expire"))?;
-        let payload = match v.get("payload") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        };
+        #[derive(serde::Deserialize)]
+        struct Plain {
+            app_id: u32,
+            user_id: String,
+            nonce: i64,
+            ctime: i64,
+            expire: i64,
+            #[serde(default)]
+            payload: Option<String>,
+        }
+        let Plain {
+            app_id,
+            user_id,
+            nonce,
+            ctime,
+            expire,
+            payload,
+        } = serde_json::from_str(&text).map_err(|_| {
+            mismatch(
+                "decrypted payload is not the expected JSON object (app_id, user_id, nonce, ctime, expire, payload)",
+            )
+        })?;
+        let payload = payload.unwrap_or_default();
         if expire != self.expire {
             return Err(mismatch(
                 "the encrypted expire differs from the plain-text one (the token was altered)",

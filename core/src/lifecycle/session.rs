@@ -358,7 +358,10 @@ impl Shared {
         {
             let mut inner = self.inner.lock();
             let now = self.clock.now_unix_ms();
-            if rejected {
+            // A second report about a token already dropped (engines repeat their callbacks)
+            // joins the refetch without counting again.
+            let published = self.current.read().is_some();
+            if rejected && published {
                 let fresh = inner.token.as_ref().is_some_and(|t| {
                     now - t.received_at_ms <= ms(self.policy.fresh_rejection_window)
                 });
@@ -388,7 +391,7 @@ impl Shared {
                     self.emit_all(events);
                     return Err(error);
                 }
-            } else {
+            } else if !rejected {
                 tracing::info!(session = self.id, "host reported token expired");
             }
             self.unpublish(&mut inner, now, &mut events);
@@ -613,6 +616,7 @@ impl Shared {
         }
         if inner.cycle.is_none() {
             inner.cycle_started_ms = now;
+            tracing::debug!(reason = reason.as_str(), "fetch cycle started");
             if reason == FetchReason::Scheduled {
                 if let Some(t) = &inner.token {
                     events.push(self.event(
@@ -647,6 +651,21 @@ impl Shared {
         (Plan::Fetch(request), events)
     }
 
+    /// Runs a credential-store call with the fetch timeout: a keychain that never answers is a
+    /// failed save, not a stuck session.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+    ) -> Result<T, crate::store::StoreError> {
+        let timeout = self.policy.fetch_timeout;
+        tokio::select! {
+            r = op => r,
+            _ = self.clock.sleep(timeout) => Err(crate::store::StoreError::new(format!(
+                "no answer within {timeout:?} (policy fetch_timeout)"
+            ))),
+        }
+    }
+
     async fn run_fetch(&self, mut request: FetchRequest) {
         let reason = request.reason;
         let attempt = request.attempt;
@@ -662,7 +681,7 @@ impl Shared {
         };
         if needs_load {
             if let (Some(store), Some(key)) = (&self.store, &self.credentials_key) {
-                match store.load(key).await {
+                match self.bounded(store.load(key)).await {
                     Ok(c) => {
                         let mut inner = self.inner.lock();
                         inner.credentials_loaded = true;
@@ -708,7 +727,7 @@ impl Shared {
                 if let Some(rotated) = fetched.rotated.clone() {
                     self.inner.lock().credentials = Some(rotated.clone());
                     if let (Some(store), Some(key)) = (&self.store, &self.credentials_key) {
-                        if let Err(e) = store.save(key, &rotated).await {
+                        if let Err(e) = self.bounded(store.save(key, &rotated)).await {
                             save_error = Some(Error::StoreFailed {
                                 message: format!("saving `{key}`: {}", e.message),
                             });
@@ -1134,7 +1153,8 @@ impl Session {
         self.shared().subscribe()
     }
 
-    /// Registers a listener called for each event of this session.
+    /// Registers a listener called for each event of this session. A listener that captures a
+    /// `Session` handle keeps the session alive until [`Session::close`] or keeper shutdown.
     pub fn add_listener(&self, listener: Arc<dyn EventListener>) -> ListenerId {
         self.shared().add_listener(listener)
     }

@@ -188,7 +188,7 @@ mod tests {
     fn long_repeats_and_far_matches_inflate_back() {
         let mut data = vec![7u8; 100_000];
         data.extend((0..40_000u32).map(|i| (i % 251) as u8));
-        data.extend_from_slice(&data[..5000].to_vec());
+        data.extend_from_within(..5000);
         assert_eq!(round_trip(&data), data);
         // Repetitive input compresses.
         let mut z = Vec::new();

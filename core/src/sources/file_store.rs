@@ -51,7 +51,9 @@ pub struct FileStore {
 impl FileStore {
     /// A store in `dir` (created on the first save).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: Arc::new(dir.into()) }
+        Self {
+            dir: Arc::new(dir.into()),
+        }
     }
 
     /// The directory holding the files.
@@ -242,7 +244,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::new(dir.path().join("nested"));
         for i in 0..20 {
-            store.save("k", &Credentials::new(format!("rt-{i}"))).await.unwrap();
+            store
+                .save("k", &Credentials::new(format!("rt-{i}")))
+                .await
+                .unwrap();
         }
         assert_eq!(store.load("k").await.unwrap().unwrap().expose(), "rt-19");
         let names: Vec<String> = fs::read_dir(store.dir())
@@ -262,7 +267,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::new(dir.path().join("creds"));
         store.save("k", &Credentials::new("secret")).await.unwrap();
-        let file_mode = fs::metadata(store.path_for("k")).unwrap().permissions().mode();
+        let file_mode = fs::metadata(store.path_for("k"))
+            .unwrap()
+            .permissions()
+            .mode();
         let dir_mode = fs::metadata(store.dir()).unwrap().permissions().mode();
         assert_eq!(file_mode & 0o777, 0o600);
         assert_eq!(dir_mode & 0o777, 0o700);

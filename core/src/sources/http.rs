@@ -271,9 +271,12 @@ impl JsonTemplate {
                 },
                 _ => Value::String(render_text(parts, request, false)),
             },
-            Self::Array(items) => {
-                Value::Array(items.iter().map(|t| t.render(request)).collect::<Result<_, _>>()?)
-            }
+            Self::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|t| t.render(request))
+                    .collect::<Result<_, _>>()?,
+            ),
             Self::Object(fields) => Value::Object(
                 fields
                     .iter()
@@ -288,7 +291,10 @@ impl JsonTemplate {
 enum Body {
     None,
     Json(JsonTemplate),
-    Text { parts: Vec<Part>, content_type: String },
+    Text {
+        parts: Vec<Part>,
+        content_type: String,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,7 +364,10 @@ impl ResponseMapping {
 
     /// The whole body (trimmed) is the token; lifetime comes from the token itself and `Date`.
     pub fn plain_text() -> Self {
-        Self { plain_text: true, ..Self::under("") }
+        Self {
+            plain_text: true,
+            ..Self::under("")
+        }
     }
 
     /// The token is at `pointer` (replaces the candidates).
@@ -407,7 +416,7 @@ const MILLIS_THRESHOLD: f64 = 1e11;
 /// Parses an instant (see [`ResponseMapping`]) into unix milliseconds.
 fn parse_instant(value: &Value) -> Result<i64, String> {
     let from_number = |n: f64| -> Result<i64, String> {
-        if !n.is_finite() || n < 0.0 || n > 1e16 {
+        if !n.is_finite() || !(0.0..=1e16).contains(&n) {
             return Err(format!("{n} is not a plausible unix time"));
         }
         let ms = if n < MILLIS_THRESHOLD { n * 1000.0 } else { n };
@@ -430,7 +439,10 @@ fn parse_instant(value: &Value) -> Result<i64, String> {
                     return Ok(t.and_utc().timestamp_millis());
                 }
             }
-            Err(format!("`{}` is not an ISO-8601 time or a unix time", clip(s, 40)))
+            Err(format!(
+                "`{}` is not an ISO-8601 time or a unix time",
+                clip(s, 40)
+            ))
         }
         other => Err(format!("expected a time, found {}", kind_of(other))),
     }
@@ -445,7 +457,10 @@ fn parse_seconds(value: &Value) -> Result<Duration, String> {
     if n.is_finite() && (0.0..=1e10).contains(&n) {
         Ok(Duration::from_secs_f64(n))
     } else {
-        Err(format!("`{}` is not a number of seconds", clip(&value.to_string(), 40)))
+        Err(format!(
+            "`{}` is not a number of seconds",
+            clip(&value.to_string(), 40)
+        ))
     }
 }
 
@@ -461,8 +476,11 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 fn clip(text: &str, max_chars: usize) -> String {
-    let mut out: String =
-        text.chars().filter(|c| !c.is_control()).take(max_chars).collect::<String>();
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect::<String>();
     if text.chars().count() > max_chars {
         out.push('…');
     }
@@ -471,7 +489,9 @@ fn clip(text: &str, max_chars: usize) -> String {
 
 /// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) into unix milliseconds.
 fn parse_http_date(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc2822(text.trim()).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,7 +518,10 @@ pub struct HttpSourceBuilder {
 enum BodySpec {
     None,
     Json(Value),
-    Text { template: String, content_type: String },
+    Text {
+        template: String,
+        content_type: String,
+    },
 }
 
 impl HttpSourceBuilder {
@@ -537,8 +560,10 @@ impl HttpSourceBuilder {
     /// `("channel={channel}&uid={user}", "application/x-www-form-urlencoded")`. Values are
     /// inserted as they are (not escaped).
     pub fn text_body(mut self, template: &str, content_type: &str) -> Self {
-        self.body =
-            Some(BodySpec::Text { template: template.to_owned(), content_type: content_type.to_owned() });
+        self.body = Some(BodySpec::Text {
+            template: template.to_owned(),
+            content_type: content_type.to_owned(),
+        });
         self
     }
 
@@ -606,10 +631,16 @@ impl HttpSourceBuilder {
         };
         let sample_url = render_text(&endpoint, &sample, true);
         let parsed = url::Url::parse(&sample_url).map_err(|e| {
-            bad("endpoint", format!("`{}` is not a URL: {e}", redact_url_text(&self.endpoint)))
+            bad(
+                "endpoint",
+                format!("`{}` is not a URL: {e}", redact_url_text(&self.endpoint)),
+            )
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(bad("endpoint", format!("scheme `{}` is not http(s)", parsed.scheme())));
+            return Err(bad(
+                "endpoint",
+                format!("scheme `{}` is not http(s)", parsed.scheme()),
+            ));
         }
         let display = format!(
             "{} {}://{}{}",
@@ -621,10 +652,17 @@ impl HttpSourceBuilder {
 
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| bad("headers", format!("`{}` is not a header name", clip(name, 40))))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                bad(
+                    "headers",
+                    format!("`{}` is not a header name", clip(name, 40)),
+                )
+            })?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
-                bad("headers", format!("the value of `{name}` has characters HTTP forbids"))
+                bad(
+                    "headers",
+                    format!("the value of `{name}` has characters HTTP forbids"),
+                )
             })?;
             value.set_sensitive(true);
             headers.append(name, value);
@@ -632,7 +670,10 @@ impl HttpSourceBuilder {
         let auth = match self.auth {
             Some((name, provider)) => Some((
                 HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    bad("auth_header", format!("`{}` is not a header name", clip(&name, 40)))
+                    bad(
+                        "auth_header",
+                        format!("`{}` is not a header name", clip(&name, 40)),
+                    )
                 })?,
                 provider,
             )),
@@ -640,8 +681,13 @@ impl HttpSourceBuilder {
         };
         let body = match self.body {
             Some(BodySpec::None) => Body::None,
-            Some(BodySpec::Json(v)) => Body::Json(JsonTemplate::parse(&v).map_err(|m| bad("body", m))?),
-            Some(BodySpec::Text { template, content_type }) => Body::Text {
+            Some(BodySpec::Json(v)) => {
+                Body::Json(JsonTemplate::parse(&v).map_err(|m| bad("body", m))?)
+            }
+            Some(BodySpec::Text {
+                template,
+                content_type,
+            }) => Body::Text {
                 parts: parse_template(&template).map_err(|m| bad("body", m))?,
                 content_type,
             },
@@ -723,7 +769,10 @@ impl fmt::Debug for HttpSource {
         let i = &self.inner;
         f.debug_struct("HttpSource")
             .field("endpoint", &i.display)
-            .field("headers", &i.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &i.headers.keys().map(HeaderName::as_str).collect::<Vec<_>>(),
+            )
             .field("auth", &i.auth.as_ref().map(|(name, p)| (name.as_str(), p)))
             .field("mapping", &i.mapping)
             .finish_non_exhaustive()
@@ -767,18 +816,24 @@ impl HttpSource {
     ) -> Result<Answer, SourceError> {
         let i = &self.inner;
         let url = render_text(&i.endpoint, request, true);
-        let timeout = if request.timeout.is_zero() { DEFAULT_TIMEOUT } else { request.timeout };
-        let mut builder =
-            i.client.request(i.method.clone(), &url).headers(i.headers.clone()).timeout(timeout);
+        let timeout = if request.timeout.is_zero() {
+            DEFAULT_TIMEOUT
+        } else {
+            request.timeout
+        };
+        let mut builder = i
+            .client
+            .request(i.method.clone(), &url)
+            .headers(i.headers.clone())
+            .timeout(timeout);
         if let (Some((name, _)), Some(value)) = (&i.auth, auth) {
-            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-                SourceError::Misconfigured {
+            let mut value =
+                HeaderValue::from_str(value.expose()).map_err(|_| SourceError::Misconfigured {
                     setting: "auth_header".into(),
                     message: format!(
                         "the auth provider returned a `{name}` value with characters HTTP forbids"
                     ),
-                }
-            })?;
+                })?;
             value.set_sensitive(true);
             builder = builder.header(name.clone(), value);
         }
@@ -787,7 +842,10 @@ impl HttpSource {
             Body::Json(template) => builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(template.render(request)?.to_string()),
-            Body::Text { parts, content_type } => builder
+            Body::Text {
+                parts,
+                content_type,
+            } => builder
                 .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
                 .body(render_text(parts, request, false)),
         };
@@ -795,7 +853,11 @@ impl HttpSource {
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e))?
+        {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                 return Err(SourceError::Misconfigured {
                     setting: "endpoint".into(),
@@ -808,7 +870,11 @@ impl HttpSource {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Answer { status, headers, body })
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> SourceError {
@@ -826,7 +892,10 @@ impl HttpSource {
                 clip(&cause, 160)
             ))
         } else {
-            SourceError::network(format!("request to {endpoint} failed ({}); will retry", clip(&cause, 160)))
+            SourceError::network(format!(
+                "request to {endpoint} failed ({}); will retry",
+                clip(&cause, 160)
+            ))
         }
     }
 
@@ -840,7 +909,11 @@ impl HttpSource {
     }
 
     fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
-        let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+        let value = headers
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim();
         if let Ok(secs) = value.parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
@@ -850,7 +923,9 @@ impl HttpSource {
             .and_then(|d| d.to_str().ok())
             .and_then(parse_http_date)
             .unwrap_or_else(|| self.inner.clock.now_unix_ms());
-        Some(Duration::from_millis(at.saturating_sub(now).max(0).unsigned_abs()))
+        Some(Duration::from_millis(
+            at.saturating_sub(now).max(0).unsigned_abs(),
+        ))
     }
 
     fn error_for_status(&self, answer: &Answer) -> SourceError {
@@ -863,8 +938,10 @@ impl HttpSource {
             404 | 410 => "the stream or channel is gone (or the endpoint path is wrong)",
             429 => "rate limited; will retry after the wait it asked for",
             408 | 425 | 500..=599 => "will retry",
-            _ => "the request does not match what the backend expects; check the body template \
-                  and headers",
+            _ => {
+                "the request does not match what the backend expects; check the body template \
+                  and headers"
+            }
         };
         let message = match said {
             Some(said) => format!("{endpoint} said \"{said}\"; {fix}"),
@@ -936,18 +1013,19 @@ impl HttpSource {
         let time = |pointers: &[String], what: &str| -> Result<Option<i64>, SourceError> {
             match find_first(&doc, pointers) {
                 None => Ok(None),
-                Some((pointer, v)) => parse_instant(v).map(Some).map_err(|m| {
-                    mapping_error(format!("{endpoint}: {what} at `{pointer}`: {m}"))
-                }),
+                Some((pointer, v)) => parse_instant(v)
+                    .map(Some)
+                    .map_err(|m| mapping_error(format!("{endpoint}: {what} at `{pointer}`: {m}"))),
             }
         };
         fetched.expires_at_ms = time(&i.mapping.expires_at, "expiry")?;
         fetched.issued_at_ms = time(&i.mapping.issued_at, "issue time")?;
         fetched.server_time_ms = time(&i.mapping.server_time, "server time")?.or(date_time);
         if let Some((pointer, v)) = find_first(&doc, &i.mapping.expires_in) {
-            fetched.expires_in = Some(parse_seconds(v).map_err(|m| {
-                mapping_error(format!("{endpoint}: lifetime at `{pointer}`: {m}"))
-            })?);
+            fetched.expires_in =
+                Some(parse_seconds(v).map_err(|m| {
+                    mapping_error(format!("{endpoint}: lifetime at `{pointer}`: {m}"))
+                })?);
         }
         Ok(fetched)
     }
@@ -955,11 +1033,17 @@ impl HttpSource {
 
 /// The first pointer with a non-null value, and that value.
 fn find_first<'a>(doc: &'a Value, pointers: &'a [String]) -> Option<(&'a String, &'a Value)> {
-    pointers.iter().find_map(|p| doc.pointer(p).filter(|v| !v.is_null()).map(|v| (p, v)))
+    pointers
+        .iter()
+        .find_map(|p| doc.pointer(p).filter(|v| !v.is_null()).map(|v| (p, v)))
 }
 
 fn bad_token(message: String) -> SourceError {
-    SourceError::RetryLater { kind: RetryKind::BadToken, retry_after: None, message }
+    SourceError::RetryLater {
+        kind: RetryKind::BadToken,
+        retry_after: None,
+        message,
+    }
 }
 
 /// The backend's explanation in an error body: `code: message` from the usual fields.
@@ -988,7 +1072,11 @@ fn describe_shape(doc: &Value) -> String {
     match doc {
         Value::Object(map) if map.is_empty() => "an empty object".into(),
         Value::Object(map) => {
-            let keys: Vec<String> = map.keys().take(12).map(|k| format!("`{}`", clip(k, 30))).collect();
+            let keys: Vec<String> = map
+                .keys()
+                .take(12)
+                .map(|k| format!("`{}`", clip(k, 30)))
+                .collect();
             format!("fields {}", keys.join(", "))
         }
         other => kind_of(other).into(),
@@ -1082,7 +1170,9 @@ mod tests {
 
     #[test]
     fn unknown_placeholder_is_refused_at_build_time() {
-        let err = HttpSource::builder("http://127.0.0.1:1/t?c={chanel}").build().unwrap_err();
+        let err = HttpSource::builder("http://127.0.0.1:1/t?c={chanel}")
+            .build()
+            .unwrap_err();
         assert!(
             matches!(&err, SourceError::Misconfigured { setting, message }
                 if setting == "endpoint" && message.contains("unknown placeholder `{chanel}`")),
@@ -1093,14 +1183,20 @@ mod tests {
     #[test]
     fn endpoint_placeholders_are_percent_encoded() {
         let parts = parse_template("http://h/t?c={channel}&u={uid}").unwrap();
-        assert_eq!(render_text(&parts, &request("a/b", None), true), "http://h/t?c=live%2042&u=a%2Fb");
+        assert_eq!(
+            render_text(&parts, &request("a/b", None), true),
+            "http://h/t?c=live%2042&u=a%2Fb"
+        );
     }
 
     #[test]
     fn instants_parse_from_iso_seconds_and_millis() {
         let cases = [
             (serde_json::json!("2026-01-02T03:04:05Z"), 1_767_323_045_000),
-            (serde_json::json!("2026-01-02T04:04:05.250+01:00"), 1_767_323_045_250),
+            (
+                serde_json::json!("2026-01-02T04:04:05.250+01:00"),
+                1_767_323_045_250,
+            ),
             (serde_json::json!("2026-01-02T03:04:05"), 1_767_323_045_000),
             (serde_json::json!(1_767_323_045), 1_767_323_045_000),
             (serde_json::json!(1_767_323_045.5), 1_767_323_045_500),
@@ -1110,15 +1206,29 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(parse_instant(&value), Ok(want), "{value}");
         }
-        assert!(parse_instant(&serde_json::json!("next tuesday")).unwrap_err().contains("not an ISO-8601"));
-        assert!(parse_instant(&serde_json::json!(true)).unwrap_err().contains("a boolean"));
-        assert_eq!(parse_seconds(&serde_json::json!("30")), Ok(Duration::from_secs(30)));
+        assert!(
+            parse_instant(&serde_json::json!("next tuesday"))
+                .unwrap_err()
+                .contains("not an ISO-8601")
+        );
+        assert!(
+            parse_instant(&serde_json::json!(true))
+                .unwrap_err()
+                .contains("a boolean")
+        );
+        assert_eq!(
+            parse_seconds(&serde_json::json!("30")),
+            Ok(Duration::from_secs(30))
+        );
         assert!(parse_seconds(&serde_json::json!(-1)).is_err());
     }
 
     #[test]
     fn http_dates_parse() {
-        assert_eq!(parse_http_date("Fri, 02 Jan 2026 03:04:05 GMT"), Some(1_767_323_045_000));
+        assert_eq!(
+            parse_http_date("Fri, 02 Jan 2026 03:04:05 GMT"),
+            Some(1_767_323_045_000)
+        );
         assert_eq!(parse_http_date("yesterday"), None);
     }
 
@@ -1140,6 +1250,9 @@ mod tests {
             .unwrap();
         let shown = format!("{source:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
-        assert!(shown.contains("POST https://api.example.com/token"), "{shown}");
+        assert!(
+            shown.contains("POST https://api.example.com/token"),
+            "{shown}"
+        );
     }
 }

@@ -7,13 +7,13 @@
 //!   before the new access token is used; also an [`AuthProvider`] for [`HttpSource`].
 //! - [`FileStore`]: a [`crate::store::CredentialStore`] on disk (atomic, fsynced, owner-only).
 
-mod file_store;
-mod http;
-mod oauth;
+pub mod file_store;
+pub mod http;
+pub mod oauth;
 
 pub use file_store::{FileStore, MAX_CREDENTIALS_BYTES};
 pub use http::{
     AuthProvider, DEFAULT_TIMEOUT, HttpSource, HttpSourceBuilder, MAX_RESPONSE_BYTES,
     ResponseMapping, StaticAuth,
 };
-pub use oauth::{ClientAuth, OAuthConfig, OAuthSource, OAuthTokens};
+pub use oauth::{ACCESS_REUSE_MARGIN, ClientAuth, OAuthConfig, OAuthSource, OAuthTokens};

@@ -91,7 +91,10 @@ impl OAuthConfig {
 
     /// A confidential client with a secret.
     pub fn confidential(token_url: &str, client_id: &str, client_secret: &str) -> Self {
-        Self { client_secret: Some(client_secret.to_owned()), ..Self::public(token_url, client_id) }
+        Self {
+            client_secret: Some(client_secret.to_owned()),
+            ..Self::public(token_url, client_id)
+        }
     }
 
     /// Sets the client authentication method.
@@ -114,7 +117,10 @@ impl fmt::Debug for OAuthConfig {
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
-                &self.client_secret.as_ref().map(|s| format!("<redacted, len {}>", s.len())),
+                &self
+                    .client_secret
+                    .as_ref()
+                    .map(|s| format!("<redacted, len {}>", s.len())),
             )
             .field("client_auth", &self.client_auth)
             .field("scopes", &self.scopes)
@@ -211,7 +217,10 @@ impl fmt::Debug for OAuthSource {
             .field("token_url", &self.token_url)
             .field("client_id", &self.client_id)
             .field("client_auth", &self.client_auth)
-            .field("store", &self.store.as_ref().map(|(store, key)| (store, key)))
+            .field(
+                "store",
+                &self.store.as_ref().map(|(store, key)| (store, key)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -266,10 +275,16 @@ impl OAuthSource {
             message,
         };
         let url = url::Url::parse(&config.token_url).map_err(|e| {
-            bad("token_url", format!("`{}` is not a URL: {e}", config.token_url))
+            bad(
+                "token_url",
+                format!("`{}` is not a URL: {e}", config.token_url),
+            )
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("token_url", format!("scheme `{}` is not http(s)", url.scheme())));
+            return Err(bad(
+                "token_url",
+                format!("scheme `{}` is not http(s)", url.scheme()),
+            ));
         }
         if config.client_id.is_empty() {
             return Err(bad("client_id", "the client id is empty".into()));
@@ -366,7 +381,9 @@ impl OAuthSource {
         let task = tokio::spawn(async move { this.refresh_locked(offered, seen_generation).await });
         match task.await {
             Ok(result) => result,
-            Err(e) => Err(SourceError::network(format!("the OAuth refresh task failed: {e}"))),
+            Err(e) => Err(SourceError::network(format!(
+                "the OAuth refresh task failed: {e}"
+            ))),
         }
     }
 
@@ -411,15 +428,18 @@ impl OAuthSource {
             state.latest = Some(next.clone());
         }
         if let (Some(rotated), Some((store, key))) = (&rotated, &self.store) {
-            store.save(key, rotated).await.map_err(|e| SourceError::RetryLater {
-                kind: crate::source::RetryKind::Network,
-                retry_after: None,
-                message: format!(
-                    "the rotated refresh token could not be saved ({}); the access token is \
+            store
+                .save(key, rotated)
+                .await
+                .map_err(|e| SourceError::RetryLater {
+                    kind: crate::source::RetryKind::Network,
+                    retry_after: None,
+                    message: format!(
+                        "the rotated refresh token could not be saved ({}); the access token is \
                      withheld until it is saved, will retry",
-                    e.message
-                ),
-            })?;
+                        e.message
+                    ),
+                })?;
         }
         let access_token = Token::new(response.access_token().secret().as_str());
         let expires_in = response.expires_in();
@@ -493,7 +513,10 @@ impl OAuthSource {
                 "no refresh token for client `{}`{}; sign the user in (authorization code flow) \
                  first",
                 self.client_id,
-                self.store.as_ref().map(|(_, key)| format!(" under `{key}`")).unwrap_or_default()
+                self.store
+                    .as_ref()
+                    .map(|(_, key)| format!(" under `{key}`"))
+                    .unwrap_or_default()
             ),
         })
     }
@@ -502,7 +525,10 @@ impl OAuthSource {
         &self,
         refresh_token: &Credentials,
     ) -> (Result<oauth2::basic::BasicTokenResponse, SourceError>, Seen) {
-        let recording = Recording { http: self.http.clone(), seen: Arc::default() };
+        let recording = Recording {
+            http: self.http.clone(),
+            seen: Arc::default(),
+        };
         let token = RefreshToken::new(refresh_token.expose().to_owned());
         let mut request = self.client.exchange_refresh_token(&token);
         for scope in self.scopes.iter() {
@@ -515,7 +541,10 @@ impl OAuthSource {
 
     fn classify(
         &self,
-        error: RequestTokenError<HttpClientError<reqwest::Error>, oauth2::basic::BasicErrorResponse>,
+        error: RequestTokenError<
+            HttpClientError<reqwest::Error>,
+            oauth2::basic::BasicErrorResponse,
+        >,
         seen: Seen,
     ) -> SourceError {
         let url = &self.token_url;
@@ -573,7 +602,11 @@ impl OAuthSource {
                             code.as_str(),
                             "temporarily_unavailable" | "server_error" | "slow_down"
                         );
-                        let status = if retry && status < 500 && status != 429 { 503 } else { status };
+                        let status = if retry && status < 500 && status != 429 {
+                            503
+                        } else {
+                            status
+                        };
                         SourceError::from_http_status(
                             status,
                             seen.retry_after,
@@ -625,7 +658,11 @@ fn millis(d: Duration) -> i64 {
 }
 
 fn clip(text: &str, max_chars: usize) -> String {
-    let mut out: String = text.chars().filter(|c| !c.is_control()).take(max_chars).collect();
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect();
     if text.chars().count() > max_chars {
         out.push('…');
     }
@@ -662,7 +699,10 @@ impl AuthProvider for OAuthSource {
             state.generation
         };
         let tokens = self.refresh_detached(None, Some(generation)).await?;
-        Ok(Token::new(format!("Bearer {}", tokens.access_token.expose())))
+        Ok(Token::new(format!(
+            "Bearer {}",
+            tokens.access_token.expose()
+        )))
     }
 }
 

@@ -298,3 +298,41 @@ fn privilege_payload_matches_the_vector_payload_text() {
         r#"{"room_id":"demo-room","privilege":{"1":1,"2":1},"stream_id_list":["s123","s456"]}"#
     );
 }
+
+#[test]
+fn zego_payload_up_to_the_u16_ciphertext_limit_round_trips_and_beyond_is_refused() {
+    let iv = [7u8; 12];
+    let big = "p".repeat(60_000);
+    let token = generate_token04(
+        9,
+        "u",
+        SECRET,
+        60,
+        &big,
+        Token04Mode::Gcm,
+        1_700_000_000,
+        1,
+        &iv,
+    )
+    .unwrap();
+    let (_, p) = zego::decrypt_04(&token, SECRET).unwrap();
+    assert_eq!(p.payload, big);
+    let over = "p".repeat(65_535);
+    assert!(matches!(
+        generate_token04(
+            9,
+            "u",
+            SECRET,
+            60,
+            &over,
+            Token04Mode::Gcm,
+            1_700_000_000,
+            1,
+            &iv
+        ),
+        Err(MintError::TooLong {
+            field: "payload",
+            ..
+        })
+    ));
+}

@@ -433,3 +433,52 @@ async fn keeper_stream_carries_every_sessions_events() {
     assert_eq!(b.session_id, other.id());
     assert_eq!(rig.keeper.session_count(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn jitter_spreads_a_thousand_simultaneous_sessions_over_three_seconds() {
+    use std::sync::Arc;
+    use tokenkeeper::lifecycle::{Keeper, Policy, SessionConfig};
+    use tokenkeeper::source::SessionSpec;
+
+    let clock = ManualClock::new(T0);
+    // Default policy: the jitter seed comes from the clock and the session id.
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(Policy::default())
+        .build()
+        .unwrap();
+    let source = crate::lifecycle_support::Scripted::new(&clock, |c| token(c.n, 60));
+    let sessions: Vec<_> = (0..1_000)
+        .map(|i| {
+            keeper.open_session(
+                SessionConfig::new(SessionSpec::new(format!("ch-{i}"), "u")).with_prefetch(true),
+                source.clone(),
+            )
+        })
+        .collect();
+    clock.sleep(Duration::from_secs(31)).await;
+    let mut renewals: Vec<i64> = source
+        .calls()
+        .iter()
+        .filter(|c| c.reason == FetchReason::Scheduled)
+        .map(|c| c.at_ms)
+        .collect();
+    assert_eq!(renewals.len(), 1_000);
+    renewals.sort_unstable();
+    let span = renewals[999] - renewals[0];
+    assert!((2_700..=3_000).contains(&span), "spread over {span} ms");
+    // At most a handful of sessions share any 10 ms slot (≈ 3.3 on average).
+    let mut per_slot = std::collections::HashMap::new();
+    for r in &renewals {
+        *per_slot.entry(r / 10).or_insert(0u32) += 1;
+    }
+    let busiest = per_slot.values().max().copied().unwrap_or(0);
+    assert!(busiest <= 12, "busiest 10 ms slot: {busiest}");
+    renewals.dedup();
+    assert!(
+        renewals.len() >= 600,
+        "distinct milliseconds: {}",
+        renewals.len()
+    );
+    drop(sessions);
+}

@@ -510,3 +510,62 @@ async fn listener_may_read_the_session_it_listens_to() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn repeated_rejection_reports_for_the_same_token_share_one_refetch() {
+    let rig = Rig::new(|c| Reply::After(Duration::from_millis(200), Box::new(token(c.n, 600))));
+    rig.session.token().await.unwrap();
+    rig.run_for(MIN).await;
+    // The engine fires its callback three times for the same (old) token.
+    let reports: Vec<_> = (0..3)
+        .map(|_| {
+            let s = rig.session.clone();
+            tokio::spawn(async move { s.token_rejected().await })
+        })
+        .collect();
+    for r in reports {
+        assert_eq!(r.await.unwrap().unwrap().token.expose(), "tok-2");
+    }
+    assert_eq!(rig.source.call_count(), 2);
+    assert_eq!(rig.session.counters().rejections, 1);
+    assert_eq!(rig.session.state(), SessionState::Valid);
+}
+
+#[derive(Debug, Default)]
+struct StuckStore;
+
+#[async_trait::async_trait]
+impl CredentialStore for StuckStore {
+    async fn load(&self, _key: &str) -> Result<Option<Credentials>, StoreError> {
+        Ok(None)
+    }
+    async fn save(&self, _key: &str, _c: &Credentials) -> Result<(), StoreError> {
+        futures::future::pending().await
+    }
+    async fn delete(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_credential_store_that_never_answers_is_a_failed_save_after_the_timeout() {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .store(Arc::new(StuckStore))
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, rotating);
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")).with_credentials_key("oauth:1001"),
+        source.clone(),
+    );
+    let err = session.token().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::StoreFailed { message } if message.contains("fetch_timeout")),
+        "{err}"
+    );
+    assert_eq!(clock.now_unix_ms() - T0, 10_000);
+    assert!(session.current().is_none());
+}

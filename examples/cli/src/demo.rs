@@ -83,7 +83,10 @@ pub fn run(args: DemoArgs) -> ExitCode {
         eprintln!("tokenkeeper demo: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tokenkeeper demo: cannot start the async runtime: {e}");
@@ -132,7 +135,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         token_ttl: Duration::from_secs(args.token_ttl),
         room_warn_before: Duration::from_secs(args.lead),
         // Generous per-user limit: the demo shows error handling, not throttling.
-        rate_limit: Some(RateLimit { per_sec: 50.0, burst: 100 }),
+        rate_limit: Some(RateLimit {
+            per_sec: 50.0,
+            burst: 100,
+        }),
         ..Default::default()
     })
     .await
@@ -140,15 +146,25 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     let admin = server.admin();
     let mut keys = Vec::new();
     for i in 0..args.sessions as usize {
-        let id = if i == 0 { "host".to_owned() } else { format!("viewer-{i}") };
+        let id = if i == 0 {
+            "host".to_owned()
+        } else {
+            format!("viewer-{i}")
+        };
         let user = admin
-            .create_user(NewUser { id: Some(id.clone()), ..Default::default() })
+            .create_user(NewUser {
+                id: Some(id.clone()),
+                ..Default::default()
+            })
             .await
             .map_err(|e| anyhow::anyhow!("cannot create user {id}: {}", e.message))?;
         keys.push((id, user.uid, user.api_key));
     }
     admin
-        .create_stream(NewStream { channel: CHANNEL.into(), owner: "host".into() })
+        .create_stream(NewStream {
+            channel: CHANNEL.into(),
+            owner: "host".into(),
+        })
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the stream: {}", e.message))?;
     admin
@@ -159,8 +175,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         })
         .map_err(|e| anyhow::anyhow!("cannot set the faults: {}", e.message))?;
 
-    let policy = Policy { renew_lead: Duration::from_secs(args.lead), ..Policy::default() };
-    let keeper = Keeper::builder().policy(policy).build().context("cannot build the keeper")?;
+    let policy = demo_policy(&args);
+    let keeper = Keeper::builder()
+        .policy(policy)
+        .build()
+        .context("cannot build the keeper")?;
     let clock = Arc::clone(keeper.clock());
     let base = server.base_url();
     let ws_base = base.replacen("http://", "ws://", 1);
@@ -172,7 +191,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut sessions = Vec::new();
-    for (i, (id, uid, api_key)) in keys.into_iter().enumerate() {
+    for (i, (_, uid, api_key)) in keys.into_iter().enumerate() {
         let role = if i == 0 { "publisher" } else { "subscriber" };
         let source = HttpSource::builder(&endpoint)
             .json_body(json!({
@@ -190,7 +209,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         let room_url = format!("{ws_base}/ws/rooms/{CHANNEL}");
         let tx = report_tx.clone();
         let stop = stop_rx.clone();
-        let _ = id;
         tasks.push(tokio::spawn(run_session(i, session, room_url, tx, stop)));
     }
     drop(report_tx);
@@ -230,6 +248,22 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// The policy an app with tokens this short would use: the lead asked for, and retries spaced
+/// to the token's lifetime (the defaults, 1 s doubling with a 500 ms floor, suit tokens of
+/// minutes; with 4 s tokens they leave room for only three or four attempts before expiry).
+fn demo_policy(args: &DemoArgs) -> Policy {
+    let ttl = Duration::from_secs(args.token_ttl);
+    Policy {
+        renew_lead: Duration::from_secs(args.lead),
+        backoff_initial: (ttl / 16)
+            .clamp(Duration::from_millis(100), Policy::DEFAULT_BACKOFF_INITIAL),
+        min_retry_delay: (ttl / 40)
+            .clamp(Duration::from_millis(50), Policy::DEFAULT_MIN_RETRY_DELAY),
+        backoff_max: (ttl / 2).clamp(Duration::from_secs(1), Policy::DEFAULT_BACKOFF_MAX),
+        ..Policy::default()
+    }
+}
+
 fn summarize(args: &DemoArgs, sessions: &[Session], stats: &Value) -> Summary {
     let counters: Vec<_> = sessions.iter().map(Session::counters).collect();
     let disconnects_by_reason = stats.get("disconnects").cloned().unwrap_or(Value::Null);
@@ -246,10 +280,19 @@ fn summarize(args: &DemoArgs, sessions: &[Session], stats: &Value) -> Summary {
         fetch_failures: counters.iter().map(|c| c.failures).sum(),
         emergency_fetches: counters.iter().map(|c| c.emergency_fetches).sum(),
         expired_ms: counters.iter().map(|c| c.expired_ms).sum(),
-        disconnects: disconnects_by_reason.get("token_expired").and_then(Value::as_u64).unwrap_or(0),
+        disconnects: disconnects_by_reason
+            .get("token_expired")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
         disconnects_by_reason,
-        room_renewals: stats.pointer("/room/renewals").and_then(Value::as_u64).unwrap_or(0),
-        errors_injected: stats.get("errors_injected").and_then(Value::as_u64).unwrap_or(0),
+        room_renewals: stats
+            .pointer("/room/renewals")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        errors_injected: stats
+            .get("errors_injected")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     }
 }
 
@@ -285,17 +328,28 @@ async fn run_session(
                 }
             }
             Err(e) => {
-                return send(Note::Fatal { what: "no first token".into(), detail: e.to_string() });
+                return send(Note::Fatal {
+                    what: "no first token".into(),
+                    detail: e.to_string(),
+                });
             }
         }
     };
     let mut socket: Socket = match tokio_tungstenite::connect_async(room_url.as_str()).await {
         Ok((socket, _)) => socket,
-        Err(e) => return send(Note::Room { kind: "connect_failed".into(), detail: e.to_string() }),
+        Err(e) => {
+            return send(Note::Room {
+                kind: "connect_failed".into(),
+                detail: e.to_string(),
+            });
+        }
     };
     let join = json!({"type": "join", "token": first.token.expose()}).to_string();
     if socket.send(Message::text(join)).await.is_err() {
-        return send(Note::Room { kind: "connect_failed".into(), detail: "send failed".into() });
+        return send(Note::Room {
+            kind: "connect_failed".into(),
+            detail: "send failed".into(),
+        });
     }
     let mut last_sent = first.token.clone();
     let mut in_room = true;
@@ -359,7 +413,9 @@ async fn run_session(
         }
     }
     if in_room {
-        let _ = socket.send(Message::text(json!({"type": "leave"}).to_string())).await;
+        let _ = socket
+            .send(Message::text(json!({"type": "leave"}).to_string()))
+            .await;
         let _ = socket.close(None).await;
     }
     send(Note::Left);

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use tokenkeeper::clock::{Clock, SystemClock};
 use tokenkeeper::mint::{agora, jwt, zego};
 
+use crate::inspect::redacted;
+
 /// What to mint.
 #[derive(Debug, clap::Subcommand)]
 pub enum MintCommand {
@@ -32,8 +34,8 @@ pub enum AgoraCommand {
     Raw(RawArgs),
 }
 
-/// `mint agora rtc`.
-#[derive(Debug, clap::Args)]
+/// `mint agora rtc`. `Debug` redacts the certificate.
+#[derive(clap::Args)]
 pub struct RtcArgs {
     /// App id (32 hex characters).
     #[arg(long, value_name = "A")]
@@ -80,8 +82,8 @@ pub struct RawArgs {
     pub spec: String,
 }
 
-/// `mint zego`.
-#[derive(Debug, clap::Args)]
+/// `mint zego`. `Debug` redacts the secret.
+#[derive(clap::Args)]
 pub struct ZegoArgs {
     /// Numeric AppID.
     #[arg(long, value_name = "N")]
@@ -115,8 +117,8 @@ pub struct ZegoArgs {
     pub iv_hex: Option<String>,
 }
 
-/// `mint jwt`.
-#[derive(Debug, clap::Args)]
+/// `mint jwt`. `Debug` redacts the key.
+#[derive(clap::Args)]
 pub struct JwtArgs {
     /// HMAC key (shared secret).
     #[arg(long, value_name = "K")]
@@ -124,6 +126,49 @@ pub struct JwtArgs {
     /// Claims as a JSON object, e.g. '{"room":"r1","exp":1700000000}'.
     #[arg(long, value_name = "JSON")]
     pub claims: String,
+}
+
+impl std::fmt::Debug for RtcArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtcArgs")
+            .field("app_id", &self.app_id)
+            .field("app_certificate", &redacted(Some(&self.app_certificate)))
+            .field("channel", &self.channel)
+            .field("uid", &self.uid)
+            .field("account", &self.account)
+            .field("role", &self.role)
+            .field("token_expire", &self.token_expire)
+            .field("privilege_expire", &self.privilege_expire)
+            .field("issue_ts", &self.issue_ts)
+            .field("salt", &self.salt)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ZegoArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZegoArgs")
+            .field("app_id", &self.app_id)
+            .field("user_id", &self.user_id)
+            .field("secret", &redacted(Some(&self.secret)))
+            .field("effective_time", &self.effective_time)
+            .field("payload", &self.payload)
+            .field("mode", &self.mode)
+            .field("ctime", &self.ctime)
+            .field("nonce", &self.nonce)
+            .field("iv", &self.iv)
+            .field("iv_hex", &self.iv_hex)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for JwtArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtArgs")
+            .field("key", &redacted(Some(&self.key)))
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {

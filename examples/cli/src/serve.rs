@@ -21,7 +21,10 @@ pub struct ServeArgs {
 
 /// Starts the server, prints where it listens and how to administer it, and serves until Ctrl-C.
 pub fn run(args: ServeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tokenkeeper serve: cannot start the async runtime: {e}");
@@ -32,7 +35,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let config = ServerConfig { addr: args.addr, db_path: args.db.clone(), ..Default::default() };
+    let config = ServerConfig {
+        addr: args.addr,
+        db_path: args.db.clone(),
+        ..Default::default()
+    };
     let server = match Server::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -48,9 +55,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     println!("  developer key  {}", server.secrets().samba_developer_key);
     println!(
         "  database       {}",
-        args.db.as_ref().map_or("in memory (lost on exit; use --db FILE)".to_owned(), |p| p
-            .display()
-            .to_string())
+        args.db
+            .as_ref()
+            .map_or("in memory (lost on exit; use --db FILE)".to_owned(), |p| p
+                .display()
+                .to_string())
     );
     println!("try:");
     println!(

@@ -40,20 +40,26 @@ class Backend {
     _decode(r, 'create stream');
   }
 
-  Future<void> ban(String user) async =>
-      _decode(await _http.post(_u('/admin/users/$user/ban'), headers: _json(adminKey)), 'ban');
+  Future<void> ban(String user) async {
+    _decode(await _http.post(_u('/admin/users/$user/ban'), headers: _json(adminKey)), 'ban');
+  }
 
-  Future<void> unban(String user) async =>
-      _decode(await _http.post(_u('/admin/users/$user/unban'), headers: _json(adminKey)), 'unban');
+  Future<void> unban(String user) async {
+    _decode(await _http.post(_u('/admin/users/$user/unban'), headers: _json(adminKey)), 'unban');
+  }
 
-  Future<void> endStream(String channel) async => _decode(
-      await _http.post(_u('/admin/streams/$channel/end'), headers: _json(adminKey)), 'end stream');
+  Future<void> endStream(String channel) async {
+    _decode(await _http.post(_u('/admin/streams/$channel/end'), headers: _json(adminKey)),
+        'end stream');
+  }
 
   /// Sets the fraction of token requests the server fails (503/500) — to watch retries live.
-  Future<void> setErrorRate(double rate) async => _decode(
-      await _http.put(_u('/admin/faults'),
-          headers: _json(adminKey), body: jsonEncode({'error_rate': rate})),
-      'set faults');
+  Future<void> setErrorRate(double rate) async {
+    _decode(
+        await _http.put(_u('/admin/faults'),
+            headers: _json(adminKey), body: jsonEncode({'error_rate': rate})),
+        'set faults');
+  }
 
   Map<String, dynamic> _decode(http.Response r, String what) {
     final body = r.body.isEmpty ? <String, dynamic>{} : jsonDecode(r.body);

@@ -8,6 +8,7 @@ import 'package:flutter/material.dart';
 import 'package:tokenkeeper/tokenkeeper.dart';
 
 import 'backend.dart';
+import 'engine_wiring.dart';
 
 Future<void> main() async {
   WidgetsFlutterBinding.ensureInitialized();
@@ -175,13 +176,11 @@ class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
 /// A session plus what the QA screen shows about it, fed by its event stream.
 class _SessionView {
   _SessionView(this.session, this.user, this.backend, {required this.onChange}) {
+    engine.onCall = onChange;
+    wiring = EngineWiring(session, engine);
     _sub = session.events().listen((e) {
       log.insert(0, e);
       if (log.length > 50) log.removeLast();
-      if (e.kind == SessionEventKind.issued) {
-        // Where a real app calls engine.renewToken(token): the session renewed by itself.
-        lastIssued = session.current();
-      }
       onChange();
     });
   }
@@ -191,7 +190,8 @@ class _SessionView {
   final Backend backend;
   final VoidCallback onChange;
   final List<SessionEvent> log = [];
-  IssuedToken? lastIssued;
+  final RecordingEngine engine = RecordingEngine();
+  late final EngineWiring wiring;
   String? lastAction;
   late final StreamSubscription<SessionEvent> _sub;
 
@@ -209,6 +209,7 @@ class _SessionView {
 
   void dispose() {
     _sub.cancel();
+    wiring.dispose();
     session.close();
   }
 }
@@ -238,22 +239,22 @@ class _SessionCard extends StatelessWidget {
           Text(current == null
               ? 'no valid token'
               : 'expires in ${_fmt(left!)}  (at ${current.expiresAt.toLocal()})  '
-                  'token ${current.token.substring(0, current.token.length.clamp(0, 6))}… '
+                  'token ${current.token.substring(0, current.token.length < 6 ? current.token.length : 6)}… '
                   'len ${current.token.length}'),
           Text('fetches ${counters.fetches} · renewals ${counters.renewals} · '
               'failures ${counters.failures} · emergency ${counters.emergencyFetches} · '
               'without token ${_fmt(counters.expiredTotal)}'
               '${counters.lastFetchLatency == null ? '' : ' · last fetch ${counters.lastFetchLatency!.inMilliseconds} ms'}'),
           Wrap(spacing: 8, children: [
-            // The wiring a real app uses from its engine callback:
-            //   Agora onTokenPrivilegeWillExpire / ZEGO onRoomTokenWillExpire →
-            //   final t = await session.renewToken(); await engine.renewToken(t.token);
+            // What the engine's "token will expire" callback does (Agora
+            // onTokenPrivilegeWillExpire, ZEGO onRoomTokenWillExpire): session.renewToken()
+            // → engine.renewToken(token). See engine_wiring.dart.
             OutlinedButton(
-                onPressed: () => view.act('force renewal', () => s.renewToken()),
+                onPressed: () => view.act('force renewal', view.wiring.onTokenWillExpire),
                 child: const Text('Force renewal')),
-            // What Agora's onRequestToken (token already expired) triggers.
+            // What Agora's onRequestToken (the token already expired) does.
             OutlinedButton(
-                onPressed: () => view.act('simulate expiry', () => s.tokenExpired()),
+                onPressed: () => view.act('simulate expiry', view.wiring.onTokenExpired),
                 child: const Text('Simulate expiry')),
             OutlinedButton(
                 onPressed: () => view.act('ban user', () => view.backend.ban(view.user)),
@@ -273,6 +274,7 @@ class _SessionCard extends StatelessWidget {
           ]),
           if (view.lastAction != null) Text(view.lastAction!, style: text.bodySmall),
           const Divider(),
+          for (final c in view.engine.calls.take(3)) Text(c, style: text.bodySmall),
           for (final e in view.log.take(8)) Text(_describe(e), style: text.bodySmall),
         ]),
       ),

@@ -2335,7 +2335,7 @@ public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
  *
  * Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
  * `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
- * [`error_for_http_status`] classifies an HTTP status the way the built-in source does. Any
+ * [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
  * other exception counts as a temporary failure.
  *
  * The SDK calls `fetch` at most once at a time per session.
@@ -2354,7 +2354,7 @@ public protocol TokenSource: AnyObject, Sendable {
  *
  * Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
  * `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
- * [`error_for_http_status`] classifies an HTTP status the way the built-in source does. Any
+ * [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
  * other exception counts as a temporary failure.
  *
  * The SDK calls `fetch` at most once at a time per session.
@@ -4528,7 +4528,7 @@ enum TokenKeeperError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErr
     )
     /**
      * The user's credentials are no longer accepted (HTTP 401, OAuth `invalid_grant`): sign the
-     * user in again, then open a new session. The session stops retrying.
+     * user in again, then call `renewToken()`. The session stops retrying until then.
      */
     case ReauthRequired(
         /**
@@ -4536,8 +4536,8 @@ enum TokenKeeperError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErr
          */reason: String
     )
     /**
-     * Access was refused or revoked (HTTP 403, user banned, stream ended): leave the channel.
-     * Retrying will not help.
+     * Access was refused or revoked (HTTP 403, user banned, stream ended: 404/410): leave the
+     * channel. The session stops retrying; `renewToken()` tries again if access may be back.
      */
     case Forbidden(
         /**
@@ -5181,6 +5181,19 @@ public func setLogSink(sink: LogSink, minLevel: LogLevel)throws   {try rustCallW
     )
 }
 }
+/**
+ * Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+ * that no SDK thread calls into the host (releasing a host object, logging) while the host
+ * language tears itself down. Every keeper and session stops working; do not use them after.
+ * The Python package calls this from `atexit`. Does nothing if the runtime never started.
+ */
+public func shutdownRuntime(timeoutMs: UInt64)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(
+        FfiConverterUInt64.lower(timeoutMs),uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -5210,6 +5223,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() != 7150) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() != 20920) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() != 7373) {

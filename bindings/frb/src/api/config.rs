@@ -33,7 +33,7 @@ pub struct RenewalPolicy {
     pub backoff_initial: Option<chrono::Duration>,
     /// Largest retry delay. Default 30 s.
     pub backoff_max: Option<chrono::Duration>,
-    /// Smallest retry delay, even just before expiry. Default 250 ms.
+    /// Smallest retry delay, even just before expiry. Default 500 ms.
     pub min_retry_delay: Option<chrono::Duration>,
     /// A server `Retry-After` longer than this is clamped to it. Default 1 h.
     pub max_retry_after: Option<chrono::Duration>,

@@ -85,8 +85,9 @@ impl TokenKeeper {
     ///
     /// `fetch` is called at most once at a time per session, with a timeout
     /// (`RenewalPolicy.fetchTimeout`). Return `FetchOutcome(token: …)` or
-    /// `FetchOutcome(failure: …)`; an exception that escapes it counts as a network failure and
-    /// is retried.
+    /// `FetchOutcome(failure: …)` — or wrap a function that returns a `FetchedToken` and throws
+    /// `TokenSourceException` with `tokenSource(...)`. An exception that escapes it counts as a
+    /// network failure and is retried.
     ///
     /// # Errors
     /// `misconfigured` when `options` are invalid (empty channel, bad policy field).

@@ -189,7 +189,8 @@ pub struct FetchFailure {
 /// What your source's fetch function returns: exactly one of `token` or `failure`.
 ///
 /// The Dart package builds it for you from a returned `FetchedToken` or a thrown
-/// `TokenSourceException`; see `TokenSource` in `package:tokenkeeper/tokenkeeper.dart`.
+/// `TokenSourceException` when you wrap your function with `tokenSource(...)`
+/// (`package:tokenkeeper/tokenkeeper.dart`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchOutcome {
     /// The token, on success.

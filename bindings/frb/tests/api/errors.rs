@@ -1,10 +1,12 @@
 //! Typed errors: what the backend (or the app) said, as the `ErrorKind` Dart switches on.
 
+use flutter_rust_bridge::DartFnFuture;
 use tokenkeeper_frb::api::config::{RenewalPolicy, SessionOptions};
 use tokenkeeper_frb::api::error::ErrorKind;
 use tokenkeeper_frb::api::events::SessionState;
 use tokenkeeper_frb::api::inspect::inspect;
 use tokenkeeper_frb::api::keeper::TokenKeeper;
+use tokenkeeper_frb::api::source::{FetchOutcome, TokenRequest};
 use tokenkeeper_server::FaultsUpdate;
 use tokenkeeper_server::admin::{NewStream, NewUser};
 
@@ -170,5 +172,80 @@ async fn closed_sessions_and_bad_configuration_fail_with_their_own_kinds() {
     let e = inspect(String::new()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidToken);
     assert!(e.message.contains("empty"), "{}", e.message);
+    backend.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_outcome_or_an_escaped_dart_exception_is_reported_not_panicked() {
+    let keeper = TokenKeeper::new(None).unwrap();
+
+    // Neither a token nor a failure: a contract violation of the fetch function → misconfigured.
+    let neither = |_r: TokenRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
+        Box::pin(async {
+            Ok(FetchOutcome {
+                token: None,
+                failure: None,
+            })
+        })
+    };
+    let session = keeper
+        .open_session(options("live-1", "alice", "publisher"), neither)
+        .unwrap();
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Misconfigured);
+    assert_eq!(e.setting.as_deref(), Some("FetchOutcome"));
+
+    // An exception escaping the Dart function (the glue hands it over as an error carrying the
+    // exception text and its stack trace): retried as a network failure, first line only.
+    let throws = |_r: TokenRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
+        Box::pin(async {
+            Err(anyhow::anyhow!(
+                "SocketException: Connection refused\n\n#0 _NativeSocket.connect"
+            ))
+        })
+    };
+    let session = keeper
+        .open_session(options("live-1", "alice", "publisher"), throws)
+        .unwrap();
+    let e = session.token().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::RetryLater);
+    assert!(
+        e.message
+            .contains("the Dart token source threw: SocketException: Connection refused"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("_NativeSocket"), "{}", e.message);
+    assert_eq!(session.state(), SessionState::Fetching);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_tokens_rejected_twice_stop_the_session_instead_of_looping() {
+    let backend = Backend::start().await;
+    let source = backend.source(&backend.owner.api_key, "agora", 600);
+    let keeper = TokenKeeper::new(None).unwrap();
+    let session = keeper
+        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .unwrap();
+    let first = session.token().await.unwrap();
+
+    // The engine refuses the token it just got: dropped and refetched once.
+    let second = session.token_rejected().await.unwrap();
+    assert_ne!(second.token, first.token);
+    assert_eq!(
+        second.reason,
+        tokenkeeper_frb::api::source::FetchReason::Rejected
+    );
+    // Refused again at once: something is misconfigured on one side; stop, say so.
+    let e = session.token_rejected().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Rejected);
+    assert_eq!(session.state(), SessionState::Failed);
+    assert_eq!(session.counters().rejections, 2);
+    assert_eq!(source.requests.lock().len(), 2, "no third fetch");
+
+    // renewToken() clears the fatal state (e.g. after the configuration was fixed).
+    let third = session.renew_token().await.unwrap();
+    assert_eq!(session.state(), SessionState::Valid);
+    assert_ne!(third.token, second.token);
     backend.server.shutdown().await;
 }

@@ -161,3 +161,60 @@ async fn a_short_token_is_renewed_before_it_expires_without_being_asked() {
     session.close();
     backend.server.shutdown().await;
 }
+
+/// Names of this process's threads (Linux).
+#[cfg(target_os = "linux")]
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_keeper_made_from_a_foreign_thread_runs_on_the_bridge_runtime_not_a_new_one() {
+    // Dart `sync` calls arrive on a thread with no tokio runtime; left alone, the core would
+    // start a runtime of its own there (on a thread named "tokenkeeper").
+    let keeper = std::thread::spawn(|| TokenKeeper::new(None).unwrap())
+        .join()
+        .unwrap();
+    let source = |_r: tokenkeeper_frb::api::source::TokenRequest| -> flutter_rust_bridge::DartFnFuture<
+        anyhow::Result<tokenkeeper_frb::api::source::FetchOutcome>,
+    > { Box::pin(async { anyhow::bail!("unused") }) };
+    let session = keeper
+        .open_session(
+            SessionOptions {
+                channel: "c".into(),
+                user: "u".into(),
+                ..Default::default()
+            },
+            source,
+        )
+        .unwrap();
+    assert_eq!(session.state(), SessionState::Idle);
+    let names = thread_names();
+    assert!(
+        !names.iter().any(|n| n == "tokenkeeper"),
+        "a second runtime was started: {names:?}"
+    );
+    keeper.shutdown();
+}
+
+#[test]
+fn renewal_policy_defaults_are_the_documented_core_defaults() {
+    // The values the field docs of `RenewalPolicy` (and so the Dart docs) promise.
+    let d = RenewalPolicy::defaults();
+    let s = chrono::Duration::seconds;
+    assert_eq!(d.renew_lead, Some(s(30)));
+    assert_eq!(d.renew_jitter, Some(s(3)));
+    assert_eq!(d.fetch_timeout, Some(s(10)));
+    assert_eq!(d.backoff_initial, Some(s(1)));
+    assert_eq!(d.backoff_max, Some(s(30)));
+    assert_eq!(d.min_retry_delay, Some(chrono::Duration::milliseconds(500)));
+    assert_eq!(d.max_retry_after, Some(s(3600)));
+    assert_eq!(d.adaptive_lead, Some(true));
+    assert_eq!(d.fresh_rejection_window, Some(s(10)));
+    assert_eq!(d.assumed_lifetime, Some(s(3600)));
+}

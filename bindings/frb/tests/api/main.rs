@@ -12,4 +12,5 @@ mod support;
 mod errors;
 mod events;
 mod lifecycle;
+mod redaction;
 mod store;

@@ -17,7 +17,16 @@ fn tokenkeeper() -> Command {
 #[test]
 fn demo_json_keeps_twenty_sessions_connected_through_a_flaky_backend() {
     let out = tokenkeeper()
-        .args(["demo", "--json", "--sessions", "20", "--token-ttl", "4", "--lead", "2"])
+        .args([
+            "demo",
+            "--json",
+            "--sessions",
+            "20",
+            "--token-ttl",
+            "4",
+            "--lead",
+            "2",
+        ])
         .args(["--duration", "20", "--fail-rate", "0.2"])
         .output()
         .expect("tokenkeeper runs");
@@ -26,7 +35,10 @@ fn demo_json_keeps_twenty_sessions_connected_through_a_flaky_backend() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    assert_eq!(lines.first().map(|l| l["type"].clone()), Some("start".into()));
+    assert_eq!(
+        lines.first().map(|l| l["type"].clone()),
+        Some("start".into())
+    );
     let last = lines.last().expect("a summary line");
     let summary = &last["summary"];
     assert_eq!(summary["sessions"], 20, "{summary}");
@@ -34,9 +46,16 @@ fn demo_json_keeps_twenty_sessions_connected_through_a_flaky_backend() {
     assert_eq!(summary["expired_ms"], 0, "{summary}");
     assert!(summary["renewals"].as_u64().unwrap() >= 20 * 5, "{summary}");
     assert!(summary["fetch_failures"].as_u64().unwrap() > 0, "{summary}");
-    assert_eq!(summary["disconnects_by_reason"]["token_expired"], 0, "{summary}");
+    assert_eq!(
+        summary["disconnects_by_reason"]["token_expired"], 0,
+        "{summary}"
+    );
     assert!(lines.iter().any(|l| l["type"] == "fetch_failed"));
-    assert!(lines.iter().any(|l| l["type"] == "room" && l["event"] == "renewed"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "room" && l["event"] == "renewed")
+    );
     assert!(out.status.success(), "exit {:?}", out.status);
     // No token in the output: every Agora token starts with 007eJ.
     assert!(!stdout.contains("007eJ"), "a token was printed");
@@ -50,21 +69,46 @@ fn demo_refuses_a_lead_not_shorter_than_the_token() {
         .expect("tokenkeeper runs");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--lead 4 must be at least 1 and shorter than --token-ttl 4"), "{stderr}");
+    assert!(
+        stderr.contains("--lead 4 must be at least 1 and shorter than --token-ttl 4"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn demo_without_a_terminal_prints_a_legend_and_plain_lines() {
     let out = tokenkeeper()
-        .args(["demo", "--sessions", "2", "--token-ttl", "3", "--lead", "1", "--duration", "3"])
+        .args([
+            "demo",
+            "--sessions",
+            "2",
+            "--token-ttl",
+            "3",
+            "--lead",
+            "1",
+            "--duration",
+            "3",
+        ])
         .args(["--fail-rate", "0", "--latency-ms", "0"])
         .output()
         .expect("tokenkeeper runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("tokenkeeper demo: 2 sessions keep agora tokens alive"), "{stdout}");
-    assert!(stdout.contains("host       token issued (initial)"), "{stdout}");
-    assert!(stdout.contains("disconnects for an expired token: 0"), "{stdout}");
-    assert!(!stdout.contains('\u{1b}'), "escape codes in plain output: {stdout}");
+    assert!(
+        stdout.starts_with("tokenkeeper demo: 2 sessions keep agora tokens alive"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("host       token issued (initial)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("disconnects for an expired token: 0"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "escape codes in plain output: {stdout}"
+    );
     assert!(out.status.success());
 }
 
@@ -85,12 +129,19 @@ fn serve_prints_its_address_and_answers_health_checks() {
         .expect("an address")
         .to_owned();
     let mut stream = std::net::TcpStream::connect(&addr).expect("server listens");
-    write!(stream, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).expect("reply");
     child.kill().expect("stopped");
     let _ = child.wait();
-    assert!(first.starts_with("tokenkeeper reference backend listening on http://127.0.0.1:"), "{first}");
+    assert!(
+        first.starts_with("tokenkeeper reference backend listening on http://127.0.0.1:"),
+        "{first}"
+    );
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("ok"), "{reply}");
 }

@@ -1,4 +1,4 @@
 //! Tests of the `tokenkeeper` command as scripts call it.
+mod demo;
 mod inspect;
 mod mint;
-mod demo;

@@ -5,19 +5,31 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+/// Kills the server process even when an assertion fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_prints_banner_and_serves_admin_and_token_requests() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenkeeper-server"))
-        .args(["--addr", "127.0.0.1:0", "--token-ttl", "7"])
-        .env_remove("TOKENKEEPER_ADMIN_KEY")
-        .env_remove("TOKENKEEPER_DEVELOPER_KEY")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_tokenkeeper-server"))
+            .args(["--addr", "127.0.0.1:0", "--token-ttl", "7"])
+            .env_remove("TOKENKEEPER_ADMIN_KEY")
+            .env_remove("TOKENKEEPER_DEVELOPER_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .expect("banner line");
     let banner: Value = serde_json::from_str(&line).expect("banner is JSON");
@@ -52,8 +64,7 @@ async fn binary_prints_banner_and_serves_admin_and_token_requests() {
         .json()
         .await
         .unwrap();
-    child.kill().unwrap();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(token["expiresIn"], 7, "{token}");
     assert!(token["token"].as_str().unwrap().starts_with("007"));
 }

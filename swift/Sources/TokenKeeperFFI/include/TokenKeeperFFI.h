@@ -604,6 +604,11 @@ void uniffi_tokenkeeper_uniffi_fn_func_clear_log_sink(RustCallStatus *_Nonnull o
 void uniffi_tokenkeeper_uniffi_fn_func_set_log_sink(uint64_t sink, RustBuffer min_level, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_SHUTDOWN_RUNTIME
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_SHUTDOWN_RUNTIME
+void uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(uint64_t timeout_ms, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_TOKENKEEPER_UNIFFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_TOKENKEEPER_UNIFFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_tokenkeeper_uniffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -891,6 +896,12 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_func_clear_log_sink(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_FUNC_SET_LOG_SINK
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_FUNC_SET_LOG_SINK
 uint16_t uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_FUNC_SHUTDOWN_RUNTIME
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_FUNC_SHUTDOWN_RUNTIME
+uint16_t uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime(void
     
 );
 #endif

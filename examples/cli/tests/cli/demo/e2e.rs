@@ -33,14 +33,25 @@ pub(crate) async fn backend(ttl_secs: u64, channel: &str) -> Backend {
     .expect("server starts");
     let admin = server.admin();
     let user = admin
-        .create_user(NewUser { id: Some("alice".into()), ..Default::default() })
+        .create_user(NewUser {
+            id: Some("alice".into()),
+            ..Default::default()
+        })
         .await
         .expect("user created");
     admin
-        .create_stream(NewStream { channel: channel.into(), owner: "alice".into() })
+        .create_stream(NewStream {
+            channel: channel.into(),
+            owner: "alice".into(),
+        })
         .await
         .expect("stream created");
-    Backend { server, admin, api_key: user.api_key, uid: user.uid }
+    Backend {
+        server,
+        admin,
+        api_key: user.api_key,
+        uid: user.uid,
+    }
 }
 
 fn rtc_source(b: &Backend, query: &str, mapping: ResponseMapping) -> HttpSource {
@@ -57,15 +68,17 @@ fn rtc_source(b: &Backend, query: &str, mapping: ResponseMapping) -> HttpSource 
 fn short_token_policy() -> Policy {
     Policy {
         renew_lead: Duration::from_secs(1),
-        backoff_initial: Duration::from_millis(200),
-        min_retry_delay: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
+        backoff_initial: Duration::from_millis(100),
+        min_retry_delay: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(300),
         ..Policy::default()
     }
 }
 
 fn disconnects(admin: &AdminHandle, reason: &str) -> u64 {
-    admin.stats()["disconnects"][reason].as_u64().expect("disconnect counter")
+    admin.stats()["disconnects"][reason]
+        .as_u64()
+        .expect("disconnect counter")
 }
 
 /// What the member loop saw.
@@ -143,22 +156,43 @@ async fn hold_in_room(
             Err(e) => panic!("no first token: {e}"),
         }
     };
-    let url = format!("{}/ws/rooms/{channel}", base.replacen("http://", "ws://", 1));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("ws connects");
+    let url = format!(
+        "{}/ws/rooms/{channel}",
+        base.replacen("http://", "ws://", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("ws connects");
     let join = json!({"type": "join", "token": first.token.expose()}).to_string();
     socket.send(Message::text(join)).await.expect("join sent");
     let mut member = Member::default();
     let mut last = first.token;
     while member.renewals_sent < renewals && member.kicked.is_none() && member.revoked.is_none() {
-        if !step(session, &mut events, &mut socket, &mut member, &mut last, &mut on_renewal).await {
+        if !step(
+            session,
+            &mut events,
+            &mut socket,
+            &mut member,
+            &mut last,
+            &mut on_renewal,
+        )
+        .await
+        {
             break;
         }
     }
     if member.kicked.is_some() || member.revoked.is_some() {
         let _ = tokio::time::timeout(Duration::from_secs(3), async {
             while member.kicked.is_none() || member.revoked.is_none() {
-                if !step(session, &mut events, &mut socket, &mut member, &mut last, &mut on_renewal)
-                    .await
+                if !step(
+                    session,
+                    &mut events,
+                    &mut socket,
+                    &mut member,
+                    &mut last,
+                    &mut on_renewal,
+                )
+                .await
                 {
                     break;
                 }
@@ -166,7 +200,9 @@ async fn hold_in_room(
         })
         .await;
     } else {
-        let _ = socket.send(Message::text(json!({"type": "leave"}).to_string())).await;
+        let _ = socket
+            .send(Message::text(json!({"type": "leave"}).to_string()))
+            .await;
     }
     member
 }
@@ -186,7 +222,10 @@ async fn twenty_renewals_of_three_second_tokens_keep_the_room_connected_even_whe
             ..Default::default()
         })
         .expect("faults set");
-    let keeper = Keeper::builder().policy(short_token_policy()).build().expect("keeper");
+    let keeper = Keeper::builder()
+        .policy(short_token_policy())
+        .build()
+        .expect("keeper");
     let run = |b: &Backend, channel: &'static str| {
         let spec = SessionSpec::new(channel, b.uid.to_string()).with_role("publisher");
         let session = keeper.open_session(
@@ -209,7 +248,10 @@ async fn twenty_renewals_of_three_second_tokens_keep_the_room_connected_even_whe
     assert_eq!(disconnects(&flaky.admin, "token_expired"), 0);
     assert_eq!(clean_counters.expired_ms, 0, "{clean_counters:?}");
     assert_eq!(flaky_counters.expired_ms, 0, "{flaky_counters:?}");
-    assert!(flaky_counters.failures > 0, "the flaky backend failed no request: {flaky_counters:?}");
+    assert!(
+        flaky_counters.failures > 0,
+        "the flaky backend failed no request: {flaky_counters:?}"
+    );
     assert!(flaky.admin.stats()["errors_injected"].as_u64().unwrap() > 0);
     assert_eq!(clean.admin.stats()["room"]["renew_rejected"], 0);
     assert_eq!(flaky.admin.stats()["room"]["renew_rejected"], 0);
@@ -220,12 +262,20 @@ async fn twenty_renewals_of_three_second_tokens_keep_the_room_connected_even_whe
 
 /// Runs a member until its 2nd renewal, applies `cut` on the backend, and returns what the
 /// member and the session saw, plus the fetch count 2 s after the session stopped.
-async fn cut_mid_stream(channel: &'static str, cut: CutKind) -> (Member, SessionState, u64, u64, Backend) {
+async fn cut_mid_stream(
+    channel: &'static str,
+    cut: CutKind,
+) -> (Member, SessionState, u64, u64, Backend) {
     let b = backend(3, channel).await;
-    let keeper = Keeper::builder().policy(short_token_policy()).build().expect("keeper");
+    let keeper = Keeper::builder()
+        .policy(short_token_policy())
+        .build()
+        .expect("keeper");
     let spec = SessionSpec::new(channel, b.uid.to_string()).with_role("publisher");
-    let session =
-        keeper.open_session(SessionConfig::new(spec), Arc::new(rtc_source(&b, "", ResponseMapping::default())));
+    let session = keeper.open_session(
+        SessionConfig::new(spec),
+        Arc::new(rtc_source(&b, "", ResponseMapping::default())),
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let admin = b.admin.clone();
     tokio::spawn(async move {
@@ -239,9 +289,15 @@ async fn cut_mid_stream(channel: &'static str, cut: CutKind) -> (Member, Session
             }
         }
     });
-    let member = hold_in_room(&b.server.base_url(), channel, &session, u64::MAX, move |n| {
-        let _ = tx.send(n);
-    })
+    let member = hold_in_room(
+        &b.server.base_url(),
+        channel,
+        &session,
+        u64::MAX,
+        move |n| {
+            let _ = tx.send(n);
+        },
+    )
     .await;
     let fetches_at_stop = session.counters().fetches;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -262,7 +318,10 @@ async fn banning_the_user_mid_stream_is_forbidden_stops_fetches_and_kicks_from_t
     let (member, state, at_stop, later, b) = cut_mid_stream("live-ban", CutKind::Ban).await;
     assert_eq!(member.kicked.as_deref(), Some("banned"));
     let reason = member.revoked.expect("a Revoked event");
-    assert!(reason.contains("HTTP 403") && reason.contains("user_banned"), "{reason}");
+    assert!(
+        reason.contains("HTTP 403") && reason.contains("user_banned"),
+        "{reason}"
+    );
     assert_eq!(state, SessionState::Failed);
     assert_eq!(at_stop, later, "fetches continued after the ban");
     assert_eq!(disconnects(&b.admin, "banned"), 1);
@@ -275,7 +334,10 @@ async fn ending_the_stream_is_revoked_with_its_reason_stops_fetches_and_kicks_fr
     let (member, state, at_stop, later, b) = cut_mid_stream("live-end", CutKind::EndStream).await;
     assert_eq!(member.kicked.as_deref(), Some("stream_ended"));
     let reason = member.revoked.expect("a Revoked event");
-    assert!(reason.contains("HTTP 404") && reason.contains("stream_ended"), "{reason}");
+    assert!(
+        reason.contains("HTTP 404") && reason.contains("stream_ended"),
+        "{reason}"
+    );
     assert_eq!(state, SessionState::Failed);
     assert_eq!(at_stop, later, "fetches continued after the stream ended");
     assert_eq!(disconnects(&b.admin, "stream_ended"), 1);
@@ -288,16 +350,26 @@ async fn ending_the_stream_is_revoked_with_its_reason_stops_fetches_and_kicks_fr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_style_json_maps_through_pointers_and_the_room_accepts_its_tokens() {
     let b = backend(4, "live-seed").await;
-    let keeper = Keeper::builder().policy(short_token_policy()).build().expect("keeper");
-    let mapping = ResponseMapping::new().token("/data/token").expires_at("/data/expiresAt");
+    let keeper = Keeper::builder()
+        .policy(short_token_policy())
+        .build()
+        .expect("keeper");
+    let mapping = ResponseMapping::new()
+        .token("/data/token")
+        .expires_at("/data/expiresAt");
     let spec = SessionSpec::new("live-seed", b.uid.to_string()).with_role("subscriber");
-    let session =
-        keeper.open_session(SessionConfig::new(spec), Arc::new(rtc_source(&b, "?shape=seed", mapping)));
+    let session = keeper.open_session(
+        SessionConfig::new(spec),
+        Arc::new(rtc_source(&b, "?shape=seed", mapping)),
+    );
     let first = session.token().await.expect("token through the seed shape");
     assert!(first.token.expose().starts_with("007"), "an Agora token");
     let now_ms = keeper.clock().now_unix_ms();
     let left = first.expires_at_ms - now_ms;
-    assert!((2_000..=4_000).contains(&left), "expiry {left} ms from now, want the 4 s token's");
+    assert!(
+        (2_000..=4_000).contains(&left),
+        "expiry {left} ms from now, want the 4 s token's"
+    );
     // Renewals through the same mapping are accepted by the room.
     let member = hold_in_room(&b.server.base_url(), "live-seed", &session, 2, |_| {}).await;
     assert_eq!(member.renewals_sent, 2);
@@ -311,5 +383,119 @@ async fn seed_style_json_maps_through_pointers_and_the_room_accepts_its_tokens()
     }
     assert_eq!(b.admin.stats()["room"]["renewals"], 2);
     keeper.shutdown();
+    b.server.shutdown().await;
+}
+
+/// An auth provider whose first header is stale: the backend's 401 makes the source ask for a
+/// fresh one and retry once.
+#[derive(Debug)]
+struct RotatingAuth {
+    good: String,
+    calls: std::sync::Mutex<Vec<bool>>,
+    recovers: bool,
+}
+
+#[async_trait::async_trait]
+impl tokenkeeper::sources::AuthProvider for RotatingAuth {
+    async fn auth_header(
+        &self,
+        refresh: bool,
+    ) -> Result<tokenkeeper::source::Token, tokenkeeper::source::SourceError> {
+        self.calls.lock().unwrap().push(refresh);
+        let value = if refresh && self.recovers {
+            self.good.as_str()
+        } else {
+            "tku_expired_session"
+        };
+        Ok(tokenkeeper::source::Token::new(format!("Bearer {value}")))
+    }
+}
+
+fn fetch_request(channel: &str, uid: u32) -> tokenkeeper::source::FetchRequest {
+    tokenkeeper::source::FetchRequest {
+        reason: tokenkeeper::source::FetchReason::Initial,
+        session: Arc::new(SessionSpec::new(channel, uid.to_string()).with_role("publisher")),
+        attempt: 1,
+        credentials: None,
+        previous: None,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_refreshes_the_auth_header_once_and_a_second_401_means_sign_in_again() {
+    use tokenkeeper::source::{SourceError, TokenSource};
+    let b = backend(60, "live-auth").await;
+    let endpoint = format!("{}/api/v1/rtc/token", b.server.base_url());
+    let body = json!({"vendor": "zego", "channel": "{channel}", "role": "{role}"});
+    for recovers in [true, false] {
+        let auth = Arc::new(RotatingAuth {
+            good: b.api_key.clone(),
+            calls: Default::default(),
+            recovers,
+        });
+        let source = HttpSource::builder(&endpoint)
+            .json_body(body.clone())
+            .auth(auth.clone())
+            .build()
+            .unwrap();
+        let result = source.fetch(fetch_request("live-auth", b.uid)).await;
+        assert_eq!(
+            *auth.calls.lock().unwrap(),
+            vec![false, true],
+            "recovers={recovers}"
+        );
+        if recovers {
+            let fetched = result.expect("second attempt with the fresh header succeeds");
+            assert!(fetched.token.expose().starts_with("04"), "a ZEGO token");
+            assert!(fetched.expires_at_ms.is_some() && fetched.server_time_ms.is_some());
+        } else {
+            let err = result.unwrap_err();
+            let SourceError::ReauthRequired { message } = &err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                message.contains("HTTP 401") && message.contains("/api/v1/rtc/token"),
+                "{message}"
+            );
+            assert!(!message.contains("tku_expired_session"), "{message}");
+        }
+    }
+    b.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiting_is_retry_later_with_the_servers_retry_after() {
+    use tokenkeeper::source::{RetryKind, SourceError, TokenSource};
+    let b = backend(60, "live-429").await;
+    b.admin
+        .update_faults(FaultsUpdate {
+            rate_limit: Some(Some(tokenkeeper_server::RateLimit {
+                per_sec: 0.5,
+                burst: 1,
+            })),
+            ..Default::default()
+        })
+        .expect("rate limit set");
+    let source = rtc_source(&b, "", ResponseMapping::default());
+    source
+        .fetch(fetch_request("live-429", b.uid))
+        .await
+        .expect("first request within the burst");
+    let err = source
+        .fetch(fetch_request("live-429", b.uid))
+        .await
+        .unwrap_err();
+    match &err {
+        SourceError::RetryLater {
+            kind: RetryKind::RateLimited,
+            retry_after: Some(wait),
+            message,
+        } => {
+            assert!((1..=2).contains(&wait.as_secs()), "Retry-After {wait:?}");
+            assert!(message.contains("rate_limited"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
     b.server.shutdown().await;
 }

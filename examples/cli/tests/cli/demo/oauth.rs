@@ -30,7 +30,11 @@ async fn clients(b: &Backend) {
         .await
         .expect("confidential client");
     b.admin
-        .create_oauth_client(NewClient { client_id: "mobile-app".into(), client_secret: None, public: true })
+        .create_oauth_client(NewClient {
+            client_id: "mobile-app".into(),
+            client_secret: None,
+            public: true,
+        })
         .await
         .expect("public client");
 }
@@ -47,7 +51,10 @@ async fn sign_in(b: &Backend, client_id: &str, secret: Option<&str>) -> String {
         })
         .await
         .expect("code");
-    let mut form = vec![("grant_type", "authorization_code".to_owned()), ("code", code)];
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+    ];
     let http = reqwest::Client::new();
     let mut request = http.post(format!("{}/oauth/token", b.server.base_url()));
     match secret {
@@ -64,7 +71,10 @@ async fn sign_in(b: &Backend, client_id: &str, secret: Option<&str>) -> String {
         .json()
         .await
         .expect("token JSON");
-    reply["refresh_token"].as_str().unwrap_or_else(|| panic!("no refresh token: {reply}")).to_owned()
+    reply["refresh_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no refresh token: {reply}"))
+        .to_owned()
 }
 
 fn url_form(pairs: &[(&str, String)]) -> String {
@@ -73,7 +83,13 @@ fn url_form(pairs: &[(&str, String)]) -> String {
         .map(|(k, v)| {
             let v: String = v
                 .bytes()
-                .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
                 .collect();
             format!("{k}={v}")
         })
@@ -110,17 +126,31 @@ async fn a_thousand_consecutive_refreshes_rotate_every_time_and_the_last_token_w
     clients(&b).await;
     let first = sign_in(&b, "rtc-backend", Some(SECRET)).await;
     let store = Arc::new(MemoryStore::new());
-    let source = OAuthSource::new(OAuthConfig::confidential(&token_url(&b), "rtc-backend", SECRET))
-        .expect("config")
-        .with_store(store.clone(), "oauth:alice")
-        .with_refresh_token(Credentials::new(first.clone()));
+    let source = OAuthSource::new(OAuthConfig::confidential(
+        &token_url(&b),
+        "rtc-backend",
+        SECRET,
+    ))
+    .expect("config")
+    .with_store(store.clone(), "oauth:alice")
+    .with_refresh_token(Credentials::new(first.clone()));
     let mut previous = first.clone();
     for i in 0..1000 {
-        let tokens = source.refresh().await.unwrap_or_else(|e| panic!("refresh {i}: {e}"));
+        let tokens = source
+            .refresh()
+            .await
+            .unwrap_or_else(|e| panic!("refresh {i}: {e}"));
         assert!(tokens.rotated, "refresh {i} did not rotate");
         let next = tokens.refresh_token.expose().to_owned();
-        assert_ne!(next, previous, "refresh {i} returned the same refresh token");
-        assert_eq!(store.load("oauth:alice").await.unwrap().unwrap().expose(), next, "refresh {i} not saved");
+        assert_ne!(
+            next, previous,
+            "refresh {i} returned the same refresh token"
+        );
+        assert_eq!(
+            store.load("oauth:alice").await.unwrap().unwrap().expose(),
+            next,
+            "refresh {i} not saved"
+        );
         assert_eq!(tokens.expires_in, Some(Duration::from_secs(3600)));
         previous = next;
     }
@@ -130,15 +160,25 @@ async fn a_thousand_consecutive_refreshes_rotate_every_time_and_the_last_token_w
     // The newest access token authenticates a real RTC token request (OAuthSource as the
     // HttpSource's auth provider, reusing the cached access token: no extra refresh).
     let rtc = jwt_source(&b, Arc::new(source.clone()));
-    let fetched = rtc.fetch(request("live-oauth")).await.expect("RTC token with the OAuth access token");
+    let fetched = rtc
+        .fetch(request("live-oauth"))
+        .await
+        .expect("RTC token with the OAuth access token");
     assert_eq!(fetched.token.expose().matches('.').count(), 2, "a JWT");
     assert_eq!(b.admin.stats()["oauth"]["refreshes"], 1000);
     // The first (long consumed) refresh token is refused: the source reports re-auth.
-    let stale = OAuthSource::new(OAuthConfig::confidential(&token_url(&b), "rtc-backend", SECRET))
-        .unwrap()
-        .with_refresh_token(Credentials::new(first));
+    let stale = OAuthSource::new(OAuthConfig::confidential(
+        &token_url(&b),
+        "rtc-backend",
+        SECRET,
+    ))
+    .unwrap()
+    .with_refresh_token(Credentials::new(first));
     let err = stale.refresh().await.unwrap_err();
-    assert!(matches!(&err, SourceError::ReauthRequired { message } if message.contains("invalid_grant")), "{err:?}");
+    assert!(
+        matches!(&err, SourceError::ReauthRequired { message } if message.contains("invalid_grant")),
+        "{err:?}"
+    );
     b.server.shutdown().await;
 }
 
@@ -149,14 +189,18 @@ async fn post_authenticated_and_public_clients_refresh_through_the_token_source_
     let confidential = sign_in(&b, "rtc-backend", Some(SECRET)).await;
     let public = sign_in(&b, "mobile-app", None).await;
     let post = OAuthSource::new(
-        OAuthConfig::confidential(&token_url(&b), "rtc-backend", SECRET).with_client_auth(ClientAuth::Post),
+        OAuthConfig::confidential(&token_url(&b), "rtc-backend", SECRET)
+            .with_client_auth(ClientAuth::Post),
     )
     .unwrap();
     let mobile = OAuthSource::new(OAuthConfig::public(&token_url(&b), "mobile-app")).unwrap();
     for (source, refresh) in [(post, confidential), (mobile, public)] {
         let mut req = request("unused");
         req.credentials = Some(Credentials::new(refresh.clone()));
-        let fetched = source.fetch(req.clone()).await.expect("fetch through TokenSource");
+        let fetched = source
+            .fetch(req.clone())
+            .await
+            .expect("fetch through TokenSource");
         let rotated = fetched.rotated.expect("rotation reported to the engine");
         assert_ne!(rotated.expose(), refresh);
         assert_eq!(fetched.expires_in, Some(Duration::from_secs(3600)));
@@ -178,21 +222,37 @@ async fn wrong_client_credentials_are_a_misconfiguration_naming_the_client_id() 
     clients(&b).await;
     let refresh = Credentials::new(sign_in(&b, "rtc-backend", Some(SECRET)).await);
     // A wrong secret for the confidential client.
-    let wrong = OAuthSource::new(OAuthConfig::confidential(&token_url(&b), "rtc-backend", "not-the-secret"))
-        .unwrap()
-        .with_refresh_token(refresh.clone());
+    let wrong = OAuthSource::new(OAuthConfig::confidential(
+        &token_url(&b),
+        "rtc-backend",
+        "not-the-secret",
+    ))
+    .unwrap()
+    .with_refresh_token(refresh.clone());
     // The public (user-managed) app's id sent with the server-to-server secret.
-    let mixed = OAuthSource::new(OAuthConfig::confidential(&token_url(&b), "mobile-app", SECRET))
-        .unwrap()
-        .with_refresh_token(refresh.clone());
+    let mixed = OAuthSource::new(OAuthConfig::confidential(
+        &token_url(&b),
+        "mobile-app",
+        SECRET,
+    ))
+    .unwrap()
+    .with_refresh_token(refresh.clone());
     for (source, id) in [(wrong, "rtc-backend"), (mixed, "mobile-app")] {
         let err = source.refresh().await.unwrap_err();
-        let SourceError::Misconfigured { setting, message } = &err else { panic!("{err:?}") };
+        let SourceError::Misconfigured { setting, message } = &err else {
+            panic!("{err:?}")
+        };
         assert_eq!(setting, "client_id");
-        assert!(message.contains(&format!("rejected client id `{id}`")), "{message}");
+        assert!(
+            message.contains(&format!("rejected client id `{id}`")),
+            "{message}"
+        );
         assert!(message.contains("invalid_client"), "{message}");
         assert!(message.contains("server-to-server"), "{message}");
-        assert!(!message.contains(SECRET) && !message.contains("not-the-secret"), "{message}");
+        assert!(
+            !message.contains(SECRET) && !message.contains("not-the-secret"),
+            "{message}"
+        );
         assert!(!message.contains(refresh.expose()), "{message}");
     }
     assert_eq!(b.admin.stats()["oauth"]["invalid_client"], 2);
@@ -206,7 +266,15 @@ const CHILD_ENV: &str = "TOKENKEEPER_TEST_CRASH_CHILD";
 
 fn spawn_child(test: &str, config: &Value) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args([test, "--exact", "--ignored", "--nocapture", "--test-threads", "1", "-q"])
+        .args([
+            test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+            "-q",
+        ])
         .env(CHILD_ENV, config.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -220,7 +288,9 @@ fn spawn_child(test: &str, config: &Value) -> Child {
 #[test]
 #[ignore = "helper process of rotated_refresh_tokens_survive_sigkill_between_receipt_and_use"]
 fn crash_child_refreshes_until_killed() {
-    let Ok(config) = std::env::var(CHILD_ENV) else { return };
+    let Ok(config) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let config: Value = serde_json::from_str(&config).expect("child config");
     let text = |k: &str| config[k].as_str().expect("config field").to_owned();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -230,9 +300,13 @@ fn crash_child_refreshes_until_killed() {
         .expect("runtime");
     runtime.block_on(async {
         let store = Arc::new(FileStore::new(text("dir")));
-        let source = OAuthSource::new(OAuthConfig::confidential(&text("token_url"), "rtc-backend", SECRET))
-            .expect("config")
-            .with_store(store, &text("key"));
+        let source = OAuthSource::new(OAuthConfig::confidential(
+            &text("token_url"),
+            "rtc-backend",
+            SECRET,
+        ))
+        .expect("config")
+        .with_store(store, &text("key"));
         let rtc = HttpSource::builder(&text("rtc_url"))
             .json_body(json!({"vendor": "jwt", "channel": "{channel}", "role": "{role}"}))
             .auth(Arc::new(source.clone()))
@@ -278,7 +352,10 @@ async fn rotated_refresh_tokens_survive_sigkill_between_receipt_and_use() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = FileStore::new(dir.path());
     let first = sign_in(&b, "rtc-backend", Some(SECRET)).await;
-    store.save("oauth:alice", &Credentials::new(first)).await.expect("first token saved");
+    store
+        .save("oauth:alice", &Credentials::new(first))
+        .await
+        .expect("first token saved");
     let config = json!({
         "token_url": token_url(&b),
         "rtc_url": format!("{}/api/v1/rtc/token", b.server.base_url()),
@@ -295,7 +372,7 @@ async fn rotated_refresh_tokens_survive_sigkill_between_receipt_and_use() {
             let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
             let refreshes_before_kill = rng.gen_range(1..=4);
             let kill_after_used = rng.gen_bool(0.5);
-            loop {
+            let point = loop {
                 let line = lines.next().and_then(Result::ok).unwrap_or_else(|| {
                     panic!("round {round}: helper ended early (after {saved_total} saves)")
                 });
@@ -309,16 +386,16 @@ async fn rotated_refresh_tokens_survive_sigkill_between_receipt_and_use() {
                     saved_total += 1;
                 }
                 if n == refreshes_before_kill && saved != kill_after_used {
-                    std::thread::sleep(Duration::from_micros(rng.gen_range(0..3_000)));
-                    child.kill().expect("SIGKILL");
-                    let _ = child.wait();
-                    kills.push((round, n, if saved { "after save" } else { "after use" }));
-                    break;
+                    break if saved { "after save" } else { "after use" };
                 }
                 if !saved {
                     writeln!(stdin, "go").expect("helper reads stdin");
                 }
-            }
+            };
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..3_000)));
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+            kills.push((round, refreshes_before_kill, point));
         }
         (saved_total, kills)
     })
@@ -326,10 +403,17 @@ async fn rotated_refresh_tokens_survive_sigkill_between_receipt_and_use() {
     .expect("parent loop");
     assert_eq!(kills.len(), 30);
     // A restart from the file store refreshes without re-authorization.
-    let source = OAuthSource::new(OAuthConfig::confidential(&token_url(&b), "rtc-backend", SECRET))
-        .unwrap()
-        .with_store(Arc::new(store), "oauth:alice");
-    let last = source.refresh().await.expect("restart after the last kill needs no sign-in");
+    let source = OAuthSource::new(OAuthConfig::confidential(
+        &token_url(&b),
+        "rtc-backend",
+        SECRET,
+    ))
+    .unwrap()
+    .with_store(Arc::new(store), "oauth:alice");
+    let last = source
+        .refresh()
+        .await
+        .expect("restart after the last kill needs no sign-in");
     assert!(last.rotated);
     let stats = b.admin.stats();
     assert_eq!(stats["oauth"]["invalid_grant"], 0, "{stats}");
@@ -342,15 +426,23 @@ async fn rotated_refresh_tokens_survive_sigkill_between_receipt_and_use() {
 #[test]
 #[ignore = "helper process of file_store_saves_are_atomic_under_sigkill"]
 fn crash_child_saves_until_killed() {
-    let Ok(config) = std::env::var(CHILD_ENV) else { return };
+    let Ok(config) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let config: Value = serde_json::from_str(&config).expect("child config");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let store = FileStore::new(config["dir"].as_str().expect("dir"));
         let mut out = std::io::stdout();
         for n in 1u64.. {
             let value = format!("v{n}:{}", "x".repeat(16 * 1024));
-            store.save("k", &Credentials::new(value)).await.expect("save");
+            store
+                .save("k", &Credentials::new(value))
+                .await
+                .expect("save");
             let _ = writeln!(out, "{n}");
             let _ = out.flush();
         }
@@ -364,7 +456,10 @@ fn file_store_saves_are_atomic_under_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = json!({"dir": dir.path()});
     let mut rng = rand::thread_rng();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     for round in 0..20 {
         let mut child = spawn_child("demo::oauth::crash_child_saves_until_killed", &config);
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -394,6 +489,84 @@ fn file_store_saves_are_atomic_under_sigkill() {
         let (n, rest) = stored.expose().split_once(':').expect("complete value");
         let n: u64 = n.trim_start_matches('v').parse().expect("a counter");
         assert_eq!(rest.len(), 16 * 1024, "round {round}: torn value");
-        assert!(n == acked || n == acked + 1, "round {round}: stored v{n}, acknowledged {acked}");
+        assert!(
+            n == acked || n == acked + 1,
+            "round {round}: stored v{n}, acknowledged {acked}"
+        );
     }
+}
+
+/// A Keeper session over the OAuth source with the keeper's store on disk: every rotated
+/// refresh token reaches the file before the access token that came with it is handed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_session_renews_oauth_access_tokens_and_persists_each_rotation_first() {
+    use tokenkeeper::lifecycle::{EventKind, Keeper, Policy, SessionConfig};
+    let server = tokenkeeper_server::Server::start(tokenkeeper_server::ServerConfig {
+        oauth_access_ttl: Duration::from_secs(3),
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .expect("server");
+    let admin = server.admin();
+    admin
+        .create_user(tokenkeeper_server::admin::NewUser {
+            id: Some("alice".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("user");
+    let b = Backend {
+        api_key: String::new(),
+        uid: 0,
+        admin,
+        server,
+    };
+    clients(&b).await;
+    let first = sign_in(&b, "mobile-app", None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(FileStore::new(dir.path()));
+    store
+        .save("oauth:alice", &Credentials::new(first.clone()))
+        .await
+        .unwrap();
+    let keeper = Keeper::builder()
+        .store(store.clone())
+        .policy(Policy {
+            renew_lead: Duration::from_secs(1),
+            ..Policy::default()
+        })
+        .build()
+        .expect("keeper");
+    let source = OAuthSource::new(OAuthConfig::public(&token_url(&b), "mobile-app")).unwrap();
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("api", "alice")).with_credentials_key("oauth:alice"),
+        Arc::new(source),
+    );
+    let mut events = session.subscribe();
+    let mut seen = Vec::new();
+    session.token().await.expect("first access token");
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("renewals keep coming")
+            .expect("session open");
+        if let EventKind::Issued { .. } = event.kind {
+            // The refresh token on disk is the one the next refresh will send: never the
+            // consumed one.
+            let on_disk = store.load("oauth:alice").await.unwrap().expect("stored");
+            assert_ne!(on_disk.expose(), first);
+            assert!(
+                !seen.contains(&on_disk.expose().to_owned()),
+                "rotation not saved"
+            );
+            seen.push(on_disk.expose().to_owned());
+        }
+    }
+    let stats = b.admin.stats();
+    assert_eq!(stats["oauth"]["reuse_detected"], 0, "{stats}");
+    assert_eq!(stats["oauth"]["invalid_grant"], 0, "{stats}");
+    assert!(session.counters().renewals >= 2);
+    keeper.shutdown();
+    b.server.shutdown().await;
 }

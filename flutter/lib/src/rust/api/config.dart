@@ -37,7 +37,7 @@ final Duration? fetchTimeout;
 final Duration? backoffInitial;
 /// Largest retry delay. Default 30 s.
 final Duration? backoffMax;
-/// Smallest retry delay, even just before expiry. Default 250 ms.
+/// Smallest retry delay, even just before expiry. Default 500 ms.
 final Duration? minRetryDelay;
 /// A server `Retry-After` longer than this is clamped to it. Default 1 h.
 final Duration? maxRetryAfter;

@@ -73,7 +73,8 @@ misconfigured,
 /// What your source's fetch function returns: exactly one of `token` or `failure`.
 ///
 /// The Dart package builds it for you from a returned `FetchedToken` or a thrown
-/// `TokenSourceException`; see `TokenSource` in `package:tokenkeeper/tokenkeeper.dart`.
+/// `TokenSourceException` when you wrap your function with `tokenSource(...)`
+/// (`package:tokenkeeper/tokenkeeper.dart`).
 class FetchOutcome  {
                 /// The token, on success.
 final FetchedToken? token;

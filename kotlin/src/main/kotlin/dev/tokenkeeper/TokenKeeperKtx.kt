@@ -85,16 +85,16 @@ inline fun <R> Session.useSession(block: (Session) -> R): R {
 }
 
 /** A [TokenSource] from a suspending lambda. Throw [TokenKeeperException] to classify failures. */
-fun tokenSource(fetch: suspend (FetchRequest) -> FetchedToken): TokenSource = object : TokenSource {
-    override suspend fun fetch(request: FetchRequest): FetchedToken = fetch(request)
+fun tokenSource(block: suspend (FetchRequest) -> FetchedToken): TokenSource = object : TokenSource {
+    override suspend fun fetch(request: FetchRequest): FetchedToken = block(request)
 }
 
 /** An [EventListener] from a lambda (called on an SDK thread: keep it quick). */
-fun eventListener(onEvent: (SessionEvent) -> Unit): EventListener = object : EventListener {
-    override fun onEvent(event: SessionEvent) = onEvent(event)
+fun eventListener(block: (SessionEvent) -> Unit): EventListener = object : EventListener {
+    override fun onEvent(event: SessionEvent) = block(event)
 }
 
 /** A [LogSink] from a lambda, e.g. `logSink { Log.println(priority(it.level), "tokenkeeper", it.message) }`. */
-fun logSink(log: (LogRecord) -> Unit): LogSink = object : LogSink {
-    override fun log(record: LogRecord) = log(record)
+fun logSink(block: (LogRecord) -> Unit): LogSink = object : LogSink {
+    override fun log(record: LogRecord) = block(record)
 }

@@ -792,6 +792,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink(
     ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime(
+    ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_cancel(
@@ -990,6 +992,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_func_set_log_sink(`sink`: Long,`minLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun ffi_tokenkeeper_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_tokenkeeper_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1122,6 +1126,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() and 0xFFFF) != 7150) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() and 0xFFFF) != 20920) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 7373) {
@@ -4513,7 +4520,7 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
  *
  * Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
  * `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
- * [`error_for_http_status`] classifies an HTTP status the way the built-in source does. Any
+ * [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
  * other exception counts as a temporary failure.
  *
  * The SDK calls `fetch` at most once at a time per session.
@@ -4534,7 +4541,7 @@ public interface TokenSource {
  *
  * Throw [`TokenKeeperError`] to say what happened: `RetryLater` (the SDK retries with backoff),
  * `ReauthRequired` or `Forbidden` (the session stops and reports it), `Misconfigured`.
- * [`error_for_http_status`] classifies an HTTP status the way the built-in source does. Any
+ * [`error_for_http_status`](crate::error_for_http_status) classifies an HTTP status the way the built-in source does. Any
  * other exception counts as a temporary failure.
  *
  * The SDK calls `fetch` at most once at a time per session.
@@ -6337,7 +6344,7 @@ sealed class TokenKeeperException: kotlin.Exception() {
     
     /**
      * The user's credentials are no longer accepted (HTTP 401, OAuth `invalid_grant`): sign the
-     * user in again, then open a new session. The session stops retrying.
+     * user in again, then call `renewToken()`. The session stops retrying until then.
      */
     class ReauthRequired(
         
@@ -6351,8 +6358,8 @@ sealed class TokenKeeperException: kotlin.Exception() {
     }
     
     /**
-     * Access was refused or revoked (HTTP 403, user banned, stream ended): leave the channel.
-     * Retrying will not help.
+     * Access was refused or revoked (HTTP 403, user banned, stream ended: 404/410): leave the
+     * channel. The session stops retrying; `renewToken()` tries again if access may be back.
      */
     class Forbidden(
         
@@ -7034,6 +7041,22 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
         
         FfiConverterTypeLogSink.lower(`sink`),
         FfiConverterTypeLogLevel.lower(`minLevel`),_status)
+}
+    
+    
+
+        /**
+         * Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+         * that no SDK thread calls into the host (releasing a host object, logging) while the host
+         * language tears itself down. Every keeper and session stops working; do not use them after.
+         * The Python package calls this from `atexit`. Does nothing if the runtime never started.
+         */ fun `shutdownRuntime`(`timeoutMs`: kotlin.ULong)
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(
+    
+        
+        FfiConverterULong.lower(`timeoutMs`),_status)
 }
     
     
