@@ -10,7 +10,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJl"
 
 class Static(tk.TokenSource):
     async def fetch(self, request):
-        return tk.FetchedToken(token=JWT)
+        return tk.FetchedToken(token=tk.Secret(JWT))
 
 
 async def main():

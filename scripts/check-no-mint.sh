@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
 for crate in tokenkeeper-uniffi tokenkeeper-frb; do
-    tree=$(cargo tree -p "$crate" -e features -i tokenkeeper --locked)
+    tree=$(cargo tree -p "$crate" -e normal,build,features -i tokenkeeper --locked)
     features=$(grep -oE '(^| )tokenkeeper feature "[a-z_-]*"' <<<"$tree" | sort -u | tr '\n' ' ' || true)
     if grep -q '"mint"' <<<"$features"; then
         echo "$crate enables tokenkeeper's mint feature ($features)"; status=1

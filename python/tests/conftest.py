@@ -66,7 +66,7 @@ class PythonHttpSource(tk.TokenSource):
     async def fetch(self, request: tk.FetchRequest) -> tk.FetchedToken:
         self.calls += 1
         n = self.calls
-        self.seen_credentials.append(request.credentials)
+        self.seen_credentials.append(request.credentials.expose() if request.credentials else None)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         body = json.dumps({
@@ -95,7 +95,8 @@ class PythonHttpSource(tk.TokenSource):
                 raise tk.TokenKeeperError.RetryLater(reason=f"network: {e.reason}", retry_after_ms=None)
 
         token = await asyncio.to_thread(call)
-        return tk.FetchedToken(token=token, rotated_credentials=f"refresh-{n}" if self.rotate else None)
+        return tk.FetchedToken(token=tk.Secret(token),
+                               rotated_credentials=tk.Secret(f"refresh-{n}") if self.rotate else None)
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ def test_http_statuses_map_to_what_the_app_should_do():
 
 class StaticSource(tk.TokenSource):
     async def fetch(self, request):
-        return tk.FetchedToken(token=JWT)
+        return tk.FetchedToken(token=tk.Secret(JWT))
 
 
 class ListSink(tk.LogSink):
@@ -57,13 +57,51 @@ def test_log_sink_receives_records_without_tokens():
             keeper = tk.Keeper()
             with tk.closing_session(keeper.open_session(
                     tk.SessionConfig(spec=tk.SessionSpec(channel="log-room", user="u1")), StaticSource())) as s:
-                assert (await s.token()).token == JWT
+                assert (await s.token()).token.expose() == JWT
 
         asyncio.run(main())
     finally:
         tk.clear_log_sink()
     assert any(r.target.startswith("tokenkeeper") for r in sink.records)
     assert not any(JWT in r.message or "c2lnbmF0dXJl" in r.message for r in sink.records)
+
+
+def test_records_print_secrets_as_their_length_only():
+    secret = tk.Secret(JWT)
+    assert str(secret) == repr(secret) == f"Secret(len={len(JWT)})"
+    assert secret.expose() == JWT and secret.len() == len(JWT) and not secret.is_empty()
+    assert secret == tk.Secret(JWT) and hash(secret) == hash(tk.Secret(JWT))
+    assert secret != tk.Secret("other")
+    requests = []
+    tokens = [JWT, JWT[:-2] + "ZA"]  # a renewal must bring a different token
+
+    class Recording(tk.TokenSource):
+        async def fetch(self, request):
+            requests.append((str(request), repr(request)))
+            token = tokens[len(requests) - 1]
+            return tk.FetchedToken(token=tk.Secret(token), rotated_credentials=tk.Secret("refresh-SECRET"))
+
+    async def main():
+        tk.use_running_loop()
+        keeper = tk.Keeper()
+        with tk.closing_session(keeper.open_session(
+                tk.SessionConfig(spec=tk.SessionSpec(channel="print-room", user="u1")), Recording())) as s:
+            issued = await s.token()
+            await s.renew_token()
+            return issued, s.current()
+
+    issued, current = asyncio.run(main())
+    assert str(issued).startswith(f"IssuedToken(token=Secret(len={len(JWT)})")
+    assert "previous_token=Secret(len=" in requests[1][0]
+    fetched = tk.FetchedToken(token=tk.Secret(JWT), rotated_credentials=tk.Secret("refresh-SECRET"))
+    http = tk.HttpSourceConfig(endpoint="https://api.example.com/token", bearer=tk.Secret("bearer-SECRET"),
+                               headers={"X-Api-Key": tk.Secret("key-SECRET")})
+    printed = [str(issued), repr(issued), str(current), repr(current), f"{issued}", str(fetched), repr(fetched),
+               str(http), repr(http), str([issued]), str({"t": issued})]
+    printed += [text for pair in requests for text in pair]
+    for text in printed:
+        assert all(t not in text for t in tokens) and "c2lnbmF0dXJl" not in text, text
+        assert "SECRET" not in text, text
 
 
 def test_interpreter_exits_cleanly_with_a_live_python_source():
@@ -76,7 +114,7 @@ def test_interpreter_exits_cleanly_with_a_live_python_source():
         import asyncio, tokenkeeper as tk
         class S(tk.TokenSource):
             async def fetch(self, request):
-                return tk.FetchedToken(token={JWT!r})
+                return tk.FetchedToken(token=tk.Secret({JWT!r}))
         async def main():
             tk.use_running_loop()
             keeper = tk.Keeper()

@@ -25,7 +25,8 @@ def test_first_token_comes_from_the_python_source_and_decodes(backend):
         with tk.closing_session(keeper.open_session(tk.SessionConfig(spec=spec(user, channel)), source)) as s:
             assert s.current() is None
             issued = await s.token()
-            info = tk.inspect(issued.token)
+            info = tk.inspect(issued.token.expose())
+            assert issued.token.expose() not in str(issued) and issued.token.expose() not in repr(issued)
             assert issued.reason == tk.FetchReason.INITIAL
             assert info.format == tk.TokenFormat.AGORA007
             assert info.channel == channel and info.user == user.id
@@ -91,10 +92,11 @@ class DictStore(tk.CredentialStore):
         self.values = {}
 
     def load(self, key):
-        return self.values.get(key)
+        value = self.values.get(key)
+        return tk.Secret(value) if value is not None else None
 
     def save(self, key, value):
-        self.values[key] = value
+        self.values[key] = value.expose()
 
     def delete(self, key):
         self.values.pop(key, None)
@@ -205,7 +207,7 @@ def test_hundred_threads_share_one_fetch(backend):
         def caller():
             barrier.wait()
             try:
-                tokens.add(asyncio.run(s.token()).token)
+                tokens.add(asyncio.run(s.token()).token.expose())
             except Exception as e:  # noqa: BLE001 - collected and asserted below
                 errors.append(e)
 
@@ -228,7 +230,7 @@ def test_built_in_http_source_fetches_from_the_backend(backend):
     user, channel = backend.user_with_stream()
     http = tk.HttpSourceConfig(
         endpoint=f"{backend.url}/api/v1/rtc/token",
-        bearer=user.api_key,
+        bearer=tk.Secret(user.api_key),
         json_body='{"vendor":"jwt","channel":"{channel}","user_id":"{user}","role":"{role}","ttl_secs":90}',
     )
 
@@ -236,7 +238,7 @@ def test_built_in_http_source_fetches_from_the_backend(backend):
         keeper = tk.Keeper()
         with tk.closing_session(keeper.open_http_session(tk.SessionConfig(spec=spec(user, channel)), http)) as s:
             issued = await s.token()
-            assert tk.inspect(issued.token).format == tk.TokenFormat.JWT
+            assert tk.inspect(issued.token.expose()).format == tk.TokenFormat.JWT
             assert 85_000 <= issued.expires_at_ms - issued.received_at_ms <= 91_000
         with pytest.raises(tk.TokenKeeperError.Misconfigured) as err:
             keeper.open_http_session(tk.SessionConfig(spec=spec(user, channel)),

@@ -5,19 +5,25 @@ edited by hand) provides ``Keeper``, ``Session``, the records and the errors; th
 what belongs in Python only: an async iterator over events, a context manager for sessions and
 the event-loop hook that host token sources written with ``async def`` need.
 
+Every token and credential crosses the boundary as a ``Secret``: ``str()``/``repr()`` show only
+its length (``Secret(len=187)``), so the records holding one are safe to print and log; read the
+text with ``expose()`` only where it is used.
+
     import asyncio, tokenkeeper as tk
 
     class Backend(tk.TokenSource):
         async def fetch(self, request):
             token = await my_http_call(request.session.channel)
-            return tk.FetchedToken(token=token)
+            return tk.FetchedToken(token=tk.Secret(token))
 
     async def main():
         tk.use_running_loop()
         keeper = tk.Keeper()
         with tk.closing_session(keeper.open_session(
                 tk.SessionConfig(spec=tk.SessionSpec(channel="live-42", user="1001")), Backend())) as s:
-            print((await s.token()).expires_at_ms)
+            issued = await s.token()
+            print(issued)                   # IssuedToken(token=Secret(len=187), …): safe to log
+            engine.renew_token(issued.token.expose())
             async for event in tk.events(s):
                 ...
 """

@@ -537,9 +537,9 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() != 20920:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() != 47908:
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() != 3223:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() != 7498:
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() != 65225:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete() != 62660:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -547,7 +547,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_cancel() != 60142:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_lagged() != 14988:
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_lagged() != 20318:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_next() != 51043:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -572,6 +572,14 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove() != 42868:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() != 48204:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_expose() != 42286:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty() != 19012:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_len() != 25290:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new() != 24121:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_session_add_listener() != 63485:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -700,6 +708,18 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log.argtypes = (
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log.restype = ctypes.c_uint16
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_secret_expose.argtypes = (
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_secret_expose.restype = ctypes.c_uint16
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty.argtypes = (
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty.restype = ctypes.c_uint16
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_secret_len.argtypes = (
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_secret_len.restype = ctypes.c_uint16
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new.argtypes = (
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new.restype = ctypes.c_uint16
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_session_add_listener.argtypes = (
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_checksum_method_session_add_listener.restype = ctypes.c_uint16
@@ -779,7 +799,7 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_credentialstore_load.restype = _U
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
-    _UniffiRustBuffer,
+    ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save.restype = None
@@ -871,6 +891,53 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_logsink_log.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_logsink_log.restype = None
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_expose.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_expose.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty.restype = ctypes.c_int8
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_len.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_len.restype = ctypes.c_uint64
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_debug.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_debug.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq.restype = ctypes.c_int8
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_ne.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_ne.restype = ctypes.c_int8
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash.restype = ctypes.c_uint64
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_constructor_secret_new.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_constructor_secret_new.restype = ctypes.c_uint64
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_add_listener.argtypes = (
     ctypes.c_uint64,
     ctypes.c_uint64,
@@ -933,6 +1000,23 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_tokensource_fetch.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_tokensource_fetch.restype = ctypes.c_uint64
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq.restype = ctypes.c_int8
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_ne.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_ne.restype = ctypes.c_int8
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash.restype = ctypes.c_uint64
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_credentialstore.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -993,6 +1077,16 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_logsink.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_logsink.restype = None
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_secret.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_secret.restype = ctypes.c_uint64
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_secret.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_secret.restype = None
 _UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_session.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1016,7 +1110,7 @@ _UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_tokensource.restype = None
 _UNIFFI_CALLBACK_INTERFACE_TOKENKEEPER_CREDENTIAL_STORE_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UNIFFI_CALLBACK_INTERFACE_TOKENKEEPER_CREDENTIAL_STORE_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UniffiRustBuffer,ctypes.c_void_p,
+_UNIFFI_CALLBACK_INTERFACE_TOKENKEEPER_CREDENTIAL_STORE_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_uint64,ctypes.c_void_p,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UNIFFI_CALLBACK_INTERFACE_TOKENKEEPER_CREDENTIAL_STORE_METHOD2 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
@@ -1812,12 +1906,300 @@ class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
     def write(value, buf):
         buf.write_u32(value)
 
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+
+class SecretProtocol(typing.Protocol):
+    """
+    A secret text: an access token, a refresh token or other credentials, an auth header value.
+
+    Opaque on purpose: its `toString()` (Kotlin), `str()`/`repr()` (Python) and
+    `description`/`debugDescription` (Swift) show only the length, e.g. `Secret(len=187)`, so
+    records holding one (`IssuedToken`, `FetchedToken`, `FetchRequest`, `HttpSourceConfig`) are
+    safe to log and print. Read the text with `expose()` only where it is used. Two secrets are
+    equal when their texts are. Zeroed when released (on the Rust side).
+
+    # Example (Kotlin)
+    ```kotlin
+    val issued = session.token()
+    engine.renewToken(issued.token.expose())   // the text, for the RTC engine only
+    Log.i(TAG, "got $issued")                  // IssuedToken(token=Secret(len=187), …)
+    return FetchedToken(Secret(json.getString("token")))
+    ```
+"""
+    
+    def expose(self, ) -> str:
+        """
+        The secret text: pass this to the engine (or your HTTP request); never log it.
+"""
+        raise NotImplementedError
+    def is_empty(self, ) -> bool:
+        """
+        Whether the text is empty.
+"""
+        raise NotImplementedError
+    def len(self, ) -> int:
+        """
+        Length of the text in bytes (UTF-8).
+"""
+        raise NotImplementedError
+
+class Secret(SecretProtocol):
+    """
+    A secret text: an access token, a refresh token or other credentials, an auth header value.
+
+    Opaque on purpose: its `toString()` (Kotlin), `str()`/`repr()` (Python) and
+    `description`/`debugDescription` (Swift) show only the length, e.g. `Secret(len=187)`, so
+    records holding one (`IssuedToken`, `FetchedToken`, `FetchRequest`, `HttpSourceConfig`) are
+    safe to log and print. Read the text with `expose()` only where it is used. Two secrets are
+    equal when their texts are. Zeroed when released (on the Rust side).
+
+    # Example (Kotlin)
+    ```kotlin
+    val issued = session.token()
+    engine.renewToken(issued.token.expose())   // the text, for the RTC engine only
+    Log.i(TAG, "got $issued")                  // IssuedToken(token=Secret(len=187), …)
+    return FetchedToken(Secret(json.getString("token")))
+    ```
+"""
+    
+    _handle: ctypes.c_uint64
+    def __init__(self, value: str):
+        """
+        Wraps a secret text (a token from your backend, a refresh token, an API key…).
+"""
+        
+        _UniffiFfiConverterString.check_lower(value)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterString.lower(value),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSecret.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_constructor_secret_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_secret, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_secret, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def expose(self, ) -> str:
+        """
+        The secret text: pass this to the engine (or your HTTP request); never log it.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_expose,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def is_empty(self, ) -> bool:
+        """
+        Whether the text is empty.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def len(self, ) -> int:
+        """
+        Length of the text in bytes (UTF-8).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_len,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+    # The Rust `Debug::fmt` implementation.
+    def __repr__(self) -> str:
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_debug,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Display::fmt` implementation.
+    def __str__(self) -> str:
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Eq::eq` implementation.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+
+        
+        _UniffiFfiConverterTypeSecret.check_lower(other)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeSecret.lower(other),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Eq::ne` implementation.
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        
+        _UniffiFfiConverterTypeSecret.check_lower(other)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeSecret.lower(other),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_ne,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Hash::hash` implementation.
+    def __hash__(self) -> int:
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+class _UniffiFfiConverterTypeSecret:
+    @staticmethod
+    def lift(value: int) -> Secret:
+        return Secret._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: Secret):
+        if not isinstance(value, Secret):
+            raise TypeError("Expected Secret instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: Secret) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> Secret:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: Secret, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalTypeSecret(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeSecret.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeSecret.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeSecret.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class FetchRequest:
     """
-    One request from the SDK to a host [`TokenSource`].
+    One request from the SDK to a host [`TokenSource`]. Safe to log: secrets are [`Secret`]s.
 """
-    def __init__(self, *, reason:FetchReason, session:SessionSpec, attempt:int, credentials:typing.Optional[str], previous_token:typing.Optional[str], timeout_ms:int):
+    def __init__(self, *, reason:FetchReason, session:SessionSpec, attempt:int, credentials:typing.Optional[Secret], previous_token:typing.Optional[Secret], timeout_ms:int):
         self.reason = reason
         self.session = session
         self.attempt = attempt
@@ -1852,8 +2234,8 @@ class _UniffiFfiConverterTypeFetchRequest(_UniffiConverterRustBuffer):
             reason=_UniffiFfiConverterTypeFetchReason.read(buf),
             session=_UniffiFfiConverterTypeSessionSpec.read(buf),
             attempt=_UniffiFfiConverterUInt32.read(buf),
-            credentials=_UniffiFfiConverterOptionalString.read(buf),
-            previous_token=_UniffiFfiConverterOptionalString.read(buf),
+            credentials=_UniffiFfiConverterOptionalTypeSecret.read(buf),
+            previous_token=_UniffiFfiConverterOptionalTypeSecret.read(buf),
             timeout_ms=_UniffiFfiConverterUInt64.read(buf),
         )
 
@@ -1862,8 +2244,8 @@ class _UniffiFfiConverterTypeFetchRequest(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeFetchReason.check_lower(value.reason)
         _UniffiFfiConverterTypeSessionSpec.check_lower(value.session)
         _UniffiFfiConverterUInt32.check_lower(value.attempt)
-        _UniffiFfiConverterOptionalString.check_lower(value.credentials)
-        _UniffiFfiConverterOptionalString.check_lower(value.previous_token)
+        _UniffiFfiConverterOptionalTypeSecret.check_lower(value.credentials)
+        _UniffiFfiConverterOptionalTypeSecret.check_lower(value.previous_token)
         _UniffiFfiConverterUInt64.check_lower(value.timeout_ms)
 
     @staticmethod
@@ -1871,8 +2253,8 @@ class _UniffiFfiConverterTypeFetchRequest(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeFetchReason.write(value.reason, buf)
         _UniffiFfiConverterTypeSessionSpec.write(value.session, buf)
         _UniffiFfiConverterUInt32.write(value.attempt, buf)
-        _UniffiFfiConverterOptionalString.write(value.credentials, buf)
-        _UniffiFfiConverterOptionalString.write(value.previous_token, buf)
+        _UniffiFfiConverterOptionalTypeSecret.write(value.credentials, buf)
+        _UniffiFfiConverterOptionalTypeSecret.write(value.previous_token, buf)
         _UniffiFfiConverterUInt64.write(value.timeout_ms, buf)
 
 class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
@@ -1917,11 +2299,12 @@ class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
 class FetchedToken:
     """
     A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
+    Safe to log: secrets are [`Secret`]s.
 
     Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
     `expires_in_ms` after the response. All hints default to none.
 """
-    def __init__(self, *, token:str, expires_at_ms:typing.Optional[int] = _DEFAULT, expires_in_ms:typing.Optional[int] = _DEFAULT, issued_at_ms:typing.Optional[int] = _DEFAULT, server_time_ms:typing.Optional[int] = _DEFAULT, rotated_credentials:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, token:Secret, expires_at_ms:typing.Optional[int] = _DEFAULT, expires_in_ms:typing.Optional[int] = _DEFAULT, issued_at_ms:typing.Optional[int] = _DEFAULT, server_time_ms:typing.Optional[int] = _DEFAULT, rotated_credentials:typing.Optional[Secret] = _DEFAULT):
         self.token = token
         if expires_at_ms is _DEFAULT:
             self.expires_at_ms = None
@@ -1968,31 +2351,62 @@ class _UniffiFfiConverterTypeFetchedToken(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
         return FetchedToken(
-            token=_UniffiFfiConverterString.read(buf),
+            token=_UniffiFfiConverterTypeSecret.read(buf),
             expires_at_ms=_UniffiFfiConverterOptionalInt64.read(buf),
             expires_in_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
             issued_at_ms=_UniffiFfiConverterOptionalInt64.read(buf),
             server_time_ms=_UniffiFfiConverterOptionalInt64.read(buf),
-            rotated_credentials=_UniffiFfiConverterOptionalString.read(buf),
+            rotated_credentials=_UniffiFfiConverterOptionalTypeSecret.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
-        _UniffiFfiConverterString.check_lower(value.token)
+        _UniffiFfiConverterTypeSecret.check_lower(value.token)
         _UniffiFfiConverterOptionalInt64.check_lower(value.expires_at_ms)
         _UniffiFfiConverterOptionalUInt64.check_lower(value.expires_in_ms)
         _UniffiFfiConverterOptionalInt64.check_lower(value.issued_at_ms)
         _UniffiFfiConverterOptionalInt64.check_lower(value.server_time_ms)
-        _UniffiFfiConverterOptionalString.check_lower(value.rotated_credentials)
+        _UniffiFfiConverterOptionalTypeSecret.check_lower(value.rotated_credentials)
 
     @staticmethod
     def write(value, buf):
-        _UniffiFfiConverterString.write(value.token, buf)
+        _UniffiFfiConverterTypeSecret.write(value.token, buf)
         _UniffiFfiConverterOptionalInt64.write(value.expires_at_ms, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.expires_in_ms, buf)
         _UniffiFfiConverterOptionalInt64.write(value.issued_at_ms, buf)
         _UniffiFfiConverterOptionalInt64.write(value.server_time_ms, buf)
-        _UniffiFfiConverterOptionalString.write(value.rotated_credentials, buf)
+        _UniffiFfiConverterOptionalTypeSecret.write(value.rotated_credentials, buf)
+
+class _UniffiFfiConverterMapStringTypeSecret(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, items):
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.check_lower(key)
+            _UniffiFfiConverterTypeSecret.check_lower(value)
+
+    @classmethod
+    def write(cls, items, buf):
+        buf.write_i32(len(items))
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.write(key, buf)
+            _UniffiFfiConverterTypeSecret.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative map size")
+
+        # It would be nice to use a dict comprehension,
+        # but in Python 3.7 and before the evaluation order is not according to spec,
+        # so we we're reading the value before the key.
+        # This loop makes the order explicit: first reading the key, then the value.
+        d = {}
+        for i in range(count):
+            key = _UniffiFfiConverterString.read(buf)
+            val = _UniffiFfiConverterTypeSecret.read(buf)
+            d[key] = val
+        return d
 
 @dataclass
 class HttpSourceConfig:
@@ -2004,18 +2418,20 @@ class HttpSourceConfig:
     token at `/token` (or `/accessToken`, `/access_token`) and its lifetime at `/expiresAt`,
     `/expiresIn`, `/serverTime` (or the HTTP `Date` header).
 
+    Safe to log: the bearer and the header values are [`Secret`]s.
+
     # Example (Kotlin)
     ```kotlin
     val http = HttpSourceConfig(
     endpoint = "https://api.example.com/rtc/token",
-    bearer = userSessionToken,
+    bearer = Secret(userSessionToken),
     jsonBody = \"\"\"{"channelName":"{channel}","uid":"{user:int}","role":"{role}"}\"\"\",
     responsePrefix = "/data",
     )
     val session = keeper.openHttpSession(SessionConfig(SessionSpec("live-42", "1001")), http)
     ```
 """
-    def __init__(self, *, endpoint:str, method:str = "POST", bearer:typing.Optional[str] = _DEFAULT, headers:dict[str, str] = _DEFAULT, json_body:typing.Optional[str] = _DEFAULT, response_prefix:typing.Optional[str] = _DEFAULT, token_pointer:typing.Optional[str] = _DEFAULT, expires_at_pointer:typing.Optional[str] = _DEFAULT, expires_in_pointer:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, endpoint:str, method:str = "POST", bearer:typing.Optional[Secret] = _DEFAULT, headers:dict[str, Secret] = _DEFAULT, json_body:typing.Optional[str] = _DEFAULT, response_prefix:typing.Optional[str] = _DEFAULT, token_pointer:typing.Optional[str] = _DEFAULT, expires_at_pointer:typing.Optional[str] = _DEFAULT, expires_in_pointer:typing.Optional[str] = _DEFAULT):
         self.endpoint = endpoint
         self.method = method
         if bearer is _DEFAULT:
@@ -2079,8 +2495,8 @@ class _UniffiFfiConverterTypeHttpSourceConfig(_UniffiConverterRustBuffer):
         return HttpSourceConfig(
             endpoint=_UniffiFfiConverterString.read(buf),
             method=_UniffiFfiConverterString.read(buf),
-            bearer=_UniffiFfiConverterOptionalString.read(buf),
-            headers=_UniffiFfiConverterMapStringString.read(buf),
+            bearer=_UniffiFfiConverterOptionalTypeSecret.read(buf),
+            headers=_UniffiFfiConverterMapStringTypeSecret.read(buf),
             json_body=_UniffiFfiConverterOptionalString.read(buf),
             response_prefix=_UniffiFfiConverterOptionalString.read(buf),
             token_pointer=_UniffiFfiConverterOptionalString.read(buf),
@@ -2092,8 +2508,8 @@ class _UniffiFfiConverterTypeHttpSourceConfig(_UniffiConverterRustBuffer):
     def check_lower(value):
         _UniffiFfiConverterString.check_lower(value.endpoint)
         _UniffiFfiConverterString.check_lower(value.method)
-        _UniffiFfiConverterOptionalString.check_lower(value.bearer)
-        _UniffiFfiConverterMapStringString.check_lower(value.headers)
+        _UniffiFfiConverterOptionalTypeSecret.check_lower(value.bearer)
+        _UniffiFfiConverterMapStringTypeSecret.check_lower(value.headers)
         _UniffiFfiConverterOptionalString.check_lower(value.json_body)
         _UniffiFfiConverterOptionalString.check_lower(value.response_prefix)
         _UniffiFfiConverterOptionalString.check_lower(value.token_pointer)
@@ -2104,8 +2520,8 @@ class _UniffiFfiConverterTypeHttpSourceConfig(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterString.write(value.endpoint, buf)
         _UniffiFfiConverterString.write(value.method, buf)
-        _UniffiFfiConverterOptionalString.write(value.bearer, buf)
-        _UniffiFfiConverterMapStringString.write(value.headers, buf)
+        _UniffiFfiConverterOptionalTypeSecret.write(value.bearer, buf)
+        _UniffiFfiConverterMapStringTypeSecret.write(value.headers, buf)
         _UniffiFfiConverterOptionalString.write(value.json_body, buf)
         _UniffiFfiConverterOptionalString.write(value.response_prefix, buf)
         _UniffiFfiConverterOptionalString.write(value.token_pointer, buf)
@@ -2115,35 +2531,76 @@ class _UniffiFfiConverterTypeHttpSourceConfig(_UniffiConverterRustBuffer):
 @dataclass
 class IssuedToken:
     """
-    A token the session accepted.
+    A token the session accepted. Safe to log: the token is a [`Secret`]. Two issued tokens are
+    equal when all their fields are.
 """
-    def __init__(self, *, token:str, expires_at_ms:int, received_at_ms:int, reason:FetchReason):
+    def __init__(self, *, token:Secret, expires_at_ms:int, received_at_ms:int, reason:FetchReason):
         self.token = token
         self.expires_at_ms = expires_at_ms
         self.received_at_ms = received_at_ms
         self.reason = reason
         
+    # The Rust `Eq::eq` implementation.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IssuedToken):
+            return NotImplemented
+
+        
+        _UniffiFfiConverterTypeIssuedToken.check_lower(other)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeIssuedToken.lower(self),
+            _UniffiFfiConverterTypeIssuedToken.lower(other),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Eq::ne` implementation.
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, IssuedToken):
+            return NotImplemented
+        
+        _UniffiFfiConverterTypeIssuedToken.check_lower(other)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeIssuedToken.lower(self),
+            _UniffiFfiConverterTypeIssuedToken.lower(other),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_ne,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Hash::hash` implementation.
+    def __hash__(self) -> int:
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeIssuedToken.lower(self),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
         
 
     
     def __str__(self):
         return "IssuedToken(token={}, expires_at_ms={}, received_at_ms={}, reason={})".format(self.token, self.expires_at_ms, self.received_at_ms, self.reason)
-    def __eq__(self, other):
-        if self.token != other.token:
-            return False
-        if self.expires_at_ms != other.expires_at_ms:
-            return False
-        if self.received_at_ms != other.received_at_ms:
-            return False
-        if self.reason != other.reason:
-            return False
-        return True
 
 class _UniffiFfiConverterTypeIssuedToken(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
         return IssuedToken(
-            token=_UniffiFfiConverterString.read(buf),
+            token=_UniffiFfiConverterTypeSecret.read(buf),
             expires_at_ms=_UniffiFfiConverterInt64.read(buf),
             received_at_ms=_UniffiFfiConverterInt64.read(buf),
             reason=_UniffiFfiConverterTypeFetchReason.read(buf),
@@ -2151,14 +2608,14 @@ class _UniffiFfiConverterTypeIssuedToken(_UniffiConverterRustBuffer):
 
     @staticmethod
     def check_lower(value):
-        _UniffiFfiConverterString.check_lower(value.token)
+        _UniffiFfiConverterTypeSecret.check_lower(value.token)
         _UniffiFfiConverterInt64.check_lower(value.expires_at_ms)
         _UniffiFfiConverterInt64.check_lower(value.received_at_ms)
         _UniffiFfiConverterTypeFetchReason.check_lower(value.reason)
 
     @staticmethod
     def write(value, buf):
-        _UniffiFfiConverterString.write(value.token, buf)
+        _UniffiFfiConverterTypeSecret.write(value.token, buf)
         _UniffiFfiConverterInt64.write(value.expires_at_ms, buf)
         _UniffiFfiConverterInt64.write(value.received_at_ms, buf)
         _UniffiFfiConverterTypeFetchReason.write(value.reason, buf)
@@ -2289,27 +2746,6 @@ class _UniffiFfiConverterTypeLogRecord(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeLogLevel.write(value.level, buf)
         _UniffiFfiConverterString.write(value.target, buf)
         _UniffiFfiConverterString.write(value.message, buf)
-
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
 
 @dataclass
 class PolicyConfig:
@@ -3717,19 +4153,20 @@ class _UniffiFfiConverterTypeSessionState(_UniffiConverterRustBuffer):
 class CredentialStore():
     """
     Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
-    over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+    over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+    (store `value.expose()`, wrap what you load back in a `Secret`).
 
     Called from SDK worker threads (never the UI thread). A thrown error means the operation did
     not happen: a failed `save` stops the SDK from handing out the token that came with the
     rotated credentials.
 """
     
-    def load(self, key: str) -> typing.Optional[str]:
+    def load(self, key: str) -> typing.Optional[Secret]:
         """
         The value stored under `key`, or null when there is none.
 """
         raise NotImplementedError
-    def save(self, key: str,value: str) -> None:
+    def save(self, key: str,value: Secret) -> None:
         """
         Stores (replaces) `value` under `key`.
 """
@@ -3743,7 +4180,8 @@ class CredentialStore():
 class CredentialStoreImpl(CredentialStore):
     """
     Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
-    over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+    over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+    (store `value.expose()`, wrap what you load back in a `Secret`).
 
     Called from SDK worker threads (never the UI thread). A thrown error means the operation did
     not happen: a failed `save` stops the SDK from handing out the token that came with the
@@ -3772,7 +4210,7 @@ class CredentialStoreImpl(CredentialStore):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    def load(self, key: str) -> typing.Optional[str]:
+    def load(self, key: str) -> typing.Optional[Secret]:
         """
         The value stored under `key`, or null when there is none.
 """
@@ -3782,7 +4220,7 @@ class CredentialStoreImpl(CredentialStore):
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(key),
         )
-        _uniffi_lift_return = _UniffiFfiConverterOptionalString.lift
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeSecret.lift
         _uniffi_error_converter = _UniffiFfiConverterTypeTokenKeeperError
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
@@ -3790,18 +4228,18 @@ class CredentialStoreImpl(CredentialStore):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def save(self, key: str,value: str) -> None:
+    def save(self, key: str,value: Secret) -> None:
         """
         Stores (replaces) `value` under `key`.
 """
         
         _UniffiFfiConverterString.check_lower(key)
 
-        _UniffiFfiConverterString.check_lower(value)
+        _UniffiFfiConverterTypeSecret.check_lower(value)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
             _UniffiFfiConverterString.lower(key),
-            _UniffiFfiConverterString.lower(value),
+            _UniffiFfiConverterTypeSecret.lower(value),
         )
         _uniffi_lift_return = lambda val: None
         _uniffi_error_converter = _UniffiFfiConverterTypeTokenKeeperError
@@ -3850,7 +4288,7 @@ class _UniffiTraitImplCredentialStoreImpl:
             uniffi_method = uniffi_obj.load
             return uniffi_method(*uniffi_args)
         def write_return_value(v):
-            uniffi_out_return[0] = _UniffiFfiConverterOptionalString.lower(v)
+            uniffi_out_return[0] = _UniffiFfiConverterOptionalTypeSecret.lower(v)
         _uniffi_trait_interface_call_with_error(
                 uniffi_call_status_ptr.contents,
                 make_call,
@@ -3869,7 +4307,7 @@ class _UniffiTraitImplCredentialStoreImpl:
         ):
         uniffi_obj = _UniffiFfiConverterTypeCredentialStore._handle_map.get(uniffi_handle)
         def make_call():
-            uniffi_args = (_UniffiFfiConverterString.lift(key), _UniffiFfiConverterString.lift(value), )
+            uniffi_args = (_UniffiFfiConverterString.lift(key), _UniffiFfiConverterTypeSecret.lift(value), )
             uniffi_method = uniffi_obj.save
             return uniffi_method(*uniffi_args)
         write_return_value = lambda v: None
@@ -4145,7 +4583,8 @@ class EventSubscriptionProtocol(typing.Protocol):
         raise NotImplementedError
     def lagged(self, ) -> int:
         """
-        Events skipped so far because this reader fell more than 64 behind.
+        Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+        `next()` is pending).
 """
         raise NotImplementedError
     async def next(self, ) -> typing.Optional[SessionEvent]:
@@ -4206,7 +4645,8 @@ class EventSubscription(EventSubscriptionProtocol):
         return _uniffi_lift_return(_uniffi_ffi_result)
     def lagged(self, ) -> int:
         """
-        Events skipped so far because this reader fell more than 64 behind.
+        Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+        `next()` is pending).
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
@@ -4918,7 +5358,7 @@ class KeeperProtocol(typing.Protocol):
     ```kotlin
     val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
     val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
-    engine.joinChannel(session.token().token, "live-42", 1001, options)
+    engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
     ```
 """
     
@@ -4978,7 +5418,7 @@ class Keeper(KeeperProtocol):
     ```kotlin
     val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
     val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
-    engine.joinChannel(session.token().token, "live-42", 1001, options)
+    engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
     ```
 """
     
@@ -5546,6 +5986,8 @@ __all__ = [
     "inspect",
     "set_log_sink",
     "shutdown_runtime",
+    "Secret",
+    "SecretProtocol",
     "CredentialStoreImpl",
     "CredentialStore",
     "EventListenerImpl",

@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use tokenkeeper_uniffi::{
-    FetchRequest, FetchedToken, Keeper, SessionConfig, SessionSpec, TokenKeeperError, TokenSource,
+    FetchRequest, FetchedToken, Keeper, Secret, SessionConfig, SessionSpec, TokenKeeperError,
+    TokenSource,
 };
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJl";
@@ -19,7 +20,7 @@ struct Static;
 impl TokenSource for Static {
     async fn fetch(&self, _: FetchRequest) -> Result<FetchedToken, TokenKeeperError> {
         Ok(FetchedToken {
-            token: JWT.into(),
+            token: Secret::new(JWT.into()),
             expires_at_ms: None,
             expires_in_ms: None,
             issued_at_ms: None,

@@ -336,7 +336,8 @@ impl EventSubscription {
         self.cancel.notify_waiters();
     }
 
-    /// Events skipped so far because this reader fell more than 64 behind.
+    /// Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+    /// `next()` is pending).
     pub fn lagged(&self) -> u64 {
         self.stream.try_lock().map_or(0, |s| s.lagged())
     }

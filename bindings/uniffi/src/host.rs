@@ -10,9 +10,10 @@ use tokenkeeper::source as core;
 use tokenkeeper::store as core_store;
 
 use crate::error::TokenKeeperError;
+use crate::secret::Secret;
 
 /// Why the SDK asks for a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
 pub enum FetchReason {
     /// First token of the session.
     Initial,
@@ -79,8 +80,8 @@ impl From<&core::SessionSpec> for SessionSpec {
     }
 }
 
-/// One request from the SDK to a host [`TokenSource`].
-#[derive(Clone, uniffi::Record)]
+/// One request from the SDK to a host [`TokenSource`]. Safe to log: secrets are [`Secret`]s.
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct FetchRequest {
     /// Why the token is needed.
     pub reason: FetchReason,
@@ -88,28 +89,12 @@ pub struct FetchRequest {
     pub session: SessionSpec,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
-    /// The stored credentials (e.g. a refresh token) for this session, if any. Secret.
-    pub credentials: Option<String>,
-    /// The token being replaced, if any. Secret.
-    pub previous_token: Option<String>,
+    /// The stored credentials (e.g. a refresh token) for this session, if any.
+    pub credentials: Option<Arc<Secret>>,
+    /// The token being replaced, if any.
+    pub previous_token: Option<Arc<Secret>>,
     /// The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
     pub timeout_ms: u64,
-}
-
-impl fmt::Debug for FetchRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FetchRequest")
-            .field("reason", &self.reason)
-            .field("session", &self.session)
-            .field("attempt", &self.attempt)
-            .field("credentials", &self.credentials.as_ref().map(|c| c.len()))
-            .field(
-                "previous_token",
-                &self.previous_token.as_ref().map(|t| t.len()),
-            )
-            .field("timeout_ms", &self.timeout_ms)
-            .finish()
-    }
 }
 
 impl From<core::FetchRequest> for FetchRequest {
@@ -118,21 +103,22 @@ impl From<core::FetchRequest> for FetchRequest {
             reason: r.reason.into(),
             session: r.session.as_ref().into(),
             attempt: r.attempt,
-            credentials: r.credentials.map(|c| c.expose().to_owned()),
-            previous_token: r.previous.map(|t| t.expose().to_owned()),
+            credentials: r.credentials.map(|c| Secret::wrap(c.expose())),
+            previous_token: r.previous.map(|t| Secret::wrap(t.expose())),
             timeout_ms: u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 }
 
 /// A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
+/// Safe to log: secrets are [`Secret`]s.
 ///
 /// Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
 /// `expires_in_ms` after the response. All hints default to none.
-#[derive(Clone, uniffi::Record)]
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct FetchedToken {
-    /// The access token. Secret.
-    pub token: String,
+    /// The access token.
+    pub token: Arc<Secret>,
     /// Absolute expiry, server clock, unix milliseconds.
     #[uniffi(default = None)]
     pub expires_at_ms: Option<i64>,
@@ -147,36 +133,20 @@ pub struct FetchedToken {
     #[uniffi(default = None)]
     pub server_time_ms: Option<i64>,
     /// New long-lived credentials (a rotated refresh token), saved to the credential store
-    /// before the token is handed out. Secret.
+    /// before the token is handed out.
     #[uniffi(default = None)]
-    pub rotated_credentials: Option<String>,
-}
-
-impl fmt::Debug for FetchedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FetchedToken")
-            .field("token", &core::Token::new(self.token.as_str()))
-            .field("expires_at_ms", &self.expires_at_ms)
-            .field("expires_in_ms", &self.expires_in_ms)
-            .field("issued_at_ms", &self.issued_at_ms)
-            .field("server_time_ms", &self.server_time_ms)
-            .field(
-                "rotated_credentials",
-                &self.rotated_credentials.as_ref().map(|c| c.len()),
-            )
-            .finish()
-    }
+    pub rotated_credentials: Option<Arc<Secret>>,
 }
 
 impl From<FetchedToken> for core::FetchedToken {
     fn from(t: FetchedToken) -> Self {
         Self {
-            token: core::Token::new(t.token),
+            token: t.token.to_token(),
             expires_at_ms: t.expires_at_ms,
             expires_in: t.expires_in_ms.map(Duration::from_millis),
             issued_at_ms: t.issued_at_ms,
             server_time_ms: t.server_time_ms,
-            rotated: t.rotated_credentials.map(core::Credentials::new),
+            rotated: t.rotated_credentials.map(|c| c.to_credentials()),
         }
     }
 }
@@ -217,7 +187,8 @@ impl core::TokenSource for HostSource {
 }
 
 /// Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
-/// over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+/// over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+/// (store `value.expose()`, wrap what you load back in a `Secret`).
 ///
 /// Called from SDK worker threads (never the UI thread). A thrown error means the operation did
 /// not happen: a failed `save` stops the SDK from handing out the token that came with the
@@ -225,9 +196,9 @@ impl core::TokenSource for HostSource {
 #[uniffi::export(foreign)]
 pub trait CredentialStore: Send + Sync {
     /// The value stored under `key`, or null when there is none.
-    fn load(&self, key: String) -> Result<Option<String>, TokenKeeperError>;
+    fn load(&self, key: String) -> Result<Option<Arc<Secret>>, TokenKeeperError>;
     /// Stores (replaces) `value` under `key`.
-    fn save(&self, key: String, value: String) -> Result<(), TokenKeeperError>;
+    fn save(&self, key: String, value: Arc<Secret>) -> Result<(), TokenKeeperError>;
     /// Removes `key` (no error when absent).
     fn delete(&self, key: String) -> Result<(), TokenKeeperError>;
 }
@@ -264,7 +235,7 @@ impl core_store::CredentialStore for HostStore {
         Ok(self
             .call(move |s| s.load(key))
             .await?
-            .map(core::Credentials::new))
+            .map(|secret| secret.to_credentials()))
     }
 
     async fn save(
@@ -272,7 +243,7 @@ impl core_store::CredentialStore for HostStore {
         key: &str,
         credentials: &core::Credentials,
     ) -> Result<(), core_store::StoreError> {
-        let (key, value) = (key.to_owned(), credentials.expose().to_owned());
+        let (key, value) = (key.to_owned(), Secret::wrap(credentials.expose()));
         self.call(move |s| s.save(key, value)).await
     }
 

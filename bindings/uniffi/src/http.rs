@@ -5,9 +5,10 @@
 //! without the feature answers `Misconfigured` when asked for an HTTP session.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::sync::Arc;
 
 use crate::error::TokenKeeperError;
+use crate::secret::Secret;
 
 /// How the built-in HTTP source asks your backend for a token.
 ///
@@ -16,30 +17,33 @@ use crate::error::TokenKeeperError;
 /// token at `/token` (or `/accessToken`, `/access_token`) and its lifetime at `/expiresAt`,
 /// `/expiresIn`, `/serverTime` (or the HTTP `Date` header).
 ///
+/// Safe to log: the bearer and the header values are [`Secret`]s.
+///
 /// # Example (Kotlin)
 /// ```kotlin
 /// val http = HttpSourceConfig(
 ///     endpoint = "https://api.example.com/rtc/token",
-///     bearer = userSessionToken,
+///     bearer = Secret(userSessionToken),
 ///     jsonBody = """{"channelName":"{channel}","uid":"{user:int}","role":"{role}"}""",
 ///     responsePrefix = "/data",
 /// )
 /// val session = keeper.openHttpSession(SessionConfig(SessionSpec("live-42", "1001")), http)
 /// ```
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HttpSourceConfig {
     /// The token endpoint URL (https in production).
     pub endpoint: String,
     /// HTTP method. Default `POST`.
     #[uniffi(default = "POST")]
     pub method: String,
-    /// Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential). Secret.
+    /// Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential).
     /// Default: no auth header.
     #[uniffi(default = None)]
-    pub bearer: Option<String>,
-    /// Fixed extra headers (never logged). Default: none.
+    pub bearer: Option<Arc<Secret>>,
+    /// Fixed extra headers, name to value. Values are secrets (they often carry an API key), so
+    /// they are never printed. Default: none.
     #[uniffi(default)]
-    pub headers: HashMap<String, String>,
+    pub headers: HashMap<String, Arc<Secret>>,
     /// JSON body template. Default
     /// `{"channel":"{channel}","user":"{user}","role":"{role}"}`.
     #[uniffi(default = None)]
@@ -59,32 +63,10 @@ pub struct HttpSourceConfig {
     pub expires_in_pointer: Option<String>,
 }
 
-impl fmt::Debug for HttpSourceConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut header_names: Vec<&String> = self.headers.keys().collect();
-        header_names.sort();
-        f.debug_struct("HttpSourceConfig")
-            .field("endpoint", &self.endpoint)
-            .field("method", &self.method)
-            .field(
-                "bearer",
-                &self.bearer.as_ref().map(|b| format!("len {}", b.len())),
-            )
-            .field("headers", &header_names)
-            .field("json_body", &self.json_body)
-            .field("response_prefix", &self.response_prefix)
-            .field("token_pointer", &self.token_pointer)
-            .field("expires_at_pointer", &self.expires_at_pointer)
-            .field("expires_in_pointer", &self.expires_in_pointer)
-            .finish()
-    }
-}
-
 #[cfg(feature = "http")]
 pub(crate) fn build(
     config: HttpSourceConfig,
-) -> Result<std::sync::Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
-    use std::sync::Arc;
+) -> Result<Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
     use tokenkeeper::sources::{HttpSource, ResponseMapping, StaticAuth};
 
     let misconfigured = |setting: &str, message: String| TokenKeeperError::Misconfigured {
@@ -99,10 +81,10 @@ pub(crate) fn build(
         })?;
     let mut builder = HttpSource::builder(&config.endpoint).method(method);
     if let Some(bearer) = &config.bearer {
-        builder = builder.auth(Arc::new(StaticAuth::bearer(bearer)));
+        builder = builder.auth(Arc::new(StaticAuth::bearer(bearer.as_str())));
     }
     for (name, value) in &config.headers {
-        builder = builder.header(name, value);
+        builder = builder.header(name, value.as_str());
     }
     if let Some(body) = &config.json_body {
         let template = serde_json::from_str(body)
@@ -129,7 +111,7 @@ pub(crate) fn build(
 #[cfg(not(feature = "http"))]
 pub(crate) fn build(
     _config: HttpSourceConfig,
-) -> Result<std::sync::Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
+) -> Result<Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
     Err(TokenKeeperError::Misconfigured {
         reason: "this library was built without the built-in HTTP source (cargo feature `http`); \
                  supply a TokenSource from the app instead"

@@ -15,12 +15,18 @@ use crate::events::{
 use crate::host::{CredentialStore, FetchReason, HostSource, HostStore, SessionSpec, TokenSource};
 use crate::http::HttpSourceConfig;
 use crate::runtime;
+use crate::secret::Secret;
 
-/// A token the session accepted.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+/// A token the session accepted. Safe to log: the token is a [`Secret`]. Two issued tokens are
+/// equal when all their fields are.
+//
+// Eq and Hash are exported because Swift's generator drops `Equatable`/`Hashable` from records
+// that hold an object (the `Secret`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Record)]
+#[uniffi::export(Eq, Hash)]
 pub struct IssuedToken {
-    /// The token to hand to the RTC engine. Secret: never log it.
-    pub token: String,
+    /// The token to hand to the RTC engine: `token.expose()`.
+    pub token: Arc<Secret>,
     /// When it expires (device wall clock, unix ms, corrected for server clock skew).
     pub expires_at_ms: i64,
     /// When the session received it (unix ms).
@@ -29,24 +35,10 @@ pub struct IssuedToken {
     pub reason: FetchReason,
 }
 
-impl fmt::Debug for IssuedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedToken")
-            .field(
-                "token",
-                &tokenkeeper::source::Token::new(self.token.as_str()),
-            )
-            .field("expires_at_ms", &self.expires_at_ms)
-            .field("received_at_ms", &self.received_at_ms)
-            .field("reason", &self.reason)
-            .finish()
-    }
-}
-
 impl From<core::IssuedToken> for IssuedToken {
     fn from(t: core::IssuedToken) -> Self {
         Self {
-            token: t.token.expose().to_owned(),
+            token: Secret::wrap(t.token.expose()),
             expires_at_ms: t.expires_at_ms,
             received_at_ms: t.received_at_ms,
             reason: t.reason.into(),
@@ -66,7 +58,7 @@ fn issued(
 /// ```kotlin
 /// val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
 /// val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
-/// engine.joinChannel(session.token().token, "live-42", 1001, options)
+/// engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
 /// ```
 #[derive(uniffi::Object)]
 pub struct Keeper {

@@ -11,8 +11,10 @@
 //! 2. When the user joins a channel, open a [`Session`]: `keeper.openSession(SessionConfig(
 //!    SessionSpec(channel, user)), source)` with your own [`TokenSource`] (your HTTP stack and
 //!    auth), or `keeper.openHttpSession(config, HttpSourceConfig(endpoint, …))`.
-//! 3. `session.token()` gives the token for `joinChannel`/`loginRoom`; concurrent callers share
-//!    one fetch. The session renews it before expiry by itself (default 30 s before).
+//! 3. `session.token()` gives the token for `joinChannel`/`loginRoom` (`.token.expose()`: every
+//!    token and credential crosses the FFI as a [`Secret`], which prints only its length);
+//!    concurrent callers share one fetch. The session renews it before expiry by itself
+//!    (default 30 s before).
 //! 4. From the engine's "token will expire" callback call `session.renewToken()` and pass the
 //!    result to `engine.renewToken(…)`; from "token expired", `session.tokenExpired()`.
 //! 5. React to [`TokenKeeperError`] variants as they say (`ReauthRequired`: sign in again, then
@@ -32,6 +34,7 @@ mod inspect;
 mod keeper;
 mod logging;
 mod runtime;
+mod secret;
 
 pub use config::{PolicyConfig, SessionConfig, default_policy};
 pub use events::{
@@ -48,3 +51,4 @@ pub use host::{
 pub use inspect::{TokenFormat, TokenInfo, inspect};
 pub use logging::{LogLevel, LogRecord, LogSink, clear_log_sink, set_log_sink};
 pub use runtime::shutdown_runtime;
+pub use secret::Secret;

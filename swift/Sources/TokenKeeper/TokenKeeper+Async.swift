@@ -28,13 +28,13 @@ public extension Session {
     ///
     /// ```swift
     /// for await event in session.events {
-    ///     if case .issued = event.kind, let t = session.current() { engine.renewToken(t.token) }
+    ///     if case .issued = event.kind, let t = session.current() { engine.renewToken(t.token.expose()) }
     /// }
     /// ```
     var events: AsyncStream<SessionEvent> { subscribe().stream() }
 
-    /// Renews in a new task and hands the fresh token to `onToken`: the body of an RTC engine's
-    /// "token will expire" delegate callback, which is not async.
+    /// Renews in a new task and hands the fresh token's text to `onToken` (never log it): the body
+    /// of an RTC engine's "token will expire" delegate callback, which is not async.
     ///
     /// ```swift
     /// func rtcEngine(_ engine: AgoraRtcEngineKit, tokenPrivilegeWillExpire token: String) {
@@ -48,7 +48,7 @@ public extension Session {
     ) -> Task<Void, Never> {
         Task {
             do {
-                onToken(try await self.renewToken().token)
+                onToken(try await self.renewToken().token.expose())
             } catch {
                 onError(error)
             }

@@ -607,7 +607,8 @@ fileprivate struct FfiConverterString: FfiConverter {
 
 /**
  * Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
- * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+ * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+ * (store `value.expose()`, wrap what you load back in a `Secret`).
  *
  * Called from SDK worker threads (never the UI thread). A thrown error means the operation did
  * not happen: a failed `save` stops the SDK from handing out the token that came with the
@@ -618,12 +619,12 @@ public protocol CredentialStore: AnyObject, Sendable {
     /**
      * The value stored under `key`, or null when there is none.
      */
-    func load(key: String) throws  -> String?
+    func load(key: String) throws  -> Secret?
     
     /**
      * Stores (replaces) `value` under `key`.
      */
-    func save(key: String, value: String) throws 
+    func save(key: String, value: Secret) throws 
     
     /**
      * Removes `key` (no error when absent).
@@ -633,7 +634,8 @@ public protocol CredentialStore: AnyObject, Sendable {
 }
 /**
  * Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
- * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+ * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+ * (store `value.expose()`, wrap what you load back in a `Secret`).
  *
  * Called from SDK worker threads (never the UI thread). A thrown error means the operation did
  * not happen: a failed `save` stops the SDK from handing out the token that came with the
@@ -695,8 +697,8 @@ open class CredentialStoreImpl: CredentialStore, @unchecked Sendable {
     /**
      * The value stored under `key`, or null when there is none.
      */
-open func load(key: String)throws  -> String?  {
-    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
+open func load(key: String)throws  -> Secret?  {
+    return try  FfiConverterOptionTypeSecret.lift(try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_credentialstore_load(
             self.uniffiCloneHandle(),
@@ -708,12 +710,12 @@ open func load(key: String)throws  -> String?  {
     /**
      * Stores (replaces) `value` under `key`.
      */
-open func save(key: String, value: String)throws   {try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
+open func save(key: String, value: Secret)throws   {try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(key),
-        FfiConverterString.lower(value),uniffiCallStatus
+        FfiConverterTypeSecret_lower(value),uniffiCallStatus
     )
 }
 }
@@ -765,7 +767,7 @@ fileprivate struct UniffiCallbackInterfaceCredentialStore {
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
             let makeCall = {
-                () throws -> String? in
+                () throws -> Secret? in
                 guard let uniffiObj = try? FfiConverterTypeCredentialStore.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
@@ -775,7 +777,7 @@ fileprivate struct UniffiCallbackInterfaceCredentialStore {
             }
 
             
-            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionString.lower($0) }
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionTypeSecret.lower($0) }
             uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
@@ -786,7 +788,7 @@ fileprivate struct UniffiCallbackInterfaceCredentialStore {
         save: { (
             uniffiHandle: UInt64,
             key: RustBuffer,
-            value: RustBuffer,
+            value: UInt64,
             uniffiOutReturn: UnsafeMutableRawPointer,
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
@@ -797,7 +799,7 @@ fileprivate struct UniffiCallbackInterfaceCredentialStore {
                 }
                 return try uniffiObj.save(
                      key: try FfiConverterString.lift(key),
-                     value: try FfiConverterString.lift(value)
+                     value: try FfiConverterTypeSecret_lift(value)
                 )
             }
 
@@ -1142,7 +1144,8 @@ public protocol EventSubscriptionProtocol: AnyObject, Sendable {
     func cancel() 
     
     /**
-     * Events skipped so far because this reader fell more than 64 behind.
+     * Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+     * `next()` is pending).
      */
     func lagged()  -> UInt64
     
@@ -1228,7 +1231,8 @@ open func cancel()  {try! rustCall() {
 }
     
     /**
-     * Events skipped so far because this reader fell more than 64 behind.
+     * Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+     * `next()` is pending).
      */
 open func lagged() -> UInt64  {
     return try!  FfiConverterUInt64.lift(try! rustCall() {
@@ -1318,7 +1322,7 @@ public func FfiConverterTypeEventSubscription_lower(_ value: EventSubscription) 
  * ```kotlin
  * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
  * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
- * engine.joinChannel(session.token().token, "live-42", 1001, options)
+ * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
 public protocol KeeperProtocol: AnyObject, Sendable {
@@ -1378,7 +1382,7 @@ public protocol KeeperProtocol: AnyObject, Sendable {
  * ```kotlin
  * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
  * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
- * engine.joinChannel(session.token().token, "live-42", 1001, options)
+ * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
 open class Keeper: KeeperProtocol, @unchecked Sendable {
@@ -1942,6 +1946,255 @@ public func FfiConverterTypeLogSink_lift(_ handle: UInt64) throws -> LogSink {
 #endif
 public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
     return FfiConverterTypeLogSink.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A secret text: an access token, a refresh token or other credentials, an auth header value.
+ *
+ * Opaque on purpose: its `toString()` (Kotlin), `str()`/`repr()` (Python) and
+ * `description`/`debugDescription` (Swift) show only the length, e.g. `Secret(len=187)`, so
+ * records holding one (`IssuedToken`, `FetchedToken`, `FetchRequest`, `HttpSourceConfig`) are
+ * safe to log and print. Read the text with `expose()` only where it is used. Two secrets are
+ * equal when their texts are. Zeroed when released (on the Rust side).
+ *
+ * # Example (Kotlin)
+ * ```kotlin
+ * val issued = session.token()
+ * engine.renewToken(issued.token.expose())   // the text, for the RTC engine only
+ * Log.i(TAG, "got $issued")                  // IssuedToken(token=Secret(len=187), …)
+ * return FetchedToken(Secret(json.getString("token")))
+ * ```
+ */
+public protocol SecretProtocol: AnyObject, Sendable {
+    
+    /**
+     * The secret text: pass this to the engine (or your HTTP request); never log it.
+     */
+    func expose()  -> String
+    
+    /**
+     * Whether the text is empty.
+     */
+    func isEmpty()  -> Bool
+    
+    /**
+     * Length of the text in bytes (UTF-8).
+     */
+    func len()  -> UInt64
+    
+}
+/**
+ * A secret text: an access token, a refresh token or other credentials, an auth header value.
+ *
+ * Opaque on purpose: its `toString()` (Kotlin), `str()`/`repr()` (Python) and
+ * `description`/`debugDescription` (Swift) show only the length, e.g. `Secret(len=187)`, so
+ * records holding one (`IssuedToken`, `FetchedToken`, `FetchRequest`, `HttpSourceConfig`) are
+ * safe to log and print. Read the text with `expose()` only where it is used. Two secrets are
+ * equal when their texts are. Zeroed when released (on the Rust side).
+ *
+ * # Example (Kotlin)
+ * ```kotlin
+ * val issued = session.token()
+ * engine.renewToken(issued.token.expose())   // the text, for the RTC engine only
+ * Log.i(TAG, "got $issued")                  // IssuedToken(token=Secret(len=187), …)
+ * return FetchedToken(Secret(json.getString("token")))
+ * ```
+ */
+open class Secret: SecretProtocol, @unchecked Sendable, Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_uniffi_fn_clone_secret(self.handle, $0) }
+    }
+    /**
+     * Wraps a secret text (a token from your backend, a refresh token, an API key…).
+     */
+public convenience init(value: String) {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_constructor_secret_new(
+        FfiConverterString.lower(value),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_uniffi_fn_free_secret(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The secret text: pass this to the engine (or your HTTP request); never log it.
+     */
+open func expose() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_expose(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether the text is empty.
+     */
+open func isEmpty() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Length of the text in bytes (UTF-8).
+     */
+open func len() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_len(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_debug(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Eq` implementation - only `eq` is used.
+public static func == (self: Secret, other: Secret) -> Bool {
+    return try!  FfiConverterBool.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSecret_lower(other),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Hash` implementation
+public func hash(into hasher: inout Hasher) {
+    let val = try!  FfiConverterUInt64.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+    )
+    hasher.combine(val)
+}
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSecret: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Secret
+
+    public static func lift(_ handle: UInt64) throws -> Secret {
+        return Secret(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Secret) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Secret {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Secret, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSecret_lift(_ handle: UInt64) throws -> Secret {
+    return try FfiConverterTypeSecret.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSecret_lower(_ value: Secret) -> UInt64 {
+    return FfiConverterTypeSecret.lower(value)
 }
 
 
@@ -2699,9 +2952,9 @@ public func FfiConverterTypeCounters_lower(_ value: Counters) -> RustBuffer {
 
 
 /**
- * One request from the SDK to a host [`TokenSource`].
+ * One request from the SDK to a host [`TokenSource`]. Safe to log: secrets are [`Secret`]s.
  */
-public struct FetchRequest: Equatable, Hashable {
+public struct FetchRequest {
     /**
      * Why the token is needed.
      */
@@ -2715,13 +2968,13 @@ public struct FetchRequest: Equatable, Hashable {
      */
     public let attempt: UInt32
     /**
-     * The stored credentials (e.g. a refresh token) for this session, if any. Secret.
+     * The stored credentials (e.g. a refresh token) for this session, if any.
      */
-    public let credentials: String?
+    public let credentials: Secret?
     /**
-     * The token being replaced, if any. Secret.
+     * The token being replaced, if any.
      */
-    public let previousToken: String?
+    public let previousToken: Secret?
     /**
      * The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
      */
@@ -2740,11 +2993,11 @@ public struct FetchRequest: Equatable, Hashable {
          * 1 for the first attempt, 2 for the first retry, …
          */attempt: UInt32, 
         /**
-         * The stored credentials (e.g. a refresh token) for this session, if any. Secret.
-         */credentials: String?, 
+         * The stored credentials (e.g. a refresh token) for this session, if any.
+         */credentials: Secret?, 
         /**
-         * The token being replaced, if any. Secret.
-         */previousToken: String?, 
+         * The token being replaced, if any.
+         */previousToken: Secret?, 
         /**
          * The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
          */timeoutMs: UInt64) {
@@ -2775,8 +3028,8 @@ public struct FfiConverterTypeFetchRequest: FfiConverterRustBuffer {
                 reason: FfiConverterTypeFetchReason.read(from: &buf), 
                 session: FfiConverterTypeSessionSpec.read(from: &buf), 
                 attempt: FfiConverterUInt32.read(from: &buf), 
-                credentials: FfiConverterOptionString.read(from: &buf), 
-                previousToken: FfiConverterOptionString.read(from: &buf), 
+                credentials: FfiConverterOptionTypeSecret.read(from: &buf), 
+                previousToken: FfiConverterOptionTypeSecret.read(from: &buf), 
                 timeoutMs: FfiConverterUInt64.read(from: &buf)
         )
     }
@@ -2785,8 +3038,8 @@ public struct FfiConverterTypeFetchRequest: FfiConverterRustBuffer {
         FfiConverterTypeFetchReason.write(value.reason, into: &buf)
         FfiConverterTypeSessionSpec.write(value.session, into: &buf)
         FfiConverterUInt32.write(value.attempt, into: &buf)
-        FfiConverterOptionString.write(value.credentials, into: &buf)
-        FfiConverterOptionString.write(value.previousToken, into: &buf)
+        FfiConverterOptionTypeSecret.write(value.credentials, into: &buf)
+        FfiConverterOptionTypeSecret.write(value.previousToken, into: &buf)
         FfiConverterUInt64.write(value.timeoutMs, into: &buf)
     }
 }
@@ -2809,15 +3062,16 @@ public func FfiConverterTypeFetchRequest_lower(_ value: FetchRequest) -> RustBuf
 
 /**
  * A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
+ * Safe to log: secrets are [`Secret`]s.
  *
  * Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
  * `expires_in_ms` after the response. All hints default to none.
  */
-public struct FetchedToken: Equatable, Hashable {
+public struct FetchedToken {
     /**
-     * The access token. Secret.
+     * The access token.
      */
-    public let token: String
+    public let token: Secret
     /**
      * Absolute expiry, server clock, unix milliseconds.
      */
@@ -2837,16 +3091,16 @@ public struct FetchedToken: Equatable, Hashable {
     public let serverTimeMs: Int64?
     /**
      * New long-lived credentials (a rotated refresh token), saved to the credential store
-     * before the token is handed out. Secret.
+     * before the token is handed out.
      */
-    public let rotatedCredentials: String?
+    public let rotatedCredentials: Secret?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * The access token. Secret.
-         */token: String, 
+         * The access token.
+         */token: Secret, 
         /**
          * Absolute expiry, server clock, unix milliseconds.
          */expiresAtMs: Int64? = nil, 
@@ -2862,8 +3116,8 @@ public struct FetchedToken: Equatable, Hashable {
          */serverTimeMs: Int64? = nil, 
         /**
          * New long-lived credentials (a rotated refresh token), saved to the credential store
-         * before the token is handed out. Secret.
-         */rotatedCredentials: String? = nil) {
+         * before the token is handed out.
+         */rotatedCredentials: Secret? = nil) {
         self.token = token
         self.expiresAtMs = expiresAtMs
         self.expiresInMs = expiresInMs
@@ -2888,22 +3142,22 @@ public struct FfiConverterTypeFetchedToken: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FetchedToken {
         return
             try FetchedToken(
-                token: FfiConverterString.read(from: &buf), 
+                token: FfiConverterTypeSecret.read(from: &buf), 
                 expiresAtMs: FfiConverterOptionInt64.read(from: &buf), 
                 expiresInMs: FfiConverterOptionUInt64.read(from: &buf), 
                 issuedAtMs: FfiConverterOptionInt64.read(from: &buf), 
                 serverTimeMs: FfiConverterOptionInt64.read(from: &buf), 
-                rotatedCredentials: FfiConverterOptionString.read(from: &buf)
+                rotatedCredentials: FfiConverterOptionTypeSecret.read(from: &buf)
         )
     }
 
     public static func write(_ value: FetchedToken, into buf: inout [UInt8]) {
-        FfiConverterString.write(value.token, into: &buf)
+        FfiConverterTypeSecret.write(value.token, into: &buf)
         FfiConverterOptionInt64.write(value.expiresAtMs, into: &buf)
         FfiConverterOptionUInt64.write(value.expiresInMs, into: &buf)
         FfiConverterOptionInt64.write(value.issuedAtMs, into: &buf)
         FfiConverterOptionInt64.write(value.serverTimeMs, into: &buf)
-        FfiConverterOptionString.write(value.rotatedCredentials, into: &buf)
+        FfiConverterOptionTypeSecret.write(value.rotatedCredentials, into: &buf)
     }
 }
 
@@ -2931,18 +3185,20 @@ public func FfiConverterTypeFetchedToken_lower(_ value: FetchedToken) -> RustBuf
  * token at `/token` (or `/accessToken`, `/access_token`) and its lifetime at `/expiresAt`,
  * `/expiresIn`, `/serverTime` (or the HTTP `Date` header).
  *
+ * Safe to log: the bearer and the header values are [`Secret`]s.
+ *
  * # Example (Kotlin)
  * ```kotlin
  * val http = HttpSourceConfig(
  * endpoint = "https://api.example.com/rtc/token",
- * bearer = userSessionToken,
+ * bearer = Secret(userSessionToken),
  * jsonBody = """{"channelName":"{channel}","uid":"{user:int}","role":"{role}"}""",
  * responsePrefix = "/data",
  * )
  * val session = keeper.openHttpSession(SessionConfig(SessionSpec("live-42", "1001")), http)
  * ```
  */
-public struct HttpSourceConfig: Equatable, Hashable {
+public struct HttpSourceConfig {
     /**
      * The token endpoint URL (https in production).
      */
@@ -2952,14 +3208,15 @@ public struct HttpSourceConfig: Equatable, Hashable {
      */
     public let method: String
     /**
-     * Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential). Secret.
+     * Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential).
      * Default: no auth header.
      */
-    public let bearer: String?
+    public let bearer: Secret?
     /**
-     * Fixed extra headers (never logged). Default: none.
+     * Fixed extra headers, name to value. Values are secrets (they often carry an API key), so
+     * they are never printed. Default: none.
      */
-    public let headers: [String: String]
+    public let headers: [String: Secret]
     /**
      * JSON body template. Default
      * `{"channel":"{channel}","user":"{user}","role":"{role}"}`.
@@ -2993,12 +3250,13 @@ public struct HttpSourceConfig: Equatable, Hashable {
          * HTTP method. Default `POST`.
          */method: String = "POST", 
         /**
-         * Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential). Secret.
+         * Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential).
          * Default: no auth header.
-         */bearer: String? = nil, 
+         */bearer: Secret? = nil, 
         /**
-         * Fixed extra headers (never logged). Default: none.
-         */headers: [String: String] = [:], 
+         * Fixed extra headers, name to value. Values are secrets (they often carry an API key), so
+         * they are never printed. Default: none.
+         */headers: [String: Secret] = [:], 
         /**
          * JSON body template. Default
          * `{"channel":"{channel}","user":"{user}","role":"{role}"}`.
@@ -3045,8 +3303,8 @@ public struct FfiConverterTypeHttpSourceConfig: FfiConverterRustBuffer {
             try HttpSourceConfig(
                 endpoint: FfiConverterString.read(from: &buf), 
                 method: FfiConverterString.read(from: &buf), 
-                bearer: FfiConverterOptionString.read(from: &buf), 
-                headers: FfiConverterDictionaryStringString.read(from: &buf), 
+                bearer: FfiConverterOptionTypeSecret.read(from: &buf), 
+                headers: FfiConverterDictionaryStringTypeSecret.read(from: &buf), 
                 jsonBody: FfiConverterOptionString.read(from: &buf), 
                 responsePrefix: FfiConverterOptionString.read(from: &buf), 
                 tokenPointer: FfiConverterOptionString.read(from: &buf), 
@@ -3058,8 +3316,8 @@ public struct FfiConverterTypeHttpSourceConfig: FfiConverterRustBuffer {
     public static func write(_ value: HttpSourceConfig, into buf: inout [UInt8]) {
         FfiConverterString.write(value.endpoint, into: &buf)
         FfiConverterString.write(value.method, into: &buf)
-        FfiConverterOptionString.write(value.bearer, into: &buf)
-        FfiConverterDictionaryStringString.write(value.headers, into: &buf)
+        FfiConverterOptionTypeSecret.write(value.bearer, into: &buf)
+        FfiConverterDictionaryStringTypeSecret.write(value.headers, into: &buf)
         FfiConverterOptionString.write(value.jsonBody, into: &buf)
         FfiConverterOptionString.write(value.responsePrefix, into: &buf)
         FfiConverterOptionString.write(value.tokenPointer, into: &buf)
@@ -3085,13 +3343,14 @@ public func FfiConverterTypeHttpSourceConfig_lower(_ value: HttpSourceConfig) ->
 
 
 /**
- * A token the session accepted.
+ * A token the session accepted. Safe to log: the token is a [`Secret`]. Two issued tokens are
+ * equal when all their fields are.
  */
 public struct IssuedToken: Equatable, Hashable {
     /**
-     * The token to hand to the RTC engine. Secret: never log it.
+     * The token to hand to the RTC engine: `token.expose()`.
      */
-    public let token: String
+    public let token: Secret
     /**
      * When it expires (device wall clock, unix ms, corrected for server clock skew).
      */
@@ -3109,8 +3368,8 @@ public struct IssuedToken: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The token to hand to the RTC engine. Secret: never log it.
-         */token: String, 
+         * The token to hand to the RTC engine: `token.expose()`.
+         */token: Secret, 
         /**
          * When it expires (device wall clock, unix ms, corrected for server clock skew).
          */expiresAtMs: Int64, 
@@ -3129,6 +3388,30 @@ public struct IssuedToken: Equatable, Hashable {
     
 
     
+// The local Rust `Eq` implementation - only `eq` is used.
+public static func == (self: IssuedToken, other: IssuedToken) -> Bool {
+    return try!  FfiConverterBool.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq(
+            FfiConverterTypeIssuedToken_lower(self),
+        FfiConverterTypeIssuedToken_lower(other),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Hash` implementation
+public func hash(into hasher: inout Hasher) {
+    let val = try!  FfiConverterUInt64.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash(
+            FfiConverterTypeIssuedToken_lower(self),uniffiCallStatus
+    )
+}
+    )
+    hasher.combine(val)
+}
 }
 
 #if compiler(>=6)
@@ -3142,7 +3425,7 @@ public struct FfiConverterTypeIssuedToken: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IssuedToken {
         return
             try IssuedToken(
-                token: FfiConverterString.read(from: &buf), 
+                token: FfiConverterTypeSecret.read(from: &buf), 
                 expiresAtMs: FfiConverterInt64.read(from: &buf), 
                 receivedAtMs: FfiConverterInt64.read(from: &buf), 
                 reason: FfiConverterTypeFetchReason.read(from: &buf)
@@ -3150,7 +3433,7 @@ public struct FfiConverterTypeIssuedToken: FfiConverterRustBuffer {
     }
 
     public static func write(_ value: IssuedToken, into buf: inout [UInt8]) {
-        FfiConverterString.write(value.token, into: &buf)
+        FfiConverterTypeSecret.write(value.token, into: &buf)
         FfiConverterInt64.write(value.expiresAtMs, into: &buf)
         FfiConverterInt64.write(value.receivedAtMs, into: &buf)
         FfiConverterTypeFetchReason.write(value.reason, into: &buf)
@@ -4863,6 +5146,30 @@ fileprivate struct FfiConverterOptionTypeCredentialStore: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeSecret: FfiConverterRustBuffer {
+    typealias SwiftType = Secret?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSecret.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSecret.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeIssuedToken: FfiConverterRustBuffer {
     typealias SwiftType = IssuedToken?
 
@@ -4952,6 +5259,32 @@ fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
         for _ in 0..<len {
             let key = try FfiConverterString.read(from: &buf)
             let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringTypeSecret: FfiConverterRustBuffer {
+    public static func write(_ value: [String: Secret], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterTypeSecret.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: Secret] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: Secret]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterTypeSecret.read(from: &buf)
             dict[key] = value
         }
         return dict
@@ -5234,7 +5567,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_cancel() != 60142) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_lagged() != 14988) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_lagged() != 20318) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_next() != 51043) {
@@ -5243,10 +5576,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove() != 42868) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() != 47908) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() != 3223) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() != 7498) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() != 65225) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete() != 62660) {
@@ -5318,7 +5651,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() != 48204) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_secret_expose() != 42286) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty() != 19012) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_secret_len() != 25290) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new() != 41806) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new() != 24121) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -16,15 +16,18 @@ private final class CountingSource: TokenSource, @unchecked Sendable {
     func fetch(request: FetchRequest) async throws -> FetchedToken {
         lock.lock(); calls += 1; lock.unlock()
         if delayNanos > 0 { try await Task.sleep(nanoseconds: delayNanos) }
-        return FetchedToken(token: jwt, expiresInMs: 600_000)
+        return FetchedToken(token: Secret(value: jwt), expiresInMs: 600_000)
     }
 }
 
 private final class MemoryStore: CredentialStore, @unchecked Sendable {
     private let lock = NSLock()
     var values: [String: String] = [:]
-    func load(key: String) throws -> String? { lock.lock(); defer { lock.unlock() }; return values[key] }
-    func save(key: String, value: String) throws { lock.lock(); values[key] = value; lock.unlock() }
+    func load(key: String) throws -> Secret? {
+        lock.lock(); defer { lock.unlock() }
+        return values[key].map { Secret(value: $0) }
+    }
+    func save(key: String, value: Secret) throws { lock.lock(); values[key] = value.expose(); lock.unlock() }
     func delete(key: String) throws { lock.lock(); values[key] = nil; lock.unlock() }
 }
 
@@ -48,11 +51,36 @@ final class TokenKeeperTests: XCTestCase {
         let source = CountingSource()
         let session = keeper.openSession(config: config(), source: source)
         let issued = try await session.token()
-        XCTAssertEqual(issued.token, jwt)
+        XCTAssertEqual(issued.token.expose(), jwt)
         XCTAssertEqual(issued.reason, .initial)
         XCTAssertEqual(issued.expiresAtMs - issued.receivedAtMs, 600_000)
         XCTAssertEqual(session.current(), issued)
         XCTAssertEqual(source.calls, 1)
+        session.close()
+    }
+
+    func testRecordsPrintSecretsAsTheirLengthOnly() async throws {
+        let secret = Secret(value: jwt)
+        XCTAssertEqual(secret.description, "Secret(len=\(jwt.utf8.count))")
+        XCTAssertEqual(secret.debugDescription, "Secret(len=\(jwt.utf8.count))")
+        XCTAssertEqual(secret.expose(), jwt)
+        XCTAssertEqual(secret.len(), UInt64(jwt.utf8.count))
+        XCTAssertEqual(secret, Secret(value: jwt))
+        let keeper = try Keeper()
+        let session = keeper.openSession(config: config(), source: CountingSource())
+        let issued = try await session.token()
+        let fetched = FetchedToken(token: Secret(value: jwt), rotatedCredentials: Secret(value: "refresh-SECRET"))
+        let http = HttpSourceConfig(endpoint: "https://api.example.com/token", bearer: Secret(value: "bearer-SECRET"),
+                                    headers: ["X-Api-Key": Secret(value: "key-SECRET")])
+        let printed = [
+            "\(issued)", String(describing: issued), String(reflecting: issued),
+            String(describing: session.current()), "\(fetched)", String(reflecting: fetched), "\(http)",
+        ]
+        for text in printed {
+            XCTAssertFalse(text.contains(jwt) || text.contains("c2lnbmF0dXJl"), "a token leaked: \(text)")
+            XCTAssertFalse(text.contains("SECRET"), "a secret leaked: \(text)")
+        }
+        XCTAssertTrue("\(issued)".contains("Secret(len=\(jwt.utf8.count))"), "\(issued)")
         session.close()
     }
 
@@ -61,7 +89,7 @@ final class TokenKeeperTests: XCTestCase {
         let source = CountingSource(delayNanos: 200_000_000)
         let session = keeper.openSession(config: config(), source: source)
         let tokens = try await withThrowingTaskGroup(of: String.self) { group in
-            for _ in 0..<100 { group.addTask { try await session.token().token } }
+            for _ in 0..<100 { group.addTask { try await session.token().token.expose() } }
             var all = Set<String>()
             for try await t in group { all.insert(t) }
             return all
@@ -102,7 +130,9 @@ final class TokenKeeperTests: XCTestCase {
     func testRotatedCredentialsReachTheHostStore() async throws {
         let store = MemoryStore()
         let keeper = try Keeper(credentialStore: store)
-        let source = ClosureTokenSource { _ in FetchedToken(token: jwt, rotatedCredentials: "refresh-1") }
+        let source = ClosureTokenSource { _ in
+            FetchedToken(token: Secret(value: jwt), rotatedCredentials: Secret(value: "refresh-1"))
+        }
         var cfg = config()
         cfg = SessionConfig(spec: cfg.spec, credentialsKey: "cred:u1")
         let session = keeper.openSession(config: cfg, source: source)

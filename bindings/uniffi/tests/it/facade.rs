@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use futures::executor::block_on;
 use tokenkeeper_uniffi::{
     FetchReason, FetchRequest, FetchedToken, HttpSourceConfig, IssuedToken, Keeper, PolicyConfig,
-    SessionConfig, SessionSpec, SessionState, TokenFormat, TokenKeeperError, TokenSource,
+    Secret, SessionConfig, SessionSpec, SessionState, TokenFormat, TokenKeeperError, TokenSource,
     default_policy, inspect,
 };
 
@@ -26,7 +26,7 @@ impl TokenSource for Counting {
         self.calls.fetch_add(1, Ordering::SeqCst);
         assert_eq!(request.session.channel, "room-1");
         Ok(FetchedToken {
-            token: JWT.into(),
+            token: Secret::new(JWT.into()),
             expires_at_ms: None,
             expires_in_ms: Some(600_000),
             issued_at_ms: None,
@@ -56,7 +56,7 @@ fn token_completes_when_polled_from_a_thread_without_a_runtime() {
     let source = Arc::new(Counting::default());
     let session = keeper.open_session(config(), source.clone());
     let issued = block_on(session.token()).unwrap();
-    assert_eq!(issued.token, JWT);
+    assert_eq!(issued.token.expose(), JWT);
     assert_eq!(issued.reason, FetchReason::Initial);
     assert_eq!(issued.expires_at_ms - issued.received_at_ms, 600_000);
     assert_eq!(session.current(), Some(issued));
@@ -72,7 +72,7 @@ fn fifty_concurrent_callers_share_one_fetch() {
     let threads: Vec<_> = (0..50)
         .map(|_| {
             let s = session.clone();
-            std::thread::spawn(move || block_on(s.token()).map(|t| t.token))
+            std::thread::spawn(move || block_on(s.token()).map(|t| t.token.expose()))
         })
         .collect();
     for t in threads {
@@ -119,36 +119,61 @@ fn inspect_reports_format_expiry_and_user() {
 }
 
 #[test]
-fn debug_output_hides_tokens_and_credentials() {
+fn secret_display_and_debug_show_only_the_length() {
+    let secret = Secret::new(JWT.into());
+    assert_eq!(secret.to_string(), format!("Secret(len={})", JWT.len()));
+    assert_eq!(format!("{secret:?}"), format!("Secret(len={})", JWT.len()));
+    assert_eq!(format!("{secret:#?}"), format!("Secret(len={})", JWT.len()));
+    assert_eq!(secret.expose(), JWT);
+    assert_eq!(secret.len(), JWT.len() as u64);
+    assert!(!secret.is_empty() && Secret::new(String::new()).is_empty());
+    assert_eq!(secret, Secret::new(JWT.into()), "equal when the texts are");
+    assert_ne!(secret, Secret::new("other".into()));
+}
+
+#[test]
+fn debug_output_of_records_hides_tokens_and_credentials() {
     let issued = IssuedToken {
-        token: JWT.into(),
+        token: Secret::new(JWT.into()),
         expires_at_ms: 1,
         received_at_ms: 0,
         reason: FetchReason::Forced,
     };
     let fetched = FetchedToken {
-        token: JWT.into(),
+        token: Secret::new(JWT.into()),
         expires_at_ms: None,
         expires_in_ms: None,
         issued_at_ms: None,
         server_time_ms: None,
-        rotated_credentials: Some("refresh-SECRET".into()),
+        rotated_credentials: Some(Secret::new("refresh-SECRET".into())),
+    };
+    let request = FetchRequest {
+        reason: FetchReason::Scheduled,
+        session: config().spec,
+        attempt: 1,
+        credentials: Some(Secret::new("refresh-SECRET".into())),
+        previous_token: Some(Secret::new(JWT.into())),
+        timeout_ms: 10_000,
     };
     let http = HttpSourceConfig {
         endpoint: "https://api.example.com/token".into(),
         method: "POST".into(),
-        bearer: Some("bearer-SECRET".into()),
-        headers: [("X-Api-Key".to_owned(), "key-SECRET".to_owned())].into(),
+        bearer: Some(Secret::new("bearer-SECRET".into())),
+        headers: [("X-Api-Key".to_owned(), Secret::new("key-SECRET".into()))].into(),
         json_body: None,
         response_prefix: None,
         token_pointer: None,
         expires_at_pointer: None,
         expires_in_pointer: None,
     };
-    let all = format!("{issued:?} {fetched:?} {http:?}");
+    let all = format!("{issued:?} {fetched:?} {request:?} {http:?} {issued:#?}");
     assert!(!all.contains("c2lnbmF0dXJl"), "{all}");
     assert!(!all.contains("SECRET"), "{all}");
     assert!(all.contains("X-Api-Key"), "{all}");
+    assert!(
+        all.contains(&format!("token: Secret(len={})", JWT.len())),
+        "{all}"
+    );
 }
 
 #[cfg(feature = "http")]

@@ -259,7 +259,7 @@ typedef void (*UniffiCallbackInterfaceCredentialStoreMethod0)(uint64_t, RustBuff
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD1
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD1
-typedef void (*UniffiCallbackInterfaceCredentialStoreMethod1)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceCredentialStoreMethod1)(uint64_t, RustBuffer, uint64_t, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -404,7 +404,7 @@ RustBuffer uniffi_tokenkeeper_uniffi_fn_method_credentialstore_load(uint64_t ptr
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_CREDENTIALSTORE_SAVE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_CREDENTIALSTORE_SAVE
-void uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(uint64_t ptr, RustBuffer key, RustBuffer value, RustCallStatus *_Nonnull out_status
+void uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(uint64_t ptr, RustBuffer key, uint64_t value, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_CREDENTIALSTORE_DELETE
@@ -575,6 +575,76 @@ void uniffi_tokenkeeper_uniffi_fn_init_callback_vtable_logsink(const UniffiVTabl
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_LOGSINK_LOG
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_LOGSINK_LOG
 void uniffi_tokenkeeper_uniffi_fn_method_logsink_log(uint64_t ptr, RustBuffer record, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_SECRET
+uint64_t uniffi_tokenkeeper_uniffi_fn_clone_secret(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FREE_SECRET
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FREE_SECRET
+void uniffi_tokenkeeper_uniffi_fn_free_secret(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CONSTRUCTOR_SECRET_NEW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CONSTRUCTOR_SECRET_NEW
+uint64_t uniffi_tokenkeeper_uniffi_fn_constructor_secret_new(RustBuffer value, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_EXPOSE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_EXPOSE
+RustBuffer uniffi_tokenkeeper_uniffi_fn_method_secret_expose(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_IS_EMPTY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_IS_EMPTY
+int8_t uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_LEN
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_LEN
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_secret_len(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_DEBUG
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_DEBUG
+RustBuffer uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_debug(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_EQ_EQ
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_EQ_EQ
+int8_t uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq(uint64_t ptr, uint64_t other, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_EQ_NE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_EQ_NE
+int8_t uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_ne(uint64_t ptr, uint64_t other, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_HASH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SECRET_UNIFFI_TRAIT_HASH
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_ISSUEDTOKEN_UNIFFI_TRAIT_EQ_EQ
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_ISSUEDTOKEN_UNIFFI_TRAIT_EQ_EQ
+int8_t uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq(RustBuffer ptr, RustBuffer other, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_ISSUEDTOKEN_UNIFFI_TRAIT_EQ_NE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_ISSUEDTOKEN_UNIFFI_TRAIT_EQ_NE
+int8_t uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_ne(RustBuffer ptr, RustBuffer other, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_ISSUEDTOKEN_UNIFFI_TRAIT_HASH
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_ISSUEDTOKEN_UNIFFI_TRAIT_HASH
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_DEFAULT_POLICY
@@ -1085,9 +1155,33 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_method_logsink_log(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SECRET_EXPOSE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SECRET_EXPOSE
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_secret_expose(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SECRET_IS_EMPTY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SECRET_IS_EMPTY
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SECRET_LEN
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SECRET_LEN
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_secret_len(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_CONSTRUCTOR_KEEPER_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_CONSTRUCTOR_KEEPER_NEW
 uint16_t uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_CONSTRUCTOR_SECRET_NEW
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_CONSTRUCTOR_SECRET_NEW
+uint16_t uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new(void
     
 );
 #endif

@@ -33,7 +33,7 @@ fun EventSubscription.asFlow(): Flow<SessionEvent> = flow {
  * ```kotlin
  * scope.launch {
  *     session.events().collect { e ->
- *         if (e.kind is EventKind.Issued) engine.renewToken(session.current()?.token)
+ *         if (e.kind is EventKind.Issued) session.current()?.let { engine.renewToken(it.token.expose()) }
  *     }
  * }
  * ```
@@ -43,11 +43,11 @@ fun Session.events(): Flow<SessionEvent> = subscribe().asFlow()
 /** Every session's events from this call on, as a [Flow]. Collect it once. */
 fun Keeper.events(): Flow<SessionEvent> = subscribe().asFlow()
 
-/** The token text of a valid token (waits for a fetch when needed). */
-suspend fun Session.awaitToken(): String = token().token
+/** The text of a valid token (waits for a fetch when needed), for the RTC engine only: never log it. */
+suspend fun Session.awaitToken(): String = token().token.expose()
 
 /**
- * Renews in [scope] and hands the new token to [onToken]: the body of an RTC engine's
+ * Renews in [scope] and hands the new token's text to [onToken] (never log it): the body of an RTC engine's
  * "token will expire" callback, which is not a coroutine.
  *
  * ```kotlin
@@ -62,7 +62,7 @@ fun Session.renewTokenIn(
     onToken: (String) -> Unit,
 ): Job = scope.launch {
     try {
-        onToken(renewToken().token)
+        onToken(renewToken().token.expose())
     } catch (e: TokenKeeperException) {
         onError(e)
     }

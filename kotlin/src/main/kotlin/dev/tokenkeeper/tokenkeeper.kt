@@ -664,7 +664,7 @@ internal interface UniffiCallbackInterfaceCredentialStoreMethod0 : com.sun.jna.C
     fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceCredentialStoreMethod1 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+    fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`value`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
 internal interface UniffiCallbackInterfaceCredentialStoreMethod2 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
@@ -854,7 +854,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_logsink_log(
     ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_secret_expose(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_secret_len(
+    ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new(
     ): Int
     external fun ffi_tokenkeeper_uniffi_uniffi_contract_version(
     ): Int
@@ -912,7 +920,7 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_credentialstore_load(`ptr`: Long,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(`ptr`: Long,`key`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(`ptr`: Long,`key`: RustBuffer.ByValue,`value`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_credentialstore_delete(`ptr`: Long,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -982,6 +990,34 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_logsink_log(`ptr`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_clone_secret(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_free_secret(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_constructor_secret_new(`value`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_expose(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_len(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_debug(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_ne(`ptr`: Long,`other`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq(`ptr`: RustBuffer.ByValue,`other`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_ne(`ptr`: RustBuffer.ByValue,`other`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_func_default_policy(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(`status`: Short,`retryAfterMs`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1137,7 +1173,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_cancel() and 0xFFFF) != 60142) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_lagged() and 0xFFFF) != 14988) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_lagged() and 0xFFFF) != 20318) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_next() and 0xFFFF) != 51043) {
@@ -1146,10 +1182,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove() and 0xFFFF) != 42868) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() and 0xFFFF) != 47908) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() and 0xFFFF) != 3223) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() and 0xFFFF) != 7498) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save() and 0xFFFF) != 65225) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete() and 0xFFFF) != 62660) {
@@ -1221,7 +1257,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() and 0xFFFF) != 48204) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_expose() and 0xFFFF) != 42286) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_is_empty() and 0xFFFF) != 19012) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_len() and 0xFFFF) != 25290) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new() and 0xFFFF) != 41806) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new() and 0xFFFF) != 24121) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1815,7 +1863,8 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 
 /**
  * Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
- * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+ * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+ * (store `value.expose()`, wrap what you load back in a `Secret`).
  *
  * Called from SDK worker threads (never the UI thread). A thrown error means the operation did
  * not happen: a failed `save` stops the SDK from handing out the token that came with the
@@ -1826,12 +1875,12 @@ public interface CredentialStore {
     /**
      * The value stored under `key`, or null when there is none.
      */
-    fun `load`(`key`: kotlin.String): kotlin.String?
+    fun `load`(`key`: kotlin.String): Secret?
     
     /**
      * Stores (replaces) `value` under `key`.
      */
-    fun `save`(`key`: kotlin.String, `value`: kotlin.String)
+    fun `save`(`key`: kotlin.String, `value`: Secret)
     
     /**
      * Removes `key` (no error when absent).
@@ -1843,7 +1892,8 @@ public interface CredentialStore {
 
 /**
  * Persistent storage for long-lived credentials (e.g. a refresh token), implemented by the host
- * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are secrets.
+ * over the Android Keystore / iOS Keychain. Keys are non-secret names; values are [`Secret`]s
+ * (store `value.expose()`, wrap what you load back in a `Secret`).
  *
  * Called from SDK worker threads (never the UI thread). A thrown error means the operation did
  * not happen: a failed `save` stops the SDK from handing out the token that came with the
@@ -1954,8 +2004,8 @@ open class CredentialStoreImpl: Disposable, AutoCloseable, CredentialStore
     /**
      * The value stored under `key`, or null when there is none.
      */
-    @Throws(TokenKeeperException::class)override fun `load`(`key`: kotlin.String): kotlin.String? {
-            return FfiConverterOptionalString.lift(
+    @Throws(TokenKeeperException::class)override fun `load`(`key`: kotlin.String): Secret? {
+            return FfiConverterOptionalTypeSecret.lift(
     callWithHandle {
     uniffiRustCallWithError(TokenKeeperException) { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_credentialstore_load(
@@ -1972,7 +2022,7 @@ open class CredentialStoreImpl: Disposable, AutoCloseable, CredentialStore
     /**
      * Stores (replaces) `value` under `key`.
      */
-    @Throws(TokenKeeperException::class)override fun `save`(`key`: kotlin.String, `value`: kotlin.String)
+    @Throws(TokenKeeperException::class)override fun `save`(`key`: kotlin.String, `value`: Secret)
         = 
     callWithHandle {
     uniffiRustCallWithError(TokenKeeperException) { _status ->
@@ -1980,7 +2030,7 @@ open class CredentialStoreImpl: Disposable, AutoCloseable, CredentialStore
         it,
         
         FfiConverterString.lower(`key`),
-        FfiConverterString.lower(`value`),_status)
+        FfiConverterTypeSecret.lower(`value`),_status)
 }
     }
     
@@ -2029,7 +2079,7 @@ internal object uniffiCallbackInterfaceCredentialStore {
                     FfiConverterString.lift(`key`),
                 )
             }
-            val writeReturn = { value: kotlin.String? -> uniffiOutReturn.setValue(FfiConverterOptionalString.lower(value)) }
+            val writeReturn = { value: Secret? -> uniffiOutReturn.setValue(FfiConverterOptionalTypeSecret.lower(value)) }
             uniffiTraitInterfaceCallWithError(
                 uniffiCallStatus,
                 makeCall,
@@ -2039,12 +2089,12 @@ internal object uniffiCallbackInterfaceCredentialStore {
         }
     }
     internal object `save`: UniffiCallbackInterfaceCredentialStoreMethod1 {
-        override fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`value`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+        override fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`value`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
             val uniffiObj = FfiConverterTypeCredentialStore.handleMap.get(uniffiHandle)
             val makeCall = { ->
                 uniffiObj.`save`(
                     FfiConverterString.lift(`key`),
-                    FfiConverterString.lift(`value`),
+                    FfiConverterTypeSecret.lift(`value`),
                 )
             }
             val writeReturn = { _: Unit -> Unit }
@@ -2576,7 +2626,8 @@ public interface EventSubscriptionInterface {
     fun `cancel`()
     
     /**
-     * Events skipped so far because this reader fell more than 64 behind.
+     * Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+     * `next()` is pending).
      */
     fun `lagged`(): kotlin.ULong
     
@@ -2717,7 +2768,8 @@ open class EventSubscription: Disposable, AutoCloseable, EventSubscriptionInterf
 
     
     /**
-     * Events skipped so far because this reader fell more than 64 behind.
+     * Events skipped so far because this reader fell more than 64 behind (reads 0 while a
+     * `next()` is pending).
      */override fun `lagged`(): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
@@ -2899,7 +2951,7 @@ public object FfiConverterTypeEventSubscription: FfiConverter<EventSubscription,
  * ```kotlin
  * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
  * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
- * engine.joinChannel(session.token().token, "live-42", 1001, options)
+ * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
 public interface KeeperInterface {
@@ -2961,7 +3013,7 @@ public interface KeeperInterface {
  * ```kotlin
  * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
  * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
- * engine.joinChannel(session.token().token, "live-42", 1001, options)
+ * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
 open class Keeper: Disposable, AutoCloseable, KeeperInterface
@@ -3848,6 +3900,393 @@ public object FfiConverterTypeLogSink: FfiConverter<LogSink, Long> {
     override fun allocationSize(value: LogSink) = 8UL
 
     override fun write(value: LogSink, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A secret text: an access token, a refresh token or other credentials, an auth header value.
+ *
+ * Opaque on purpose: its `toString()` (Kotlin), `str()`/`repr()` (Python) and
+ * `description`/`debugDescription` (Swift) show only the length, e.g. `Secret(len=187)`, so
+ * records holding one (`IssuedToken`, `FetchedToken`, `FetchRequest`, `HttpSourceConfig`) are
+ * safe to log and print. Read the text with `expose()` only where it is used. Two secrets are
+ * equal when their texts are. Zeroed when released (on the Rust side).
+ *
+ * # Example (Kotlin)
+ * ```kotlin
+ * val issued = session.token()
+ * engine.renewToken(issued.token.expose())   // the text, for the RTC engine only
+ * Log.i(TAG, "got $issued")                  // IssuedToken(token=Secret(len=187), …)
+ * return FetchedToken(Secret(json.getString("token")))
+ * ```
+ */
+public interface SecretInterface {
+    
+    /**
+     * The secret text: pass this to the engine (or your HTTP request); never log it.
+     */
+    fun `expose`(): kotlin.String
+    
+    /**
+     * Whether the text is empty.
+     */
+    fun `isEmpty`(): kotlin.Boolean
+    
+    /**
+     * Length of the text in bytes (UTF-8).
+     */
+    fun `len`(): kotlin.ULong
+    
+    companion object
+}
+
+/**
+ * A secret text: an access token, a refresh token or other credentials, an auth header value.
+ *
+ * Opaque on purpose: its `toString()` (Kotlin), `str()`/`repr()` (Python) and
+ * `description`/`debugDescription` (Swift) show only the length, e.g. `Secret(len=187)`, so
+ * records holding one (`IssuedToken`, `FetchedToken`, `FetchRequest`, `HttpSourceConfig`) are
+ * safe to log and print. Read the text with `expose()` only where it is used. Two secrets are
+ * equal when their texts are. Zeroed when released (on the Rust side).
+ *
+ * # Example (Kotlin)
+ * ```kotlin
+ * val issued = session.token()
+ * engine.renewToken(issued.token.expose())   // the text, for the RTC engine only
+ * Log.i(TAG, "got $issued")                  // IssuedToken(token=Secret(len=187), …)
+ * return FetchedToken(Secret(json.getString("token")))
+ * ```
+ */
+open class Secret: Disposable, AutoCloseable, SecretInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * Wraps a secret text (a token from your backend, a refresh token, an API key…).
+     */
+    constructor(`value`: kotlin.String) :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_constructor_secret_new(
+    
+        
+        FfiConverterString.lower(`value`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_secret(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_secret(handle, status)
+        }
+    }
+
+    
+    /**
+     * The secret text: pass this to the engine (or your HTTP request); never log it.
+     */override fun `expose`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_expose(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Whether the text is empty.
+     */override fun `isEmpty`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_is_empty(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Length of the text in bytes (UTF-8).
+     */override fun `len`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_len(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_display(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    // The local Rust `Eq` implementation - only `eq` is used.
+    override fun equals(other: Any?): Boolean {
+        if (other !is Secret) return false
+        return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_eq_eq(
+        it,
+        
+        FfiConverterTypeSecret.lower(`other`),_status)
+}
+    }
+    )
+    }
+    // The local Rust `Hash` implementation
+    override fun hashCode(): Int {
+        return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_secret_uniffi_trait_hash(
+        it,
+        _status)
+}
+    }
+    ).toInt()
+    }
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSecret: FfiConverter<Secret, Long> {
+    override fun lower(value: Secret): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Secret {
+        return Secret(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Secret {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Secret) = 8UL
+
+    override fun write(value: Secret, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -4878,7 +5317,7 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
 
 
 /**
- * One request from the SDK to a host [`TokenSource`].
+ * One request from the SDK to a host [`TokenSource`]. Safe to log: secrets are [`Secret`]s.
  */
 data class FetchRequest (
     /**
@@ -4897,25 +5336,38 @@ data class FetchRequest (
     val `attempt`: kotlin.UInt
     , 
     /**
-     * The stored credentials (e.g. a refresh token) for this session, if any. Secret.
+     * The stored credentials (e.g. a refresh token) for this session, if any.
      */
-    val `credentials`: kotlin.String?
+    val `credentials`: Secret?
     , 
     /**
-     * The token being replaced, if any. Secret.
+     * The token being replaced, if any.
      */
-    val `previousToken`: kotlin.String?
+    val `previousToken`: Secret?
     , 
     /**
      * The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
      */
     val `timeoutMs`: kotlin.ULong
     
-){
+): Disposable{
     
 
     
 
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`reason`,
+        this.`session`,
+        this.`attempt`,
+        this.`credentials`,
+        this.`previousToken`,
+        this.`timeoutMs`
+    )
+    }
     
     companion object
 }
@@ -4929,8 +5381,8 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
             FfiConverterTypeFetchReason.read(buf),
             FfiConverterTypeSessionSpec.read(buf),
             FfiConverterUInt.read(buf),
-            FfiConverterOptionalString.read(buf),
-            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeSecret.read(buf),
+            FfiConverterOptionalTypeSecret.read(buf),
             FfiConverterULong.read(buf),
         )
     }
@@ -4939,8 +5391,8 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
             FfiConverterTypeFetchReason.allocationSize(value.`reason`) +
             FfiConverterTypeSessionSpec.allocationSize(value.`session`) +
             FfiConverterUInt.allocationSize(value.`attempt`) +
-            FfiConverterOptionalString.allocationSize(value.`credentials`) +
-            FfiConverterOptionalString.allocationSize(value.`previousToken`) +
+            FfiConverterOptionalTypeSecret.allocationSize(value.`credentials`) +
+            FfiConverterOptionalTypeSecret.allocationSize(value.`previousToken`) +
             FfiConverterULong.allocationSize(value.`timeoutMs`)
     )
 
@@ -4948,8 +5400,8 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
             FfiConverterTypeFetchReason.write(value.`reason`, buf)
             FfiConverterTypeSessionSpec.write(value.`session`, buf)
             FfiConverterUInt.write(value.`attempt`, buf)
-            FfiConverterOptionalString.write(value.`credentials`, buf)
-            FfiConverterOptionalString.write(value.`previousToken`, buf)
+            FfiConverterOptionalTypeSecret.write(value.`credentials`, buf)
+            FfiConverterOptionalTypeSecret.write(value.`previousToken`, buf)
             FfiConverterULong.write(value.`timeoutMs`, buf)
     }
 }
@@ -4958,15 +5410,16 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
 
 /**
  * A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
+ * Safe to log: secrets are [`Secret`]s.
  *
  * Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
  * `expires_in_ms` after the response. All hints default to none.
  */
 data class FetchedToken (
     /**
-     * The access token. Secret.
+     * The access token.
      */
-    val `token`: kotlin.String
+    val `token`: Secret
     , 
     /**
      * Absolute expiry, server clock, unix milliseconds.
@@ -4991,15 +5444,28 @@ data class FetchedToken (
     , 
     /**
      * New long-lived credentials (a rotated refresh token), saved to the credential store
-     * before the token is handed out. Secret.
+     * before the token is handed out.
      */
-    val `rotatedCredentials`: kotlin.String? = null 
+    val `rotatedCredentials`: Secret? = null 
     
-){
+): Disposable{
+    
+
     
 
     
-
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`token`,
+        this.`expiresAtMs`,
+        this.`expiresInMs`,
+        this.`issuedAtMs`,
+        this.`serverTimeMs`,
+        this.`rotatedCredentials`
+    )
+    }
     
     companion object
 }
@@ -5010,31 +5476,31 @@ data class FetchedToken (
 public object FfiConverterTypeFetchedToken: FfiConverterRustBuffer<FetchedToken> {
     override fun read(buf: ByteBuffer): FetchedToken {
         return FetchedToken(
-            FfiConverterString.read(buf),
+            FfiConverterTypeSecret.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalLong.read(buf),
-            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeSecret.read(buf),
         )
     }
 
     override fun allocationSize(value: FetchedToken) = (
-            FfiConverterString.allocationSize(value.`token`) +
+            FfiConverterTypeSecret.allocationSize(value.`token`) +
             FfiConverterOptionalLong.allocationSize(value.`expiresAtMs`) +
             FfiConverterOptionalULong.allocationSize(value.`expiresInMs`) +
             FfiConverterOptionalLong.allocationSize(value.`issuedAtMs`) +
             FfiConverterOptionalLong.allocationSize(value.`serverTimeMs`) +
-            FfiConverterOptionalString.allocationSize(value.`rotatedCredentials`)
+            FfiConverterOptionalTypeSecret.allocationSize(value.`rotatedCredentials`)
     )
 
     override fun write(value: FetchedToken, buf: ByteBuffer) {
-            FfiConverterString.write(value.`token`, buf)
+            FfiConverterTypeSecret.write(value.`token`, buf)
             FfiConverterOptionalLong.write(value.`expiresAtMs`, buf)
             FfiConverterOptionalULong.write(value.`expiresInMs`, buf)
             FfiConverterOptionalLong.write(value.`issuedAtMs`, buf)
             FfiConverterOptionalLong.write(value.`serverTimeMs`, buf)
-            FfiConverterOptionalString.write(value.`rotatedCredentials`, buf)
+            FfiConverterOptionalTypeSecret.write(value.`rotatedCredentials`, buf)
     }
 }
 
@@ -5048,11 +5514,13 @@ public object FfiConverterTypeFetchedToken: FfiConverterRustBuffer<FetchedToken>
  * token at `/token` (or `/accessToken`, `/access_token`) and its lifetime at `/expiresAt`,
  * `/expiresIn`, `/serverTime` (or the HTTP `Date` header).
  *
+ * Safe to log: the bearer and the header values are [`Secret`]s.
+ *
  * # Example (Kotlin)
  * ```kotlin
  * val http = HttpSourceConfig(
  * endpoint = "https://api.example.com/rtc/token",
- * bearer = userSessionToken,
+ * bearer = Secret(userSessionToken),
  * jsonBody = """{"channelName":"{channel}","uid":"{user:int}","role":"{role}"}""",
  * responsePrefix = "/data",
  * )
@@ -5071,15 +5539,16 @@ data class HttpSourceConfig (
     val `method`: kotlin.String = "POST" 
     , 
     /**
-     * Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential). Secret.
+     * Sent as `Authorization: Bearer <bearer>` (the signed-in user's credential).
      * Default: no auth header.
      */
-    val `bearer`: kotlin.String? = null 
+    val `bearer`: Secret? = null 
     , 
     /**
-     * Fixed extra headers (never logged). Default: none.
+     * Fixed extra headers, name to value. Values are secrets (they often carry an API key), so
+     * they are never printed. Default: none.
      */
-    val `headers`: Map<kotlin.String, kotlin.String> = mapOf() 
+    val `headers`: Map<kotlin.String, Secret> = mapOf() 
     , 
     /**
      * JSON body template. Default
@@ -5108,11 +5577,27 @@ data class HttpSourceConfig (
      */
     val `expiresInPointer`: kotlin.String? = null 
     
-){
+): Disposable{
     
 
     
 
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`endpoint`,
+        this.`method`,
+        this.`bearer`,
+        this.`headers`,
+        this.`jsonBody`,
+        this.`responsePrefix`,
+        this.`tokenPointer`,
+        this.`expiresAtPointer`,
+        this.`expiresInPointer`
+    )
+    }
     
     companion object
 }
@@ -5125,8 +5610,8 @@ public object FfiConverterTypeHttpSourceConfig: FfiConverterRustBuffer<HttpSourc
         return HttpSourceConfig(
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
-            FfiConverterOptionalString.read(buf),
-            FfiConverterMapStringString.read(buf),
+            FfiConverterOptionalTypeSecret.read(buf),
+            FfiConverterMapStringTypeSecret.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -5138,8 +5623,8 @@ public object FfiConverterTypeHttpSourceConfig: FfiConverterRustBuffer<HttpSourc
     override fun allocationSize(value: HttpSourceConfig) = (
             FfiConverterString.allocationSize(value.`endpoint`) +
             FfiConverterString.allocationSize(value.`method`) +
-            FfiConverterOptionalString.allocationSize(value.`bearer`) +
-            FfiConverterMapStringString.allocationSize(value.`headers`) +
+            FfiConverterOptionalTypeSecret.allocationSize(value.`bearer`) +
+            FfiConverterMapStringTypeSecret.allocationSize(value.`headers`) +
             FfiConverterOptionalString.allocationSize(value.`jsonBody`) +
             FfiConverterOptionalString.allocationSize(value.`responsePrefix`) +
             FfiConverterOptionalString.allocationSize(value.`tokenPointer`) +
@@ -5150,8 +5635,8 @@ public object FfiConverterTypeHttpSourceConfig: FfiConverterRustBuffer<HttpSourc
     override fun write(value: HttpSourceConfig, buf: ByteBuffer) {
             FfiConverterString.write(value.`endpoint`, buf)
             FfiConverterString.write(value.`method`, buf)
-            FfiConverterOptionalString.write(value.`bearer`, buf)
-            FfiConverterMapStringString.write(value.`headers`, buf)
+            FfiConverterOptionalTypeSecret.write(value.`bearer`, buf)
+            FfiConverterMapStringTypeSecret.write(value.`headers`, buf)
             FfiConverterOptionalString.write(value.`jsonBody`, buf)
             FfiConverterOptionalString.write(value.`responsePrefix`, buf)
             FfiConverterOptionalString.write(value.`tokenPointer`, buf)
@@ -5163,13 +5648,14 @@ public object FfiConverterTypeHttpSourceConfig: FfiConverterRustBuffer<HttpSourc
 
 
 /**
- * A token the session accepted.
+ * A token the session accepted. Safe to log: the token is a [`Secret`]. Two issued tokens are
+ * equal when all their fields are.
  */
 data class IssuedToken (
     /**
-     * The token to hand to the RTC engine. Secret: never log it.
+     * The token to hand to the RTC engine: `token.expose()`.
      */
-    val `token`: kotlin.String
+    val `token`: Secret
     , 
     /**
      * When it expires (device wall clock, unix ms, corrected for server clock skew).
@@ -5186,11 +5672,42 @@ data class IssuedToken (
      */
     val `reason`: FetchReason
     
-){
+): Disposable{
     
 
     
 
+    // The local Rust `Eq` implementation - only `eq` is used.
+    override fun equals(other: Any?): Boolean {
+        if (other !is IssuedToken) return false
+        return FfiConverterBoolean.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_eq_eq(FfiConverterTypeIssuedToken.lower(this),
+        
+        FfiConverterTypeIssuedToken.lower(`other`),_status)
+}
+    )
+    }
+    // The local Rust `Hash` implementation
+    override fun hashCode(): Int {
+        return FfiConverterULong.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_issuedtoken_uniffi_trait_hash(FfiConverterTypeIssuedToken.lower(this),
+        _status)
+}
+    ).toInt()
+    }
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`token`,
+        this.`expiresAtMs`,
+        this.`receivedAtMs`,
+        this.`reason`
+    )
+    }
     
     companion object
 }
@@ -5201,7 +5718,7 @@ data class IssuedToken (
 public object FfiConverterTypeIssuedToken: FfiConverterRustBuffer<IssuedToken> {
     override fun read(buf: ByteBuffer): IssuedToken {
         return IssuedToken(
-            FfiConverterString.read(buf),
+            FfiConverterTypeSecret.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterTypeFetchReason.read(buf),
@@ -5209,14 +5726,14 @@ public object FfiConverterTypeIssuedToken: FfiConverterRustBuffer<IssuedToken> {
     }
 
     override fun allocationSize(value: IssuedToken) = (
-            FfiConverterString.allocationSize(value.`token`) +
+            FfiConverterTypeSecret.allocationSize(value.`token`) +
             FfiConverterLong.allocationSize(value.`expiresAtMs`) +
             FfiConverterLong.allocationSize(value.`receivedAtMs`) +
             FfiConverterTypeFetchReason.allocationSize(value.`reason`)
     )
 
     override fun write(value: IssuedToken, buf: ByteBuffer) {
-            FfiConverterString.write(value.`token`, buf)
+            FfiConverterTypeSecret.write(value.`token`, buf)
             FfiConverterLong.write(value.`expiresAtMs`, buf)
             FfiConverterLong.write(value.`receivedAtMs`, buf)
             FfiConverterTypeFetchReason.write(value.`reason`, buf)
@@ -6806,6 +7323,38 @@ public object FfiConverterOptionalTypeCredentialStore: FfiConverterRustBuffer<Cr
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeSecret: FfiConverterRustBuffer<Secret?> {
+    override fun read(buf: ByteBuffer): Secret? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSecret.read(buf)
+    }
+
+    override fun allocationSize(value: Secret?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSecret.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Secret?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSecret.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeIssuedToken: FfiConverterRustBuffer<IssuedToken?> {
     override fun read(buf: ByteBuffer): IssuedToken? {
         if (buf.get().toInt() == 0) {
@@ -6931,6 +7480,45 @@ public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.Str
         value.forEach { (k, v) ->
             FfiConverterString.write(k, buf)
             FfiConverterString.write(v, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringTypeSecret: FfiConverterRustBuffer<Map<kotlin.String, Secret>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, Secret> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, Secret>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterTypeSecret.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, Secret>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterTypeSecret.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, Secret>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterTypeSecret.write(v, buf)
         }
     }
 }

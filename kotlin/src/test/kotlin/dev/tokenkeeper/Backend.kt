@@ -62,7 +62,7 @@ class KotlinHttpSource(
 
     override suspend fun fetch(request: FetchRequest): FetchedToken {
         val n = calls.incrementAndGet()
-        seenCredentials.add(request.credentials)
+        seenCredentials.add(request.credentials?.expose())
         if (delayMs > 0) kotlinx.coroutines.delay(delayMs)
         val body = "{\"vendor\":\"agora\",\"channel\":\"${request.session.channel}\"," +
             "\"user_id\":\"${request.session.user}\",\"role\":\"${request.session.role ?: "subscriber"}\"," +
@@ -83,6 +83,6 @@ class KotlinHttpSource(
             throw errorForHttpStatus(resp.statusCode().toUShort(), retryAfter, resp.body().take(200))
         }
         val token = Backend.jsonString(resp.body(), "token") ?: throw TokenKeeperException.RetryLater("no token in response", null)
-        return FetchedToken(token, rotatedCredentials = if (rotate) "refresh-$n" else null)
+        return FetchedToken(Secret(token), rotatedCredentials = if (rotate) Secret("refresh-$n") else null)
     }
 }

@@ -30,19 +30,61 @@ class BindingTest {
     }
 
     @Test
+    fun recordsPrintSecretsAsTheirLengthOnly() = kotlinx.coroutines.runBlocking {
+        val token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+        val secret = Secret(token)
+        assertEquals("Secret(len=${token.length})", secret.toString())
+        assertEquals(token, secret.expose())
+        assertEquals(token.length.toULong(), secret.len())
+        assertEquals(Secret(token), secret, "equal when the texts are")
+        assertEquals(Secret(token).hashCode(), secret.hashCode())
+        Keeper().use { keeper ->
+            val requests = java.util.Collections.synchronizedList(mutableListOf<String>())
+            val tokens = listOf(token, token.dropLast(2) + "ZA") // a renewal must bring a different token
+            val source = tokenSource { request ->
+                requests.add(request.toString())
+                FetchedToken(Secret(tokens[requests.size - 1]), rotatedCredentials = Secret("refresh-SECRET"))
+            }
+            keeper.openSession(SessionConfig(SessionSpec("print-room", "u1")), source).useSession { session ->
+                val issued = session.token()
+                session.renewToken()
+                val printed = listOf(
+                    issued.toString(),
+                    "$issued",
+                    session.current().toString(),
+                    FetchedToken(Secret(token), rotatedCredentials = Secret("refresh-SECRET")).toString(),
+                    HttpSourceConfig(
+                        endpoint = "https://api.example.com/token",
+                        bearer = Secret("bearer-SECRET"),
+                        headers = mapOf("X-Api-Key" to Secret("key-SECRET")),
+                    ).toString(),
+                ) + synchronized(requests) { requests.toList() }
+                assertTrue(issued.toString().startsWith("IssuedToken(token=Secret(len=${token.length})"), issued.toString())
+                assertTrue(requests.size == 2 && requests[1].contains("previousToken=Secret(len="), "$requests")
+                for (text in printed) {
+                    assertTrue(tokens.none { text.contains(it) } && !text.contains("c2lnbmF0dXJl"), "a token leaked: $text")
+                    assertTrue(!text.contains("SECRET"), "a secret leaked: $text")
+                }
+            }
+        }
+    }
+
+    @Test
     fun logSinkReceivesSdkRecordsWithoutTokens() = kotlinx.coroutines.runBlocking {
         val records = java.util.Collections.synchronizedList(mutableListOf<LogRecord>())
         setLogSink(logSink { records.add(it) }, LogLevel.DEBUG)
         try {
             val token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
             Keeper().use { keeper ->
-                val source = tokenSource { FetchedToken(token) }
+                val source = tokenSource { FetchedToken(Secret(token)) }
                 keeper.openSession(SessionConfig(SessionSpec("log-room", "u1")), source).useSession { session ->
-                    assertEquals(token, session.token().token)
+                    assertEquals(token, session.token().token.expose())
                 }
             }
-            assertTrue(records.any { it.target.startsWith("tokenkeeper") }, "records: $records")
-            assertTrue(records.none { it.message.contains(token) || it.message.contains("c2lnbmF0dXJl") }, "a token leaked: $records")
+            // SDK threads may still be logging: iterate a copy taken under the list's lock.
+            val seen = synchronized(records) { records.toList() }
+            assertTrue(seen.any { it.target.startsWith("tokenkeeper") }, "records: $seen")
+            assertTrue(seen.none { it.message.contains(token) || it.message.contains("c2lnbmF0dXJl") }, "a token leaked: $seen")
         } finally {
             clearLogSink()
         }

@@ -32,8 +32,9 @@ class SessionTest {
                 assertNull(session.current(), "nothing before the first token()")
                 val issued = session.token()
                 assertEquals(FetchReason.INITIAL, issued.reason)
-                val info = inspect(issued.token)
+                val info = inspect(issued.token.expose())
                 assertEquals(TokenFormat.AGORA007, info.format)
+                assertTrue(!issued.toString().contains(issued.token.expose()), "token printed: $issued")
                 assertEquals(channel, info.channel)
                 assertEquals(user.id, info.user)
                 assertEquals(info.expiresAt!! * 1000, issued.expiresAtMs, "expiry comes from the token itself")
@@ -53,8 +54,9 @@ class SessionTest {
         val policy = PolicyConfig(renewLeadMs = 1000u, renewJitterMs = 0u)
         Keeper(policy).use { keeper ->
             keeper.openSession(SessionConfig(spec(user, channel)), source).useSession { session ->
+                val events = session.events() // subscribes now, before the first fetch
                 val issuedReasons = async {
-                    session.events()
+                    events
                         .map { it.kind }
                         .filter { it is EventKind.Issued }
                         .take(3)
@@ -94,8 +96,8 @@ class SessionTest {
     fun hostCredentialStoreReceivesRotatedCredentialsBeforeTheToken() = runBlocking {
         val saved = ConcurrentHashMap<String, String>()
         val store = object : CredentialStore {
-            override fun load(key: String): String? = saved[key]
-            override fun save(key: String, value: String) { saved[key] = value }
+            override fun load(key: String): Secret? = saved[key]?.let { Secret(it) }
+            override fun save(key: String, value: Secret) { saved[key] = value.expose() }
             override fun delete(key: String) { saved.remove(key) }
         }
         saved["cred:alice"] = "refresh-0"
@@ -180,7 +182,7 @@ class SessionTest {
                     Thread {
                         start.await()
                         try {
-                            tokens.add(session.tokenBlocking().token)
+                            tokens.add(session.tokenBlocking().token.expose())
                         } catch (e: Throwable) {
                             errors.add(e)
                         }
@@ -199,7 +201,8 @@ class SessionTest {
     fun keeperFlowSeesEventsOfAllSessions() = runBlocking {
         val (user, channel) = Backend.userWithStream()
         Keeper().use { keeper ->
-            val firstIssued = async { keeper.events().first { it.kind is EventKind.Issued } }
+            val events = keeper.events() // subscribes now, before the prefetch can issue a token
+            val firstIssued = async { events.first { it.kind is EventKind.Issued } }
             keeper.openSession(SessionConfig(spec(user, channel), prefetch = true), KotlinHttpSource(user.apiKey)).useSession { session ->
                 val event = withTimeout(10_000) { firstIssued.await() }
                 assertEquals(session.id(), event.sessionId)
@@ -213,13 +216,13 @@ class SessionTest {
         val (user, channel) = Backend.userWithStream()
         val http = HttpSourceConfig(
             endpoint = "${Backend.url}/api/v1/rtc/token",
-            bearer = user.apiKey,
+            bearer = Secret(user.apiKey),
             jsonBody = """{"vendor":"zego","channel":"{channel}","user_id":"{user}","role":"{role}","ttl_secs":90}""",
         )
         Keeper().use { keeper ->
             keeper.openHttpSession(SessionConfig(spec(user, channel)), http).useSession { session ->
                 val issued = session.token()
-                assertEquals(TokenFormat.ZEGO04, inspect(issued.token).format)
+                assertEquals(TokenFormat.ZEGO04, inspect(issued.token.expose()).format)
                 val lifetime = issued.expiresAtMs - issued.receivedAtMs
                 assertTrue(lifetime in 85_000..91_000, "lifetime $lifetime ms")
             }
