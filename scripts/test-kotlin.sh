@@ -49,25 +49,8 @@ if [[ ! -f "$OUT/$stamp.ok" ]]; then
 fi
 
 # Start the reference backend on an ephemeral loopback port.
-SERVER_LOG="$(mktemp)"
-SERVER_OUT="$(mktemp)"
-"$LIBDIR/tokenkeeper-server" --addr 127.0.0.1:0 --no-rate-limit >"$SERVER_OUT" 2>"$SERVER_LOG" &
-SERVER_PID=$!
-cleanup() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    rm -f "$SERVER_LOG" "$SERVER_OUT"
-}
-trap cleanup EXIT
-for _ in $(seq 1 100); do
-    [[ -s "$SERVER_OUT" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_LOG" >&2; fail "tokenkeeper-server exited"; }
-    sleep 0.1
-done
-banner="$(head -n1 "$SERVER_OUT")"
-[[ -n "$banner" ]] || fail "tokenkeeper-server printed no banner"
-export TK_SERVER_URL="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening"])' "$banner")"
-export TK_ADMIN_KEY="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["admin_key"])' "$banner")"
+source "$ROOT/scripts/lib/reference-server.sh"
+start_reference_server "$LIBDIR/tokenkeeper-server" python3
 
 CP_RUN="$OUT/classes:$KLIB/kotlin-stdlib.jar:$CP_COMPILE"
 JAVA_OPTS=(-Djna.library.path="$LIBDIR" -Djna.nosys=false -Xss2m)

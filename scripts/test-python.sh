@@ -37,25 +37,9 @@ esac
 [[ -f "$LIBDIR/$LIBNAME" ]] || fail "no $LIBDIR/$LIBNAME"
 cp "$LIBDIR/$LIBNAME" python/tokenkeeper/
 
-SERVER_LOG="$(mktemp)"
-SERVER_OUT="$(mktemp)"
-"$LIBDIR/tokenkeeper-server" --addr 127.0.0.1:0 --no-rate-limit >"$SERVER_OUT" 2>"$SERVER_LOG" &
-SERVER_PID=$!
-cleanup() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    rm -f "$SERVER_LOG" "$SERVER_OUT"
-}
-trap cleanup EXIT
-for _ in $(seq 1 100); do
-    [[ -s "$SERVER_OUT" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_LOG" >&2; fail "tokenkeeper-server exited"; }
-    sleep 0.1
-done
-banner="$(head -n1 "$SERVER_OUT")"
-[[ -n "$banner" ]] || fail "tokenkeeper-server printed no banner"
-export TK_SERVER_URL="$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["listening"])' "$banner")"
-export TK_ADMIN_KEY="$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["admin_key"])' "$banner")"
+# Start the reference backend on an ephemeral loopback port.
+source "$ROOT/scripts/lib/reference-server.sh"
+start_reference_server "$LIBDIR/tokenkeeper-server" "$PY"
 
 export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
 if ((BENCH)); then

@@ -2,7 +2,8 @@
 //!
 //! A store keeps long-lived credentials (e.g. an OAuth refresh token) under a key. On mobile the
 //! host implements it over the Keychain / Android Keystore; [`MemoryStore`] is for tests and
-//! processes that need no persistence. The lifecycle engine saves rotated credentials **before**
+//! processes that need no persistence; `FileStore` (feature `http`) keeps them on disk for desktop
+//! apps and servers. The lifecycle engine saves rotated credentials **before**
 //! it hands out the token that came with them, and treats a failed save as an error.
 
 use std::collections::HashMap;
@@ -11,6 +12,10 @@ use std::fmt;
 use parking_lot::Mutex;
 
 use crate::source::Credentials;
+
+/// The built-in on-disk store (atomic, fsynced, owner-only files).
+#[cfg(feature = "http")]
+pub use crate::sources::FileStore;
 
 /// Why a store operation failed. The message names the cause and never contains the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
