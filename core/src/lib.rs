@@ -35,7 +35,8 @@
 //! impl TokenSource for MyBackend {
 //!     async fn fetch(&self, req: FetchRequest) -> Result<FetchedToken, SourceError> {
 //!         // e.g. POST /rtc-token {channel, uid, role}; map HTTP errors with
-//!         // SourceError::from_http_status(status, retry_after, "token_url", body).
+//!         // SourceError::from_http_status(status, retry_after, "token_url", backend_message).
+//!         // The message is logged and shown: quote the backend's error text, never a token.
 //!         let token = format!("token-for-{}-{}", req.session.channel, req.session.user);
 //!         Ok(FetchedToken::new(Token::new(token)).with_expires_in(Duration::from_secs(3600)))
 //!     }

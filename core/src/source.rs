@@ -358,6 +358,9 @@ impl SourceError {
     /// `retry_after`), 401 → re-authenticate, 403 → forbidden, 404/410 → revoked, other 4xx →
     /// misconfigured (`setting` names what to check, e.g. `token_url`).
     ///
+    /// `message` goes into logs and error text as it is: it must not hold a token or credential
+    /// (quote the backend's error field, not a body that may echo the request).
+    ///
     /// ```
     /// use std::time::Duration;
     /// use tokenkeeper::source::{RetryKind, SourceError};

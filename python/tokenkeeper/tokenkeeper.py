@@ -599,7 +599,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe() != 23471:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 27894:
+    if lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 55498:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() != 50108:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -2759,7 +2759,7 @@ class PolicyConfig:
     retries come after about 1 s, 2 s, 4 s … paced to fit before 12:10:00.
     Tokens that live at most 2 × lead (e.g. 60 s) renew at half-life.
 """
-    def __init__(self, *, renew_lead_ms:int = 30000, renew_jitter_ms:int = 3000, fetch_timeout_ms:int = 10000, backoff_initial_ms:int = 1000, backoff_max_ms:int = 30000, min_retry_delay_ms:int = 500, max_retry_after_ms:int = 3600000, adaptive_lead:bool = True, fresh_rejection_window_ms:int = 10000, assumed_lifetime_ms:int = 3600000):
+    def __init__(self, *, renew_lead_ms:int = 30000, renew_jitter_ms:int = 3000, fetch_timeout_ms:int = 10000, backoff_initial_ms:int = 1000, backoff_max_ms:int = 30000, min_retry_delay_ms:int = 20, max_retry_after_ms:int = 3600000, adaptive_lead:bool = True, fresh_rejection_window_ms:int = 10000, assumed_lifetime_ms:int = 3600000, token_wait_ms:int = 30000):
         self.renew_lead_ms = renew_lead_ms
         self.renew_jitter_ms = renew_jitter_ms
         self.fetch_timeout_ms = fetch_timeout_ms
@@ -2770,12 +2770,13 @@ class PolicyConfig:
         self.adaptive_lead = adaptive_lead
         self.fresh_rejection_window_ms = fresh_rejection_window_ms
         self.assumed_lifetime_ms = assumed_lifetime_ms
+        self.token_wait_ms = token_wait_ms
         
         
 
     
     def __str__(self):
-        return "PolicyConfig(renew_lead_ms={}, renew_jitter_ms={}, fetch_timeout_ms={}, backoff_initial_ms={}, backoff_max_ms={}, min_retry_delay_ms={}, max_retry_after_ms={}, adaptive_lead={}, fresh_rejection_window_ms={}, assumed_lifetime_ms={})".format(self.renew_lead_ms, self.renew_jitter_ms, self.fetch_timeout_ms, self.backoff_initial_ms, self.backoff_max_ms, self.min_retry_delay_ms, self.max_retry_after_ms, self.adaptive_lead, self.fresh_rejection_window_ms, self.assumed_lifetime_ms)
+        return "PolicyConfig(renew_lead_ms={}, renew_jitter_ms={}, fetch_timeout_ms={}, backoff_initial_ms={}, backoff_max_ms={}, min_retry_delay_ms={}, max_retry_after_ms={}, adaptive_lead={}, fresh_rejection_window_ms={}, assumed_lifetime_ms={}, token_wait_ms={})".format(self.renew_lead_ms, self.renew_jitter_ms, self.fetch_timeout_ms, self.backoff_initial_ms, self.backoff_max_ms, self.min_retry_delay_ms, self.max_retry_after_ms, self.adaptive_lead, self.fresh_rejection_window_ms, self.assumed_lifetime_ms, self.token_wait_ms)
     def __eq__(self, other):
         if self.renew_lead_ms != other.renew_lead_ms:
             return False
@@ -2797,6 +2798,8 @@ class PolicyConfig:
             return False
         if self.assumed_lifetime_ms != other.assumed_lifetime_ms:
             return False
+        if self.token_wait_ms != other.token_wait_ms:
+            return False
         return True
 
 class _UniffiFfiConverterTypePolicyConfig(_UniffiConverterRustBuffer):
@@ -2813,6 +2816,7 @@ class _UniffiFfiConverterTypePolicyConfig(_UniffiConverterRustBuffer):
             adaptive_lead=_UniffiFfiConverterBoolean.read(buf),
             fresh_rejection_window_ms=_UniffiFfiConverterUInt64.read(buf),
             assumed_lifetime_ms=_UniffiFfiConverterUInt64.read(buf),
+            token_wait_ms=_UniffiFfiConverterUInt64.read(buf),
         )
 
     @staticmethod
@@ -2827,6 +2831,7 @@ class _UniffiFfiConverterTypePolicyConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.check_lower(value.adaptive_lead)
         _UniffiFfiConverterUInt64.check_lower(value.fresh_rejection_window_ms)
         _UniffiFfiConverterUInt64.check_lower(value.assumed_lifetime_ms)
+        _UniffiFfiConverterUInt64.check_lower(value.token_wait_ms)
 
     @staticmethod
     def write(value, buf):
@@ -2840,6 +2845,7 @@ class _UniffiFfiConverterTypePolicyConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.adaptive_lead, buf)
         _UniffiFfiConverterUInt64.write(value.fresh_rejection_window_ms, buf)
         _UniffiFfiConverterUInt64.write(value.assumed_lifetime_ms, buf)
+        _UniffiFfiConverterUInt64.write(value.token_wait_ms, buf)
 
 class _UniffiFfiConverterOptionalTypePolicyConfig(_UniffiConverterRustBuffer):
     @classmethod
@@ -4879,12 +4885,15 @@ class SessionProtocol(typing.Protocol):
         raise NotImplementedError
     async def token(self, ) -> IssuedToken:
         """
-        A valid token: the cached one if still valid, otherwise the result of the one fetch all
-        concurrent callers share.
+        A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+        share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+        this returns once a token arrives, a fatal error occurs, the session closes, or
+        `PolicyConfig.token_wait_ms` (default 30 s) passed.
 
         # Errors
-        `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-        `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+        `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+        `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+        `Closed`.
 """
         raise NotImplementedError
     async def token_expired(self, ) -> IssuedToken:
@@ -5080,12 +5089,15 @@ class Session(SessionProtocol):
         return _uniffi_lift_return(_uniffi_ffi_result)
     async def token(self, ) -> IssuedToken:
         """
-        A valid token: the cached one if still valid, otherwise the result of the one fetch all
-        concurrent callers share.
+        A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+        share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+        this returns once a token arrives, a fatal error occurs, the session closes, or
+        `PolicyConfig.token_wait_ms` (default 30 s) passed.
 
         # Errors
-        `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-        `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+        `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+        `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+        `Closed`.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),

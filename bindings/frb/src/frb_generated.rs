@@ -1810,6 +1810,7 @@ impl SseDecode for crate::api::config::RenewalPolicy {
         let mut var_adaptiveLead = <Option<bool>>::sse_decode(deserializer);
         let mut var_freshRejectionWindow = <Option<chrono::Duration>>::sse_decode(deserializer);
         let mut var_assumedLifetime = <Option<chrono::Duration>>::sse_decode(deserializer);
+        let mut var_tokenWait = <Option<chrono::Duration>>::sse_decode(deserializer);
         return crate::api::config::RenewalPolicy {
             renew_lead: var_renewLead,
             renew_jitter: var_renewJitter,
@@ -1821,6 +1822,7 @@ impl SseDecode for crate::api::config::RenewalPolicy {
             adaptive_lead: var_adaptiveLead,
             fresh_rejection_window: var_freshRejectionWindow,
             assumed_lifetime: var_assumedLifetime,
+            token_wait: var_tokenWait,
         };
     }
 }
@@ -2365,6 +2367,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::config::RenewalPolicy {
             self.adaptive_lead.into_into_dart().into_dart(),
             self.fresh_rejection_window.into_into_dart().into_dart(),
             self.assumed_lifetime.into_into_dart().into_dart(),
+            self.token_wait.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -3024,6 +3027,7 @@ impl SseEncode for crate::api::config::RenewalPolicy {
         <Option<bool>>::sse_encode(self.adaptive_lead, serializer);
         <Option<chrono::Duration>>::sse_encode(self.fresh_rejection_window, serializer);
         <Option<chrono::Duration>>::sse_encode(self.assumed_lifetime, serializer);
+        <Option<chrono::Duration>>::sse_encode(self.token_wait, serializer);
     }
 }
 

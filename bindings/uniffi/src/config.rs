@@ -36,13 +36,15 @@ pub struct PolicyConfig {
     /// Largest retry delay. Default 30 000 ms.
     #[uniffi(default = 30000)]
     pub backoff_max_ms: u64,
-    /// Smallest retry delay, even just before expiry. Default 500 ms.
-    #[uniffi(default = 500)]
+    /// Smallest retry delay, even just before expiry (retries while a token is valid are paced
+    /// to fit before its expiry). Default 20 ms.
+    #[uniffi(default = 20)]
     pub min_retry_delay_ms: u64,
     /// Longer server `Retry-After` values are clamped to this. Default 3 600 000 ms (1 h).
     #[uniffi(default = 3600000)]
     pub max_retry_after_ms: u64,
-    /// Renew earlier when recent renewals were slow or failed. Default true.
+    /// Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
+    /// flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
     #[uniffi(default = true)]
     pub adaptive_lead: bool,
     /// A token rejected within this time of being received counts as "rejected at once"
@@ -53,6 +55,11 @@ pub struct PolicyConfig {
     /// Default 3 600 000 ms (1 h).
     #[uniffi(default = 3600000)]
     pub assumed_lifetime_ms: u64,
+    /// How long `Session.token()` waits for a valid token across failed attempts before it
+    /// throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
+    /// 30 000 ms.
+    #[uniffi(default = 30000)]
+    pub token_wait_ms: u64,
 }
 
 impl Default for PolicyConfig {
@@ -74,6 +81,7 @@ impl From<Policy> for PolicyConfig {
             adaptive_lead: p.adaptive_lead,
             fresh_rejection_window_ms: ms(p.fresh_rejection_window),
             assumed_lifetime_ms: ms(p.assumed_lifetime),
+            token_wait_ms: ms(p.token_wait),
         }
     }
 }
@@ -91,7 +99,8 @@ impl From<PolicyConfig> for Policy {
             adaptive_lead: p.adaptive_lead,
             fresh_rejection_window: Duration::from_millis(p.fresh_rejection_window_ms),
             assumed_lifetime: Duration::from_millis(p.assumed_lifetime_ms),
-            jitter_seed: None,
+            token_wait: Duration::from_millis(p.token_wait_ms),
+            ..Policy::default()
         }
     }
 }

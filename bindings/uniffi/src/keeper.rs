@@ -196,12 +196,15 @@ impl Session {
 
 #[uniffi::export]
 impl Session {
-    /// A valid token: the cached one if still valid, otherwise the result of the one fetch all
-    /// concurrent callers share.
+    /// A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+    /// share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+    /// this returns once a token arrives, a fatal error occurs, the session closes, or
+    /// `PolicyConfig.token_wait_ms` (default 30 s) passed.
     ///
     /// # Errors
-    /// `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-    /// `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+    /// `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+    /// `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+    /// `Closed`.
     pub async fn token(&self) -> Result<IssuedToken, TokenKeeperError> {
         let s = self.inner.clone();
         runtime::run(async move { issued(s.token().await) }).await

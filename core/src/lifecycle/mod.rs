@@ -18,8 +18,10 @@
 //!
 //! **Defaults** are in [`Policy`]: renew 30 s before expiry (up to 3 s earlier at random;
 //! half-life for tokens of at most 60 s), 10 s fetch timeout, backoff 1 s doubling to 30 s with
-//! jitter, paced to fit the remaining lifetime while a token is still valid, `Retry-After`
-//! honoured, and a lead that grows when renewals are slow or failing.
+//! jitter. While a token is still valid, retries are paced to fit before its expiry and never
+//! scheduled past it (not even for a `Retry-After`), and the lead grows when fetches are slow or
+//! failing; without a valid token, backoff and `Retry-After` apply in full (see [`Policy`],
+//! "Deadline-aware retry"). `Session::token()` waits up to 30 s across failed attempts.
 //!
 //! ```no_run
 //! use std::sync::Arc;

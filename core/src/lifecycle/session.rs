@@ -144,6 +144,10 @@ struct Inner {
     credentials_loaded: bool,
     skew_ms: i64,
     renewal_ewma_ms: i64,
+    /// Smoothed duration of one fetch attempt; `None` before the first.
+    latency_ewma_ms: Option<i64>,
+    /// Smoothed share of failed fetch attempts (0 to 1).
+    failure_ewma: f64,
     jitter: Jitter,
     counters: Counters,
     invalid_since_ms: Option<i64>,
@@ -228,6 +232,8 @@ impl Shared {
                 credentials_loaded: false,
                 skew_ms: 0,
                 renewal_ewma_ms: 0,
+                latency_ewma_ms: None,
+                failure_ewma: 0.0,
                 jitter: Jitter::new(seed),
                 counters: Counters::default(),
                 invalid_since_ms: None,
@@ -274,7 +280,8 @@ impl Shared {
     // ---- requests from callers ---------------------------------------------------------------
 
     /// Waits for the outcome of the next completed fetch, after recording `reason` (if the
-    /// driver is not already fetching). `None`: `token()` semantics (fetch only when needed).
+    /// driver is not already fetching). `None`: `token()` semantics (fetch only when needed, and
+    /// wait across retryable failures up to the policy's `token_wait`).
     pub(crate) async fn request(&self, reason: Option<FetchReason>) -> Result<IssuedToken, Error> {
         if reason.is_none() {
             if let Some(t) = self.current() {
@@ -284,13 +291,15 @@ impl Shared {
         let notified = self.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let seq0;
+        let mut seq0;
+        let wait_until;
         {
             let mut inner = self.inner.lock();
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
             let now = self.clock.now_unix_ms();
+            wait_until = now.saturating_add(ms(self.policy.token_wait));
             match reason {
                 None => {
                     if let Some(t) = self.current() {
@@ -304,10 +313,9 @@ impl Shared {
                             return Err(Error::NotYetValid { starts_at_ms: nbf });
                         }
                     }
-                    if !inner.fetching {
-                        if let Some(at) = inner.next_retry_at_ms.filter(|at| *at > now) {
-                            return Err(retry_error(&inner, at - now));
-                        }
+                    // A pending retry is the driver's to make; otherwise ask for a fetch.
+                    let retry_pending = inner.next_retry_at_ms.is_some_and(|at| at > now);
+                    if !inner.fetching && !retry_pending {
                         let r = if inner.ever_issued {
                             FetchReason::Emergency
                         } else {
@@ -336,16 +344,41 @@ impl Shared {
             seq0 = inner.completed;
         }
         self.wake.notify_one();
+        // `token()` gives up waiting at `wait_until` (with no wait limit, after the next outcome);
+        // the other requests take the next outcome.
+        let limited = reason.is_none() && !self.policy.token_wait.is_zero();
+        let give_up = self.clock.sleep_until_unix_ms(wait_until);
+        tokio::pin!(give_up);
         loop {
-            notified.as_mut().await;
+            let timed_out = tokio::select! {
+                biased;
+                () = notified.as_mut() => false,
+                () = give_up.as_mut(), if limited => true,
+            };
             let inner = self.inner.lock();
-            if inner.completed > seq0 {
-                if let Some(outcome) = &inner.last_outcome {
-                    return outcome.clone();
-                }
-            }
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
+            }
+            let now = self.clock.now_unix_ms();
+            if reason.is_none() {
+                if let Some(t) = self.current() {
+                    return Ok(t);
+                }
+                if let Some(f) = &inner.fatal {
+                    return Err(f.clone());
+                }
+            }
+            if inner.completed > seq0 {
+                match &inner.last_outcome {
+                    Some(Ok(t)) => return Ok(t.clone()),
+                    Some(Err(e)) if reason.is_some() || !keeps_waiting(e) || now >= wait_until => {
+                        return Err(e.clone());
+                    }
+                    _ => seq0 = inner.completed,
+                }
+            }
+            if timed_out {
+                return Err(waited_error(&inner, now));
             }
             notified.set(self.changed.notified());
             notified.as_mut().enable();
@@ -759,11 +792,20 @@ impl Shared {
         let latency = self.clock.monotonic().saturating_sub(started_mono);
         inner.fetching = false;
         inner.counters.last_fetch_latency = Some(latency);
+        inner.latency_ewma_ms = Some(match inner.latency_ewma_ms {
+            Some(old) => (old * 3 + ms(latency)) / 4,
+            None => ms(latency),
+        });
 
         let accepted = result.and_then(|f| {
             self.accept(&mut inner, f, started_wall, now)
                 .map_err(Failure::Source)
         });
+        let failed = match &accepted {
+            Ok(_) => 0.0,
+            Err(_) => 1.0,
+        };
+        inner.failure_ewma += (failed - inner.failure_ewma) / FAILURE_EWMA_WEIGHT;
         let outcome = match accepted {
             Ok((issued, nbf, lifetime_ms)) => self.install(
                 &mut inner,
@@ -784,6 +826,13 @@ impl Shared {
                     Failure::Source(e) => e.retry_after(),
                     Failure::Public(_) => None,
                 };
+                let rate_limited = matches!(
+                    &failure,
+                    Failure::Source(SourceError::RetryLater {
+                        kind: RetryKind::RateLimited,
+                        ..
+                    })
+                );
                 inner.counters.failures += 1;
                 if error.is_fatal() {
                     if matches!(error, Error::Revoked { .. }) {
@@ -792,7 +841,14 @@ impl Shared {
                     self.fail(&mut inner, now, error.clone(), &mut events);
                     Err(error)
                 } else {
-                    self.schedule_retry(&mut inner, now, reason, error, retry_after, &mut events)
+                    self.schedule_retry(
+                        &mut inner,
+                        now,
+                        reason,
+                        error,
+                        (retry_after, rate_limited),
+                        &mut events,
+                    )
                 }
             }
         };
@@ -907,17 +963,17 @@ impl Shared {
         // Adaptive lead: remember how long this cycle took (incl. retries).
         let cycle_ms = (now - inner.cycle_started_ms).max(ms(latency)).max(0);
         inner.renewal_ewma_ms = (inner.renewal_ewma_ms * 3 + cycle_ms) / 4;
-        let base = ms(self.policy.lead_for(dur(lifetime_ms)));
-        let mut lead = base;
-        if self.policy.adaptive_lead {
-            lead = (base + 2 * inner.renewal_ewma_ms)
-                .min(lifetime_ms * 3 / 4)
-                .max(base);
-        }
+        let lead = ms(self.policy.adaptive_lead_for(
+            dur(lifetime_ms),
+            dur(inner.renewal_ewma_ms),
+            dur(inner.latency_ewma_ms.unwrap_or(0)),
+            inner.failure_ewma,
+        ));
         let jitter = ms(self.policy.jitter_for(dur(lead)));
         let jitter = (inner.jitter.unit() * jitter as f64) as i64;
         let start = not_before.unwrap_or(now);
-        inner.renew_at_ms = (issued.expires_at_ms - lead - jitter).max(start);
+        // Every token is used for at least a twentieth of its life: no back-to-back renewals.
+        inner.renew_at_ms = (issued.expires_at_ms - lead - jitter).max(start + lifetime_ms / 20);
 
         if inner.ever_issued {
             inner.counters.renewals += 1;
@@ -970,27 +1026,31 @@ impl Shared {
         now: i64,
         reason: FetchReason,
         error: Error,
-        retry_after: Option<Duration>,
+        (retry_after, rate_limited): (Option<Duration>, bool),
         events: &mut Vec<Event>,
     ) -> Result<IssuedToken, Error> {
-        let mut delay = ms(self
-            .policy
-            .backoff_delay(inner.attempt, inner.jitter.unit()));
-        // Deadline-aware pacing: while the token is valid, fit several attempts before expiry.
-        if let Some(t) = inner
+        // Deadline-aware: while the token is valid, retries are paced to fit before its expiry
+        // (see `Policy`, "Deadline-aware retry").
+        let valid_for = inner
             .token
             .as_ref()
-            .filter(|t| now < t.expires_at_ms && !inner.expired_reported)
-        {
-            let quarter = (t.expires_at_ms - now) / 4;
-            delay = delay.min(quarter.max(ms(self.policy.min_retry_delay)));
-        }
-        // Never a busy loop, whatever the policy says.
-        delay = delay.max(ms(self.policy.min_retry_delay)).max(10);
-        if let Some(ra) = retry_after {
-            let ra = ms(ra.min(self.policy.max_retry_after));
-            inner.retry_floor_ms = now + ra;
-            delay = delay.max(ra);
+            .filter(|t| {
+                now < t.expires_at_ms && !inner.expired_reported && inner.not_before_ms.is_none()
+            })
+            .map(|t| dur(t.expires_at_ms - now));
+        let unit = inner.jitter.unit();
+        let (delay, imposed) = self.policy.retry_delay(
+            inner.attempt,
+            unit,
+            valid_for,
+            dur(inner.latency_ewma_ms.unwrap_or(0)),
+            inner.failure_ewma,
+            retry_after,
+            rate_limited,
+        );
+        let delay = ms(delay);
+        if let Some(imposed) = imposed {
+            inner.retry_floor_ms = now + ms(imposed);
         }
         let next = now + delay;
         inner.next_retry_at_ms = Some(next);
@@ -1038,6 +1098,23 @@ impl Shared {
 enum Failure {
     Source(SourceError),
     Public(Error),
+}
+
+/// Weight of a new attempt in the smoothed failure rate (1/16).
+const FAILURE_EWMA_WEIGHT: f64 = 16.0;
+
+/// Whether `token()` keeps waiting after this outcome (the session retries by itself).
+fn keeps_waiting(e: &Error) -> bool {
+    matches!(e, Error::RetryLater { .. } | Error::StoreFailed { .. })
+}
+
+/// What `token()` returns when its wait ran out: the last failure, with the time until the
+/// next attempt.
+fn waited_error(inner: &Inner, now: i64) -> Error {
+    match &inner.last_outcome {
+        Some(Err(e @ Error::StoreFailed { .. })) => e.clone(),
+        _ => retry_error(inner, inner.next_retry_at_ms.map_or(0, |at| at - now)),
+    }
 }
 
 fn retry_error(inner: &Inner, wait_ms: i64) -> Error {
@@ -1106,13 +1183,27 @@ impl Session {
     }
 
     /// A valid token: the cached one if still valid (wall clock checked on every call, so a
-    /// device that slept never gets a stale one), otherwise the outcome of the one fetch that
-    /// all concurrent callers share.
+    /// device that slept never gets a stale one), otherwise waits for one. Concurrent callers
+    /// share one fetch; a failed attempt does not end the wait, since the session retries by
+    /// itself: `token()` returns as soon as a valid token arrives, a fatal error occurs or the
+    /// session closes, and at the latest after [`Policy::token_wait`] (default 30 s).
+    ///
+    /// ```no_run
+    /// # async fn demo(session: &tokenkeeper::lifecycle::Session) {
+    /// // A cold session whose first two fetches fail: returns the third fetch's token.
+    /// match session.token().await {
+    ///     Ok(issued) => { /* engine.join_channel(issued.token.expose(), …) */ }
+    ///     Err(tokenkeeper::Error::RetryLater { .. }) => { /* still no token after 30 s */ }
+    ///     Err(fatal) => { /* re-auth, revoked, misconfigured, closed */ let _ = fatal; }
+    /// }
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`Error::RetryLater`] when that fetch failed or a retry backoff is pending (the session
-    /// keeps retrying by itself), [`Error::NotYetValid`] for a held scheduled token, a fatal error
-    /// after re-auth/revocation/misconfiguration, [`Error::Closed`].
+    /// [`Error::RetryLater`] (carrying the last failure) when no valid token arrived within
+    /// [`Policy::token_wait`], [`Error::StoreFailed`] when the last attempt's credentials could
+    /// not be saved, [`Error::NotYetValid`] for a held scheduled token, a fatal error after
+    /// re-auth/revocation/misconfiguration/repeated rejection (at once), [`Error::Closed`].
     pub async fn token(&self) -> Result<IssuedToken, Error> {
         self.shared().request(None).await
     }

@@ -27,8 +27,12 @@
 //!
 //! | answer | error |
 //! |---|---|
-//! | connection failure, timeout, 408, 5xx | `RetryLater` (network / timeout / server) |
-//! | 429 | `RetryLater` (rate limited), honouring `Retry-After` (seconds or HTTP date) |
+//! | connection failure, timeout, 408, 5xx | `RetryLater` (network / timeout / server), with the answer's `Retry-After` |
+//! | 429 | `RetryLater` (rate limited), with the answer's `Retry-After` (seconds or HTTP date) |
+//!
+//! A `Retry-After` is passed on as is; the engine decides how far to honour it: always when no
+//! valid token is left to protect, and never past the current token's expiry while it is valid
+//! (see [`crate::lifecycle::Policy`], "Deadline-aware retry").
 //! | 401 | the auth provider is asked for a fresh header and the request is sent once more; a second 401 is `ReauthRequired` |
 //! | 403 | `Forbidden` (banned user, not the owner…) |
 //! | 404, 410 | `Revoked` (stream ended, channel gone) |
@@ -36,7 +40,8 @@
 //! | 2xx without a token where the mapping says | `Misconfigured { setting: "response_mapping" }` |
 //!
 //! Every message names the endpoint (scheme, host and path; never the query, which may carry
-//! keys) and the backend's own `error`/`message` when it sent one; never a token or header value.
+//! keys) and the backend's own `error`/`message` when it sent one; never a token or header value:
+//! a token, credential or header value the backend echoes in its text shows as `[redacted]`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -500,7 +505,8 @@ fn parse_http_date(text: &str) -> Option<i64> {
 /// Builds an [`HttpSource`]. Defaults: `POST`, a JSON body
 /// `{"channel": "{channel}", "user": "{user}", "role": "{role}"}`, no auth,
 /// [`ResponseMapping::default`], the `Date` header as server time, the engine's fetch timeout.
-#[derive(Debug)]
+///
+/// `Debug` shows the endpoint without its query and the header names, never their values.
 pub struct HttpSourceBuilder {
     endpoint: String,
     method: Method,
@@ -511,7 +517,27 @@ pub struct HttpSourceBuilder {
     client: Option<reqwest::Client>,
     clock: Option<Arc<dyn Clock>>,
     date_header: bool,
-    retry_after_on_5xx: bool,
+}
+
+impl fmt::Debug for HttpSourceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSourceBuilder")
+            .field("endpoint", &redact_url_text(&self.endpoint))
+            .field("method", &self.method)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("auth", &self.auth)
+            .field("body", &self.body)
+            .field("mapping", &self.mapping)
+            .field("date_header", &self.date_header)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -595,17 +621,6 @@ impl HttpSourceBuilder {
     /// (default `true`). `Date` has whole seconds; half a second is added as the best estimate.
     pub fn date_header(mut self, enabled: bool) -> Self {
         self.date_header = enabled;
-        self
-    }
-
-    /// Whether a `Retry-After` on a `5xx` answer is passed to the engine as a floor for the next
-    /// attempt (default `false`). On `429` it always is: the server will refuse again before
-    /// then. On `5xx` it is advisory (RFC 9110: how long the outage is *expected* to last), and
-    /// the engine's deadline-aware backoff already spaces the retries; obeying, say, a
-    /// one-second `Retry-After` on every 503 while a 4-second token runs out leaves room for
-    /// too few attempts, and the stream is lost.
-    pub fn retry_after_on_5xx(mut self, enabled: bool) -> Self {
-        self.retry_after_on_5xx = enabled;
         self
     }
 
@@ -726,7 +741,6 @@ impl HttpSourceBuilder {
                 client,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
                 date_header: self.date_header,
-                retry_after_on_5xx: self.retry_after_on_5xx,
             }),
         })
     }
@@ -761,7 +775,6 @@ struct Inner {
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
     date_header: bool,
-    retry_after_on_5xx: bool,
 }
 
 impl fmt::Debug for HttpSource {
@@ -800,7 +813,6 @@ impl HttpSource {
             client: None,
             clock: None,
             date_header: true,
-            retry_after_on_5xx: false,
         }
     }
 
@@ -928,10 +940,30 @@ impl HttpSource {
         ))
     }
 
-    fn error_for_status(&self, answer: &Answer) -> SourceError {
+    /// Every secret this request carried or could be answered with: the token being replaced,
+    /// the credentials, the auth header value (and its credential after the scheme) and the
+    /// fixed header values. A backend that echoes one in its error text must not put it in
+    /// the message (which is logged and shown to users).
+    fn secrets<'a>(&'a self, request: &'a FetchRequest, auth: Option<&'a Token>) -> Vec<&'a str> {
+        let mut secrets: Vec<&str> = Vec::new();
+        secrets.extend(request.previous.as_ref().map(Token::expose));
+        secrets.extend(request.credentials.as_ref().map(|c| c.expose()));
+        if let Some(auth) = auth {
+            secrets.push(auth.expose());
+            secrets.extend(
+                auth.expose()
+                    .split_once(' ')
+                    .map(|(_, credential)| credential),
+            );
+        }
+        secrets.extend(self.inner.headers.values().filter_map(|v| v.to_str().ok()));
+        secrets
+    }
+
+    fn error_for_status(&self, answer: &Answer, secrets: &[&str]) -> SourceError {
         let endpoint = &self.inner.display;
         let status = answer.status.as_u16();
-        let said = backend_says(&answer.body);
+        let said = backend_says(&answer.body, secrets);
         let fix = match status {
             401 => "the backend did not accept the auth header; sign the user in again",
             403 => "the backend refuses this user, channel or role",
@@ -947,15 +979,13 @@ impl HttpSource {
             Some(said) => format!("{endpoint} said \"{said}\"; {fix}"),
             None => format!("{endpoint}: {fix}"),
         };
-        let retry_after = if status == 429 || self.inner.retry_after_on_5xx {
-            self.retry_after(&answer.headers)
-        } else {
-            None
-        };
+        // Passed on for every status: the engine decides how far to honour it (see `Policy`,
+        // "Deadline-aware retry": never past the current token's expiry).
+        let retry_after = self.retry_after(&answer.headers);
         SourceError::from_http_status(status, retry_after, "endpoint", message)
     }
 
-    fn map_success(&self, answer: &Answer) -> Result<FetchedToken, SourceError> {
+    fn map_success(&self, answer: &Answer, secrets: &[&str]) -> Result<FetchedToken, SourceError> {
         let i = &self.inner;
         let endpoint = &i.display;
         let mapping_error = |message: String| SourceError::Misconfigured {
@@ -981,7 +1011,8 @@ impl HttpSource {
             ))
         })?;
         if doc.get("success") == Some(&Value::Bool(false)) {
-            let said = backend_says(&answer.body).unwrap_or_else(|| "no reason given".into());
+            let said =
+                backend_says(&answer.body, secrets).unwrap_or_else(|| "no reason given".into());
             return Err(SourceError::RetryLater {
                 kind: RetryKind::Server(answer.status.as_u16()),
                 retry_after: None,
@@ -1046,8 +1077,22 @@ fn bad_token(message: String) -> SourceError {
     }
 }
 
-/// The backend's explanation in an error body: `code: message` from the usual fields.
-fn backend_says(body: &[u8]) -> Option<String> {
+/// Replaces each occurrence of any of `secrets` (longest first) in `text` with `[redacted]`.
+pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for secret in secrets {
+        if out.contains(secret) {
+            out = out.replace(secret, "[redacted]");
+        }
+    }
+    out
+}
+
+/// The backend's explanation in an error body: `code: message` from the usual fields, with
+/// any of `secrets` it echoes redacted.
+fn backend_says(body: &[u8], secrets: &[&str]) -> Option<String> {
     let doc: Value = serde_json::from_slice(body).ok()?;
     let text = |keys: &[&str]| {
         keys.iter().find_map(|k| {
@@ -1064,7 +1109,7 @@ fn backend_says(body: &[u8]) -> Option<String> {
         (Some(one), None) | (None, Some(one)) => one.to_owned(),
         (None, None) => return None,
     };
-    Some(clip(&said, 300))
+    Some(clip(&scrub(&said, secrets), 300))
 }
 
 /// Names the top-level fields of a document (never values).
@@ -1107,10 +1152,11 @@ impl TokenSource for HttpSource {
                 refreshed_auth = true;
                 continue;
             }
+            let secrets = self.secrets(&request, auth.as_ref());
             return if answer.status.is_success() {
-                self.map_success(&answer)
+                self.map_success(&answer, &secrets)
             } else {
-                Err(self.error_for_status(&answer))
+                Err(self.error_for_status(&answer, &secrets))
             };
         }
     }
@@ -1234,11 +1280,22 @@ mod tests {
 
     #[test]
     fn backend_explanations_are_quoted_and_clipped() {
-        let said = backend_says(br#"{"error":"stream_ended","message":"stream 'x' has ended"}"#);
+        let said = backend_says(
+            br#"{"error":"stream_ended","message":"stream 'x' has ended"}"#,
+            &[],
+        );
         assert_eq!(said.as_deref(), Some("stream_ended: stream 'x' has ended"));
         let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(500));
-        assert_eq!(backend_says(long.as_bytes()).unwrap().chars().count(), 301);
-        assert_eq!(backend_says(b"<html>"), None);
+        assert_eq!(
+            backend_says(long.as_bytes(), &[]).unwrap().chars().count(),
+            301
+        );
+        assert_eq!(backend_says(b"<html>", &[]), None);
+        let echo = br#"{"error":"bad_token","message":"tok-SECRET for Bearer sess-KEY"}"#;
+        assert_eq!(
+            backend_says(echo, &["Bearer sess-KEY", "sess-KEY", "tok-SECRET", ""]).as_deref(),
+            Some("bad_token: [redacted] for [redacted]")
+        );
     }
 
     #[test]

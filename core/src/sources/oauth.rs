@@ -19,7 +19,8 @@
 //! Errors: `invalid_client` → [`SourceError::Misconfigured`] naming the client id that was sent
 //! (the classic mismatch of a user-managed app's client id with a server-to-server secret, or
 //! the reverse); `invalid_grant` → [`SourceError::ReauthRequired`]; network, `5xx`, `429` →
-//! [`SourceError::RetryLater`].
+//! [`SourceError::RetryLater`]. Server text quoted in a message (`error_description`) has the
+//! refresh token and client secret that were sent replaced by `[redacted]`, should it echo them.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,7 +39,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::{Clock, SystemClock};
 use crate::source::{Credentials, FetchRequest, FetchedToken, SourceError, Token, TokenSource};
-use crate::sources::http::AuthProvider;
+use crate::sources::http::{AuthProvider, scrub};
 use crate::store::CredentialStore;
 
 /// How a confidential client authenticates to the token endpoint.
@@ -178,6 +179,8 @@ pub struct OAuthSource {
     client: Arc<Client>,
     http: reqwest::Client,
     client_id: Arc<str>,
+    /// Kept only to redact it from the server's error text.
+    client_secret: Option<Credentials>,
     client_auth: &'static str,
     token_url: Arc<str>,
     scopes: Arc<[String]>,
@@ -321,6 +324,7 @@ impl OAuthSource {
             client: Arc::new(client),
             http,
             client_id: config.client_id.into(),
+            client_secret: config.client_secret.map(Credentials::new),
             client_auth,
             token_url: token_url.into(),
             scopes: config.scopes.into(),
@@ -536,7 +540,10 @@ impl OAuthSource {
         }
         let result = request.request_async(&recording).await;
         let seen = *recording.seen.lock();
-        (result.map_err(|e| self.classify(e, seen)), seen)
+        (
+            result.map_err(|e| self.classify(e, seen, refresh_token)),
+            seen,
+        )
     }
 
     fn classify(
@@ -546,14 +553,21 @@ impl OAuthSource {
             oauth2::basic::BasicErrorResponse,
         >,
         seen: Seen,
+        refresh_token: &Credentials,
     ) -> SourceError {
         let url = &self.token_url;
         let id = &self.client_id;
+        // A server may echo what it was sent; its text goes into messages and logs.
+        let secrets = [
+            refresh_token.expose(),
+            self.client_secret.as_ref().map_or("", Credentials::expose),
+        ];
+        let said = |text: &str, max_chars| clip(&scrub(text, &secrets), max_chars);
         match error {
             RequestTokenError::ServerResponse(response) => {
                 let description = response
                     .error_description()
-                    .map(|d| format!(" ({})", clip(d, 240)))
+                    .map(|d| format!(" ({})", said(d, 240)))
                     .unwrap_or_default();
                 match response.error() {
                     BasicErrorResponseType::InvalidClient => SourceError::Misconfigured {
@@ -611,7 +625,7 @@ impl OAuthSource {
                             status,
                             seen.retry_after,
                             "token_url",
-                            format!("{url} answered {}{description}", clip(code, 60)),
+                            format!("{url} answered {}{description}", said(code, 60)),
                         )
                     }
                 }

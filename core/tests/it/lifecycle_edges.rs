@@ -30,12 +30,14 @@ async fn source_returning_expired_tokens_is_an_error_with_backoff_not_a_loop() {
                 .with_server_time_ms(c.at_ms),
         )
     });
+    // token() waits across the failed attempts up to the 30 s wait limit, then returns the last.
     let err = rig.session.token().await.unwrap_err();
     assert!(
         matches!(&err, Error::RetryLater { message, .. } if message.contains("already-expired")),
         "{err}"
     );
-    rig.run_for(10 * MIN).await;
+    assert_eq!(rig.clock.now_unix_ms() - T0, 30_000);
+    rig.run_for(10 * MIN - Duration::from_secs(30)).await;
     let calls = rig.source.call_count();
     // Backoff 1 s doubling to 30 s with equal jitter (0.5–1 s, 1–2 s, … then 15–30 s):
     // ~31 attempts in 10 minutes, never hundreds, never zero.
@@ -49,11 +51,12 @@ async fn source_returning_expired_tokens_is_an_error_with_backoff_not_a_loop() {
 async fn source_returning_a_token_shorter_than_the_lead_is_refused() {
     let rig = Rig::new(|c| token(c.n, 10));
     let err = rig.session.token().await.unwrap_err();
+    assert_eq!(rig.clock.now_unix_ms() - T0, 30_000, "after the wait limit");
     assert!(
         matches!(&err, Error::RetryLater { message, .. } if message.contains("renew_lead")),
         "{err}"
     );
-    rig.run_for(5 * MIN).await;
+    rig.run_for(5 * MIN - Duration::from_secs(30)).await;
     assert!(
         (15..=22).contains(&rig.source.call_count()),
         "{}",
@@ -69,8 +72,13 @@ async fn source_returning_the_same_token_again_is_an_error_not_a_busy_loop() {
     assert_eq!(rig.session.token().await.unwrap().token.expose(), "same");
     rig.run_for(10 * MIN).await;
     let calls = rig.source.call_count();
-    // ~12 paced attempts before the token expires, then backoff to the 30 s cap.
-    assert!((30..=45).contains(&calls), "calls in 10 min: {calls}");
+    // Paced attempts before the token expires (closer together as expiry nears and the
+    // observed failure rate climbs; never below 20 ms apart), then backoff to the 30 s cap.
+    assert!((40..=60).contains(&calls), "calls in 10 min: {calls}");
+    let at: Vec<i64> = rig.source.calls().iter().map(|c| c.at_ms).collect();
+    assert!(at.windows(2).all(|w| w[1] - w[0] >= 20));
+    let before_expiry = at.iter().filter(|t| **t < T0 + 60_000).count();
+    assert!((20..=35).contains(&before_expiry), "{before_expiry}");
     let c = rig.session.counters();
     assert_eq!(c.renewals, 0);
     assert_eq!(c.failures as usize, calls - 1);
@@ -172,8 +180,10 @@ async fn revoked_drops_the_current_token_at_once() {
     assert_eq!(rig.count(|k| matches!(k, EventKind::Revoked { .. })), 1);
 }
 
+/// With no valid token to protect (a first fetch, an expired token), a server's `Retry-After` is
+/// honoured in full, whatever cuts a backoff short.
 #[tokio::test(start_paused = true)]
-async fn retry_after_is_honoured_even_when_the_network_comes_back() {
+async fn retry_after_is_honoured_when_there_is_no_valid_token_even_when_the_network_comes_back() {
     let rig = Rig::new(|c| {
         if c.n == 1 {
             Reply::Err(SourceError::from_http_status(
@@ -186,14 +196,16 @@ async fn retry_after_is_honoured_even_when_the_network_comes_back() {
             token(c.n, 600)
         }
     });
+    // token() waits its 30 s limit, then reports the 90 s still to wait.
     let err = rig.session.token().await.unwrap_err();
     assert_eq!(
         err,
         Error::RetryLater {
-            retry_after: Some(Duration::from_secs(120)),
+            retry_after: Some(Duration::from_secs(90)),
             message: "HTTP 429: slow down".into()
         }
     );
+    assert_eq!(rig.clock.now_unix_ms(), T0 + 30_000);
     let failed: Vec<_> = rig
         .events()
         .into_iter()
@@ -208,7 +220,7 @@ async fn retry_after_is_honoured_even_when_the_network_comes_back() {
         .collect();
     assert_eq!(failed, [(1, T0 + 120_000)]);
     rig.keeper.network_available();
-    rig.run_for(Duration::from_secs(60)).await;
+    rig.run_for(Duration::from_secs(30)).await;
     assert_eq!(
         rig.source.call_count(),
         1,
@@ -218,11 +230,120 @@ async fn retry_after_is_honoured_even_when_the_network_comes_back() {
     assert!(
         matches!(early, Error::RetryLater { retry_after: Some(d), .. } if d == Duration::from_secs(60))
     );
-    rig.run_for(Duration::from_secs(61)).await;
+    // At +100 s a token() call waits for the retry at +120 s and returns its token.
+    rig.run_for(Duration::from_secs(40)).await;
+    let t = rig.session.token().await.unwrap();
+    assert_eq!(t.token.expose(), "tok-2");
     let calls = rig.source.calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[1].at_ms - calls[0].at_ms, 120_000);
-    assert!(rig.session.current().is_some());
+    assert_eq!(rig.clock.now_unix_ms(), T0 + 120_000);
+}
+
+/// A 503 with `Retry-After: 1` while the current token has less than a second left: the engine
+/// retries before expiry instead of sleeping past it. After expiry, a `Retry-After` is obeyed.
+#[tokio::test(start_paused = true)]
+async fn a_503_retry_after_shortly_before_expiry_does_not_push_the_retry_past_expiry() {
+    let unavailable = || {
+        Reply::After(
+            Duration::from_millis(100),
+            Box::new(Reply::Err(SourceError::from_http_status(
+                503,
+                Some(Duration::from_secs(1)),
+                "token_url",
+                "unavailable",
+            ))),
+        )
+    };
+    let rig = Rig::with(
+        ManualClock::new(T0),
+        tokenkeeper::lifecycle::Policy {
+            renew_lead: Duration::from_secs(1),
+            ..policy()
+        },
+        move |c| match c.n {
+            1 => token(1, 4),
+            // The renewal's first two attempts get a 503 with Retry-After: 1.
+            2 | 3 => unavailable(),
+            n => Reply::After(Duration::from_millis(100), Box::new(token(n, 4))),
+        },
+    );
+    rig.session.token().await.unwrap();
+    rig.run_for(Duration::from_secs(5)).await;
+    let calls = rig.source.calls();
+    let expiry = T0 + 4_000;
+    // Renewal starts 1-1.1 s before expiry (lead 1 s, jitter up to 100 ms); each retry comes
+    // well before the 1 s Retry-After would have put it (past expiry for the second one).
+    assert!(
+        (expiry - 1_100..=expiry - 1_000).contains(&calls[1].at_ms),
+        "renewal at {}",
+        calls[1].at_ms - T0
+    );
+    let failed: Vec<i64> = rig
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::FetchFailed {
+                next_retry_at_ms, ..
+            } => Some(next_retry_at_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 2);
+    // Every retry is due before the last useful start (expiry - latency - 100 ms margin).
+    assert!(
+        failed.iter().all(|at| *at <= expiry - 200),
+        "retries due at {:?} ms before expiry",
+        failed.iter().map(|at| expiry - at).collect::<Vec<_>>()
+    );
+    assert!(calls[3].at_ms + 100 < expiry, "success landed after expiry");
+    assert_eq!(rig.count(|k| matches!(k, EventKind::Expired { .. })), 0);
+    assert_eq!(rig.session.counters().expired_ms, 0);
+
+    // Without a valid token the same answer is obeyed: 1 s between attempts.
+    let rig = Rig::new(move |c| {
+        if c.n == 1 {
+            unavailable()
+        } else {
+            token(c.n, 60)
+        }
+    });
+    let t = rig.session.token().await.unwrap();
+    assert_eq!(t.token.expose(), "tok-2");
+    let calls = rig.source.calls();
+    assert_eq!(calls[1].at_ms - calls[0].at_ms, 1_100);
+}
+
+/// A 429's `Retry-After` is honoured while the token is valid when it fits before expiry; when
+/// it does not, the retry moves to the last useful start before expiry.
+#[tokio::test(start_paused = true)]
+async fn a_429_retry_after_is_honoured_when_it_fits_and_capped_before_expiry_otherwise() {
+    for wait_s in [5, 50] {
+        let rig = Rig::new(move |c| match c.n {
+            1 => token(1, 60),
+            2 => Reply::Err(SourceError::from_http_status(
+                429,
+                Some(Duration::from_secs(wait_s)),
+                "token_url",
+                "slow down",
+            )),
+            n => token(n, 60),
+        });
+        rig.session.token().await.unwrap();
+        rig.run_for(Duration::from_secs(70)).await;
+        let calls = rig.source.calls();
+        let renewal = calls[1].at_ms;
+        assert!((T0 + 27_000..=T0 + 30_000).contains(&renewal));
+        // 5 s fits; 50 s does not: the retry moves to the last useful start, expiry - 100 ms
+        // (expected latency 0 + `expiry_margin`).
+        let want = if wait_s == 5 {
+            renewal + 5_000
+        } else {
+            T0 + 60_000 - 100
+        };
+        assert_eq!(calls[2].at_ms, want, "Retry-After {wait_s} s");
+        assert_eq!(rig.count(|k| matches!(k, EventKind::Expired { .. })), 0);
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -234,13 +355,19 @@ async fn network_available_cuts_a_pending_backoff_short() {
             token(c.n, 600)
         }
     });
-    let _ = rig.session.token().await;
+    let s = rig.session.clone();
+    let waiter = tokio::spawn(async move { s.token().await });
     rig.run_for(Duration::from_secs(20)).await; // attempts 1..=5 with growing backoff
     assert_eq!(rig.source.call_count(), 5);
+    assert!(
+        !waiter.is_finished(),
+        "token() waits across failed attempts"
+    );
     rig.keeper.network_available();
     rig.run_for(Duration::from_millis(1)).await;
     assert_eq!(rig.source.call_count(), 6);
-    assert!(rig.session.current().is_some());
+    assert_eq!(waiter.await.unwrap().unwrap().token.expose(), "tok-6");
+    assert_eq!(rig.clock.now_unix_ms(), T0 + 20_001);
 }
 
 #[tokio::test(start_paused = true)]
@@ -252,12 +379,28 @@ async fn hanging_fetch_is_abandoned_after_the_fetch_timeout() {
             token(c.n, 600)
         }
     });
-    let err = rig.session.token().await.unwrap_err();
-    assert!(matches!(&err, Error::RetryLater { message, .. } if message.contains("fetch_timeout")));
-    assert_eq!(rig.clock.now_unix_ms() - T0, 10_000);
+    // token() waits through the timeout and the retry and returns the second fetch's token.
+    let t = rig.session.token().await.unwrap();
+    assert_eq!(t.token.expose(), "tok-2");
     assert_eq!(rig.source.cancelled.load(Ordering::SeqCst), 1);
-    rig.run_for(Duration::from_secs(2)).await;
-    assert_eq!(rig.session.token().await.unwrap().token.expose(), "tok-2");
+    let calls = rig.source.calls();
+    assert_eq!(
+        calls[1].at_ms - T0 - 10_000,
+        rig.clock.now_unix_ms() - T0 - 10_000
+    );
+    assert!(
+        (10_500..=11_000).contains(&(calls[1].at_ms - T0)),
+        "retry at +{} ms (10 s timeout, then 0.5-1 s backoff)",
+        calls[1].at_ms - T0
+    );
+    let failed = rig.events().into_iter().find_map(|e| match e.kind {
+        EventKind::FetchFailed { error, .. } => Some(error),
+        _ => None,
+    });
+    assert!(
+        matches!(&failed, Some(Error::RetryLater { message, .. }) if message.contains("fetch_timeout")),
+        "{failed:?}"
+    );
 }
 
 #[derive(Debug, Default)]
@@ -332,18 +475,22 @@ async fn failed_credential_save_is_an_error_and_the_token_is_not_handed_out() {
         SessionConfig::new(SessionSpec::new("live-42", "1001")).with_credentials_key("oauth:1001"),
         source.clone(),
     );
+    // Retried by itself; token() returns the last failure after its 30 s wait limit.
     let err = session.token().await.unwrap_err();
     assert!(
         matches!(&err, Error::StoreFailed { message } if message.contains("keychain locked")),
         "{err}"
     );
+    assert_eq!(clock.now_unix_ms() - T0, 30_000);
     assert!(!err.to_string().contains("rt-2"));
     assert!(session.current().is_none());
-    clock.sleep(Duration::from_secs(1)).await; // first retry after 0.5–1 s
-    // The retry carries the rotated credentials kept in memory, not the stale stored ones.
+    // Each retry carries the rotated credentials kept in memory, not the stale stored ones.
     let calls = source.calls();
-    assert_eq!(calls.len(), 2);
-    assert_eq!(calls[1].credentials.as_deref(), Some("rt-2"));
+    assert!(calls.len() >= 5, "{}", calls.len());
+    assert_eq!(calls[0].credentials.as_deref(), Some("rt-1"));
+    for c in &calls[1..] {
+        assert_eq!(c.credentials, Some(format!("rt-{}", c.n)));
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -566,6 +713,115 @@ async fn a_credential_store_that_never_answers_is_a_failed_save_after_the_timeou
         matches!(&err, Error::StoreFailed { message } if message.contains("fetch_timeout")),
         "{err}"
     );
-    assert_eq!(clock.now_unix_ms() - T0, 10_000);
+    // Each save gives up after 10 s; token() gives up after its 30 s wait limit.
+    assert_eq!(clock.now_unix_ms() - T0, 30_000);
     assert!(session.current().is_none());
+}
+
+/// `token()` on a cold session waits across retryable failures: the first two fetches fail, the
+/// third's token is returned, with no retry loop in the caller.
+#[tokio::test(start_paused = true)]
+async fn token_waits_across_two_failed_first_fetches_and_returns_the_third() {
+    let rig = Rig::new(|c| match c.n {
+        1 => Reply::Err(SourceError::network("connection refused")),
+        2 => Reply::Err(SourceError::from_http_status(
+            503,
+            None,
+            "token_url",
+            "unavailable",
+        )),
+        n => token(n, 600),
+    });
+    let t = rig.session.token().await.expect("the third fetch's token");
+    assert_eq!(t.token.expose(), "tok-3");
+    assert_eq!(rig.source.call_count(), 3);
+    assert_eq!(failed_attempts(&rig), 2);
+    // Backoff 0.5-1 s, then 1-2 s.
+    let waited = rig.clock.now_unix_ms() - T0;
+    assert!((1_500..=3_000).contains(&waited), "waited {waited} ms");
+    assert_eq!(rig.session.state(), SessionState::Valid);
+}
+
+/// A fatal answer ends the wait at once.
+#[tokio::test(start_paused = true)]
+async fn token_returns_a_fatal_error_at_once() {
+    let rig = Rig::new(|c| match c.n {
+        1 => Reply::Err(SourceError::network("connection refused")),
+        _ => Reply::Err(SourceError::from_http_status(403, None, "", "user_banned")),
+    });
+    let err = rig.session.token().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Revoked { reason } if reason.contains("user_banned")),
+        "{err}"
+    );
+    assert_eq!(rig.source.call_count(), 2);
+    let waited = rig.clock.now_unix_ms() - T0;
+    assert!(
+        (500..=1_000).contains(&waited),
+        "returned {waited} ms after the call"
+    );
+    // A fatal answer on the first attempt returns without any wait.
+    let rig = Rig::new(|_| {
+        Reply::Err(SourceError::ReauthRequired {
+            message: "invalid_grant".into(),
+        })
+    });
+    let err = rig.session.token().await.unwrap_err();
+    assert!(matches!(err, Error::ReauthRequired { .. }), "{err}");
+    assert_eq!(rig.clock.now_unix_ms(), T0);
+}
+
+/// A permanent outage: `token()` returns `RetryLater` carrying the last failure once the
+/// policy's wait limit (`token_wait`, default 30 s) has passed, and the session keeps retrying.
+#[tokio::test(start_paused = true)]
+async fn token_returns_retry_later_after_the_wait_limit_in_a_permanent_outage() {
+    let rig = Rig::new(|_| Reply::Err(SourceError::network("connection refused")));
+    let err = rig.session.token().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::RetryLater { message, retry_after: Some(_) } if message == "connection refused"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.clock.now_unix_ms() - T0,
+        tokenkeeper::lifecycle::Policy::DEFAULT_TOKEN_WAIT.as_millis() as i64
+    );
+    let during_wait = rig.source.call_count();
+    assert!(
+        (5..=8).contains(&during_wait),
+        "attempts in 30 s: {during_wait}"
+    );
+    rig.run_for(MIN).await;
+    assert!(rig.source.call_count() > during_wait, "still retrying");
+
+    // A shorter limit, set in the policy.
+    let rig = Rig::with(
+        ManualClock::new(T0),
+        tokenkeeper::lifecycle::Policy {
+            token_wait: Duration::from_secs(2),
+            ..policy()
+        },
+        |_| Reply::Err(SourceError::network("connection refused")),
+    );
+    let err = rig.session.token().await.unwrap_err();
+    assert!(matches!(err, Error::RetryLater { .. }), "{err}");
+    assert_eq!(rig.clock.now_unix_ms() - T0, 2_000);
+
+    // No wait limit: the outcome of the next completed attempt, as before waiting existed.
+    let rig = Rig::with(
+        ManualClock::new(T0),
+        tokenkeeper::lifecycle::Policy {
+            token_wait: Duration::ZERO,
+            ..policy()
+        },
+        |_| {
+            Reply::After(
+                Duration::from_millis(300),
+                Box::new(Reply::Err(SourceError::network("connection refused"))),
+            )
+        },
+    );
+    let err = rig.session.token().await.unwrap_err();
+    assert!(matches!(err, Error::RetryLater { .. }), "{err}");
+    assert_eq!(rig.clock.now_unix_ms() - T0, 300);
+    assert_eq!(rig.source.call_count(), 1);
 }

@@ -5,3 +5,4 @@ mod formats_vectors;
 mod lifecycle;
 mod lifecycle_edges;
 mod lifecycle_support;
+mod no_secrets_in_logs;

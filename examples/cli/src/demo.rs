@@ -248,18 +248,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The policy an app with tokens this short would use: the lead asked for, and retries spaced
-/// to the token's lifetime (the defaults, 1 s doubling with a 500 ms floor, suit tokens of
-/// minutes; with 4 s tokens they leave room for only three or four attempts before expiry).
+/// The policy of the demo: the engine's defaults with the lead asked for. Retries are paced to
+/// the tokens' lifetime and the lead grows when fetches fail by themselves (see
+/// [`Policy`], "Deadline-aware retry").
 fn demo_policy(args: &DemoArgs) -> Policy {
-    let ttl = Duration::from_secs(args.token_ttl);
     Policy {
         renew_lead: Duration::from_secs(args.lead),
-        backoff_initial: (ttl / 16)
-            .clamp(Duration::from_millis(100), Policy::DEFAULT_BACKOFF_INITIAL),
-        min_retry_delay: (ttl / 40)
-            .clamp(Duration::from_millis(50), Policy::DEFAULT_MIN_RETRY_DELAY),
-        backoff_max: (ttl / 2).clamp(Duration::from_secs(1), Policy::DEFAULT_BACKOFF_MAX),
         ..Policy::default()
     }
 }
@@ -311,28 +305,19 @@ async fn run_session(
         let _ = tx.send(Report { session: i, note });
     };
     let mut events = session.subscribe();
-    // `token()` reports a failed first attempt at once; the session keeps retrying by itself
-    // (the failures reach the view as events), so ask again until it has one or gives up.
-    let first = loop {
-        let attempt = tokio::select! {
-            first = session.token() => first,
-            _ = stop.changed() => return,
-        };
-        match attempt {
-            Ok(first) => break first,
-            Err(tokenkeeper::Error::RetryLater { retry_after, .. }) => {
-                let wait = retry_after.unwrap_or(Duration::from_millis(200));
-                tokio::select! {
-                    () = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-            Err(e) => {
-                return send(Note::Fatal {
-                    what: "no first token".into(),
-                    detail: e.to_string(),
-                });
-            }
+    // `token()` waits across failed attempts (the failures reach the view as events) until the
+    // session has a token, a fatal error, or the policy's wait limit passed.
+    let first = tokio::select! {
+        first = session.token() => first,
+        _ = stop.changed() => return,
+    };
+    let first = match first {
+        Ok(first) => first,
+        Err(e) => {
+            return send(Note::Fatal {
+                what: "no first token".into(),
+                detail: e.to_string(),
+            });
         }
     };
     let mut socket: Socket = match tokio_tungstenite::connect_async(room_url.as_str()).await {

@@ -2259,12 +2259,15 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func subscribe()  -> EventSubscription
     
     /**
-     * A valid token: the cached one if still valid, otherwise the result of the one fetch all
-     * concurrent callers share.
+     * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+     * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+     * this returns once a token arrives, a fatal error occurs, the session closes, or
+     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
      *
      * # Errors
-     * `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-     * `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+     * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+     * `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+     * `Closed`.
      */
     func token() async throws  -> IssuedToken
     
@@ -2464,12 +2467,15 @@ open func subscribe() -> EventSubscription  {
 }
     
     /**
-     * A valid token: the cached one if still valid, otherwise the result of the one fetch all
-     * concurrent callers share.
+     * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+     * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+     * this returns once a token arrives, a fatal error occurs, the session closes, or
+     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
      *
      * # Errors
-     * `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-     * `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+     * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+     * `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+     * `Closed`.
      */
 open func token()async throws  -> IssuedToken  {
     return
@@ -3568,7 +3574,8 @@ public struct PolicyConfig: Equatable, Hashable {
      */
     public let backoffMaxMs: UInt64
     /**
-     * Smallest retry delay, even just before expiry. Default 500 ms.
+     * Smallest retry delay, even just before expiry (retries while a token is valid are paced
+     * to fit before its expiry). Default 20 ms.
      */
     public let minRetryDelayMs: UInt64
     /**
@@ -3576,7 +3583,8 @@ public struct PolicyConfig: Equatable, Hashable {
      */
     public let maxRetryAfterMs: UInt64
     /**
-     * Renew earlier when recent renewals were slow or failed. Default true.
+     * Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
+     * flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
      */
     public let adaptiveLead: Bool
     /**
@@ -3589,6 +3597,12 @@ public struct PolicyConfig: Equatable, Hashable {
      * Default 3 600 000 ms (1 h).
      */
     public let assumedLifetimeMs: UInt64
+    /**
+     * How long `Session.token()` waits for a valid token across failed attempts before it
+     * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
+     * 30 000 ms.
+     */
+    public let tokenWaitMs: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3610,13 +3624,15 @@ public struct PolicyConfig: Equatable, Hashable {
          * Largest retry delay. Default 30 000 ms.
          */backoffMaxMs: UInt64 = UInt64(30000), 
         /**
-         * Smallest retry delay, even just before expiry. Default 500 ms.
-         */minRetryDelayMs: UInt64 = UInt64(500), 
+         * Smallest retry delay, even just before expiry (retries while a token is valid are paced
+         * to fit before its expiry). Default 20 ms.
+         */minRetryDelayMs: UInt64 = UInt64(20), 
         /**
          * Longer server `Retry-After` values are clamped to this. Default 3 600 000 ms (1 h).
          */maxRetryAfterMs: UInt64 = UInt64(3600000), 
         /**
-         * Renew earlier when recent renewals were slow or failed. Default true.
+         * Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
+         * flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
          */adaptiveLead: Bool = true, 
         /**
          * A token rejected within this time of being received counts as "rejected at once"
@@ -3625,7 +3641,12 @@ public struct PolicyConfig: Equatable, Hashable {
         /**
          * Lifetime assumed when neither the token nor the source states an expiry.
          * Default 3 600 000 ms (1 h).
-         */assumedLifetimeMs: UInt64 = UInt64(3600000)) {
+         */assumedLifetimeMs: UInt64 = UInt64(3600000), 
+        /**
+         * How long `Session.token()` waits for a valid token across failed attempts before it
+         * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
+         * 30 000 ms.
+         */tokenWaitMs: UInt64 = UInt64(30000)) {
         self.renewLeadMs = renewLeadMs
         self.renewJitterMs = renewJitterMs
         self.fetchTimeoutMs = fetchTimeoutMs
@@ -3636,6 +3657,7 @@ public struct PolicyConfig: Equatable, Hashable {
         self.adaptiveLead = adaptiveLead
         self.freshRejectionWindowMs = freshRejectionWindowMs
         self.assumedLifetimeMs = assumedLifetimeMs
+        self.tokenWaitMs = tokenWaitMs
     }
 
     
@@ -3663,7 +3685,8 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
                 maxRetryAfterMs: FfiConverterUInt64.read(from: &buf), 
                 adaptiveLead: FfiConverterBool.read(from: &buf), 
                 freshRejectionWindowMs: FfiConverterUInt64.read(from: &buf), 
-                assumedLifetimeMs: FfiConverterUInt64.read(from: &buf)
+                assumedLifetimeMs: FfiConverterUInt64.read(from: &buf), 
+                tokenWaitMs: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3678,6 +3701,7 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
         FfiConverterBool.write(value.adaptiveLead, into: &buf)
         FfiConverterUInt64.write(value.freshRejectionWindowMs, into: &buf)
         FfiConverterUInt64.write(value.assumedLifetimeMs, into: &buf)
+        FfiConverterUInt64.write(value.tokenWaitMs, into: &buf)
     }
 }
 
@@ -5639,7 +5663,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe() != 23471) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 27894) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 55498) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() != 50108) {

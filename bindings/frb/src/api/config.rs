@@ -33,17 +33,23 @@ pub struct RenewalPolicy {
     pub backoff_initial: Option<chrono::Duration>,
     /// Largest retry delay. Default 30 s.
     pub backoff_max: Option<chrono::Duration>,
-    /// Smallest retry delay, even just before expiry. Default 500 ms.
+    /// Smallest retry delay, even just before expiry (retries while a token is valid are paced
+    /// to fit before its expiry). Default 20 ms.
     pub min_retry_delay: Option<chrono::Duration>,
     /// A server `Retry-After` longer than this is clamped to it. Default 1 h.
     pub max_retry_after: Option<chrono::Duration>,
-    /// Renew earlier when recent renewals were slow or needed retries. Default `true`.
+    /// Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
+    /// flaky backend, soon after issue), so that enough attempts fit before expiry.
+    /// Default `true`.
     pub adaptive_lead: Option<bool>,
     /// A token rejected (`tokenRejected()`) this soon after it arrived counts as "rejected at
     /// once": refetched once, a second time is fatal (`ErrorKind.rejected`). Default 10 s.
     pub fresh_rejection_window: Option<chrono::Duration>,
     /// Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
     pub assumed_lifetime: Option<chrono::Duration>,
+    /// How long `token()` waits for a valid token across failed attempts before it throws
+    /// `retryLater` with the last failure; fatal errors are thrown at once. Default 30 s.
+    pub token_wait: Option<chrono::Duration>,
 }
 
 impl RenewalPolicy {
@@ -68,6 +74,7 @@ impl RenewalPolicy {
             adaptive_lead: Some(p.adaptive_lead),
             fresh_rejection_window: d(p.fresh_rejection_window),
             assumed_lifetime: d(p.assumed_lifetime),
+            token_wait: d(p.token_wait),
         }
     }
 
@@ -117,6 +124,7 @@ impl RenewalPolicy {
             self.assumed_lifetime,
             "assumedLifetime",
         )?;
+        set(&mut p.token_wait, self.token_wait, "tokenWait")?;
         if let Some(adaptive) = self.adaptive_lead {
             p.adaptive_lead = adaptive;
         }

@@ -167,11 +167,14 @@ pub struct TokenSession {
 
 impl TokenSession {
     /// A valid token: the cached one if still valid (checked against the wall clock on every
-    /// call), otherwise the result of the one fetch all concurrent callers share.
+    /// call), otherwise waits for one (concurrent callers share one fetch). Failed attempts do
+    /// not end the wait: the session retries by itself, and this returns once a token arrives,
+    /// a fatal error occurs, the session closes, or 30 s passed (`RenewalPolicy.tokenWait`).
     ///
     /// # Errors
-    /// `retryLater` (the session keeps retrying by itself), `notYetValid`, a fatal kind
-    /// (`reauthRequired`, `revoked`, `misconfigured`, `rejected`), `closed`.
+    /// `retryLater` (no token within the wait limit; carries the last failure), `storeFailed`,
+    /// `notYetValid`, a fatal kind at once (`reauthRequired`, `revoked`, `misconfigured`,
+    /// `rejected`), `closed`.
     pub async fn token(&self) -> Result<IssuedToken, TokenKeeperError> {
         Ok(self.inner.token().await?.into())
     }

@@ -97,12 +97,18 @@ async fn server_errors_are_retry_later_and_the_session_recovers_by_itself() {
         })
         .unwrap();
     let source = backend.source(&backend.owner.api_key, "agora", 600);
-    let keeper = TokenKeeper::new(None).unwrap();
+    // token() waits across failed attempts up to `tokenWait`: 2 s here instead of 30 s.
+    let keeper = TokenKeeper::new(Some(RenewalPolicy {
+        token_wait: Some(chrono::Duration::seconds(2)),
+        ..Default::default()
+    }))
+    .unwrap();
     let session = keeper
         .open_session(options("live-1", "alice", "publisher"), source.callback())
         .unwrap();
 
     let e = session.token().await.unwrap_err();
+    assert!(source.requests.lock().len() >= 2, "retried while waiting");
     assert_eq!(e.kind, ErrorKind::RetryLater);
     assert!(e.message.contains("HTTP 50"), "{}", e.message);
     assert_eq!(session.state(), SessionState::Fetching);
@@ -114,19 +120,11 @@ async fn server_errors_are_retry_later_and_the_session_recovers_by_itself() {
             ..Default::default()
         })
         .unwrap();
-    // The session retries on its own backoff; token() waits for (or shares) the next attempt.
-    let mut issued = None;
-    for _ in 0..20 {
-        match session.token().await {
-            Ok(t) => {
-                issued = Some(t);
-                break;
-            }
-            Err(e) => assert_eq!(e.kind, ErrorKind::RetryLater),
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    let issued = issued.expect("a token once the backend recovers");
+    // The session retries on its own backoff; token() waits for the next attempt's token.
+    let issued = session
+        .token()
+        .await
+        .expect("a token once the backend recovers");
     assert!(issued.token.starts_with("007"));
     assert!(source.requests.lock().len() >= 2);
     assert!(source.requests.lock().last().unwrap().attempt >= 2);
@@ -204,9 +202,14 @@ async fn a_malformed_outcome_or_an_escaped_dart_exception_is_reported_not_panick
             ))
         })
     };
-    let session = keeper
-        .open_session(options("live-1", "alice", "publisher"), throws)
-        .unwrap();
+    let quick = SessionOptions {
+        policy: Some(RenewalPolicy {
+            token_wait: Some(chrono::Duration::milliseconds(200)),
+            ..Default::default()
+        }),
+        ..options("live-1", "alice", "publisher")
+    };
+    let session = keeper.open_session(quick, throws).unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::RetryLater);
     assert!(

@@ -212,9 +212,10 @@ fn renewal_policy_defaults_are_the_documented_core_defaults() {
     assert_eq!(d.fetch_timeout, Some(s(10)));
     assert_eq!(d.backoff_initial, Some(s(1)));
     assert_eq!(d.backoff_max, Some(s(30)));
-    assert_eq!(d.min_retry_delay, Some(chrono::Duration::milliseconds(500)));
+    assert_eq!(d.min_retry_delay, Some(chrono::Duration::milliseconds(20)));
     assert_eq!(d.max_retry_after, Some(s(3600)));
     assert_eq!(d.adaptive_lead, Some(true));
     assert_eq!(d.fresh_rejection_window, Some(s(10)));
     assert_eq!(d.assumed_lifetime, Some(s(3600)));
+    assert_eq!(d.token_wait, Some(s(30)));
 }

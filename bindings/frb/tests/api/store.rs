@@ -6,7 +6,7 @@ use std::sync::Arc;
 use flutter_rust_bridge::DartFnFuture;
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokenkeeper_frb::api::config::SessionOptions;
+use tokenkeeper_frb::api::config::{RenewalPolicy, SessionOptions};
 use tokenkeeper_frb::api::error::ErrorKind;
 use tokenkeeper_frb::api::inspect::{TokenFormat, inspect};
 use tokenkeeper_frb::api::keeper::TokenKeeper;
@@ -231,10 +231,15 @@ async fn a_store_that_cannot_save_withholds_the_token_and_says_why() {
             })
         })
     };
+    // token() waits across failed attempts; a short wait limit ends the wait with the last one.
     let options = SessionOptions {
         channel: "api".into(),
         user: "alice".into(),
         credentials_key: Some("oauth:alice".into()),
+        policy: Some(RenewalPolicy {
+            token_wait: Some(chrono::Duration::milliseconds(200)),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let session = keeper.open_session(options, source).unwrap();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use tokenkeeper_uniffi::{
-    FetchRequest, FetchedToken, Keeper, SessionState, TokenKeeperError, TokenSource,
+    FetchRequest, FetchedToken, Keeper, PolicyConfig, SessionState, TokenKeeperError, TokenSource,
     error_for_http_status,
 };
 
@@ -19,8 +19,14 @@ impl TokenSource for Failing {
     }
 }
 
+/// `token()` against a source that always throws `thrown`: fatal errors come back at once,
+/// retryable ones after the wait limit (200 ms here instead of the default 30 s).
 fn first_error(thrown: TokenKeeperError) -> (TokenKeeperError, SessionState) {
-    let keeper = Keeper::new(None, None).unwrap();
+    let policy = PolicyConfig {
+        token_wait_ms: 200,
+        ..PolicyConfig::default()
+    };
+    let keeper = Keeper::new(Some(policy), None).unwrap();
     let session = keeper.open_session(config(), Arc::new(Failing(thrown)));
     let err = block_on(session.token()).unwrap_err();
     (err, session.state())

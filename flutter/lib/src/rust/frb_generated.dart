@@ -1129,7 +1129,7 @@ final arr = raw as List<dynamic>;
 
 @protected RenewalPolicy dco_decode_renewal_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 10) throw Exception('unexpected arr length: expect 10 but see ${arr.length}');
+                if (arr.length != 11) throw Exception('unexpected arr length: expect 11 but see ${arr.length}');
                 return RenewalPolicy(renewLead: dco_decode_opt_box_autoadd_Chrono_Duration(arr[0]),
 renewJitter: dco_decode_opt_box_autoadd_Chrono_Duration(arr[1]),
 fetchTimeout: dco_decode_opt_box_autoadd_Chrono_Duration(arr[2]),
@@ -1139,7 +1139,8 @@ minRetryDelay: dco_decode_opt_box_autoadd_Chrono_Duration(arr[5]),
 maxRetryAfter: dco_decode_opt_box_autoadd_Chrono_Duration(arr[6]),
 adaptiveLead: dco_decode_opt_box_autoadd_bool(arr[7]),
 freshRejectionWindow: dco_decode_opt_box_autoadd_Chrono_Duration(arr[8]),
-assumedLifetime: dco_decode_opt_box_autoadd_Chrono_Duration(arr[9]),); }
+assumedLifetime: dco_decode_opt_box_autoadd_Chrono_Duration(arr[9]),
+tokenWait: dco_decode_opt_box_autoadd_Chrono_Duration(arr[10]),); }
 
 @protected SessionCounters dco_decode_session_counters(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
@@ -1527,7 +1528,8 @@ var var_maxRetryAfter = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer)
 var var_adaptiveLead = sse_decode_opt_box_autoadd_bool(deserializer);
 var var_freshRejectionWindow = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_assumedLifetime = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
-return RenewalPolicy(renewLead: var_renewLead, renewJitter: var_renewJitter, fetchTimeout: var_fetchTimeout, backoffInitial: var_backoffInitial, backoffMax: var_backoffMax, minRetryDelay: var_minRetryDelay, maxRetryAfter: var_maxRetryAfter, adaptiveLead: var_adaptiveLead, freshRejectionWindow: var_freshRejectionWindow, assumedLifetime: var_assumedLifetime); }
+var var_tokenWait = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
+return RenewalPolicy(renewLead: var_renewLead, renewJitter: var_renewJitter, fetchTimeout: var_fetchTimeout, backoffInitial: var_backoffInitial, backoffMax: var_backoffMax, minRetryDelay: var_minRetryDelay, maxRetryAfter: var_maxRetryAfter, adaptiveLead: var_adaptiveLead, freshRejectionWindow: var_freshRejectionWindow, assumedLifetime: var_assumedLifetime, tokenWait: var_tokenWait); }
 
 @protected SessionCounters sse_decode_session_counters(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_fetches = sse_decode_CastedPrimitive_u_64(deserializer);
@@ -1900,6 +1902,7 @@ sse_encode_opt_box_autoadd_Chrono_Duration(self.maxRetryAfter, serializer);
 sse_encode_opt_box_autoadd_bool(self.adaptiveLead, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.freshRejectionWindow, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.assumedLifetime, serializer);
+sse_encode_opt_box_autoadd_Chrono_Duration(self.tokenWait, serializer);
  }
 
 @protected void sse_encode_session_counters(SessionCounters self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2107,11 +2110,14 @@ serializer.buffer.putBigUint64(self); }
 
 
 /// A valid token: the cached one if still valid (checked against the wall clock on every
-/// call), otherwise the result of the one fetch all concurrent callers share.
+/// call), otherwise waits for one (concurrent callers share one fetch). Failed attempts do
+/// not end the wait: the session retries by itself, and this returns once a token arrives,
+/// a fatal error occurs, the session closes, or 30 s passed (`RenewalPolicy.tokenWait`).
 ///
 /// # Errors
-/// `retryLater` (the session keeps retrying by itself), `notYetValid`, a fatal kind
-/// (`reauthRequired`, `revoked`, `misconfigured`, `rejected`), `closed`.
+/// `retryLater` (no token within the wait limit; carries the last failure), `storeFailed`,
+/// `notYetValid`, a fatal kind at once (`reauthRequired`, `revoked`, `misconfigured`,
+/// `rejected`), `closed`.
  Future<IssuedToken>  token()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionToken(that: this, );
 
 

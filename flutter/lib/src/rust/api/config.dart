@@ -37,19 +37,25 @@ final Duration? fetchTimeout;
 final Duration? backoffInitial;
 /// Largest retry delay. Default 30 s.
 final Duration? backoffMax;
-/// Smallest retry delay, even just before expiry. Default 500 ms.
+/// Smallest retry delay, even just before expiry (retries while a token is valid are paced
+/// to fit before its expiry). Default 20 ms.
 final Duration? minRetryDelay;
 /// A server `Retry-After` longer than this is clamped to it. Default 1 h.
 final Duration? maxRetryAfter;
-/// Renew earlier when recent renewals were slow or needed retries. Default `true`.
+/// Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
+/// flaky backend, soon after issue), so that enough attempts fit before expiry.
+/// Default `true`.
 final bool? adaptiveLead;
 /// A token rejected (`tokenRejected()`) this soon after it arrived counts as "rejected at
 /// once": refetched once, a second time is fatal (`ErrorKind.rejected`). Default 10 s.
 final Duration? freshRejectionWindow;
 /// Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
 final Duration? assumedLifetime;
+/// How long `token()` waits for a valid token across failed attempts before it throws
+/// `retryLater` with the last failure; fatal errors are thrown at once. Default 30 s.
+final Duration? tokenWait;
 
-                const RenewalPolicy({this.renewLead ,this.renewJitter ,this.fetchTimeout ,this.backoffInitial ,this.backoffMax ,this.minRetryDelay ,this.maxRetryAfter ,this.adaptiveLead ,this.freshRejectionWindow ,this.assumedLifetime ,});
+                const RenewalPolicy({this.renewLead ,this.renewJitter ,this.fetchTimeout ,this.backoffInitial ,this.backoffMax ,this.minRetryDelay ,this.maxRetryAfter ,this.adaptiveLead ,this.freshRejectionWindow ,this.assumedLifetime ,this.tokenWait ,});
 
                 static Future<RenewalPolicy>  default_()=>TokenKeeperLib.instance.api.crateApiConfigRenewalPolicyDefault();
 
@@ -67,7 +73,7 @@ static RenewalPolicy  defaults()=>TokenKeeperLib.instance.api.crateApiConfigRene
 
 
         @override
-        int get hashCode => renewLead.hashCode^renewJitter.hashCode^fetchTimeout.hashCode^backoffInitial.hashCode^backoffMax.hashCode^minRetryDelay.hashCode^maxRetryAfter.hashCode^adaptiveLead.hashCode^freshRejectionWindow.hashCode^assumedLifetime.hashCode;
+        int get hashCode => renewLead.hashCode^renewJitter.hashCode^fetchTimeout.hashCode^backoffInitial.hashCode^backoffMax.hashCode^minRetryDelay.hashCode^maxRetryAfter.hashCode^adaptiveLead.hashCode^freshRejectionWindow.hashCode^assumedLifetime.hashCode^tokenWait.hashCode;
 
 
 
@@ -76,7 +82,7 @@ static RenewalPolicy  defaults()=>TokenKeeperLib.instance.api.crateApiConfigRene
             identical(this, other) ||
             other is RenewalPolicy &&
                 runtimeType == other.runtimeType
-                && renewLead == other.renewLead&& renewJitter == other.renewJitter&& fetchTimeout == other.fetchTimeout&& backoffInitial == other.backoffInitial&& backoffMax == other.backoffMax&& minRetryDelay == other.minRetryDelay&& maxRetryAfter == other.maxRetryAfter&& adaptiveLead == other.adaptiveLead&& freshRejectionWindow == other.freshRejectionWindow&& assumedLifetime == other.assumedLifetime;
+                && renewLead == other.renewLead&& renewJitter == other.renewJitter&& fetchTimeout == other.fetchTimeout&& backoffInitial == other.backoffInitial&& backoffMax == other.backoffMax&& minRetryDelay == other.minRetryDelay&& maxRetryAfter == other.maxRetryAfter&& adaptiveLead == other.adaptiveLead&& freshRejectionWindow == other.freshRejectionWindow&& assumedLifetime == other.assumedLifetime&& tokenWait == other.tokenWait;
 
             }
 

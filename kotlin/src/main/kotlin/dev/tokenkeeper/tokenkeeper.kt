@@ -1245,7 +1245,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe() and 0xFFFF) != 23471) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() and 0xFFFF) != 27894) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() and 0xFFFF) != 55498) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() and 0xFFFF) != 50108) {
@@ -4444,12 +4444,15 @@ public interface SessionInterface {
     fun `subscribe`(): EventSubscription
     
     /**
-     * A valid token: the cached one if still valid, otherwise the result of the one fetch all
-     * concurrent callers share.
+     * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+     * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+     * this returns once a token arrives, a fatal error occurs, the session closes, or
+     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
      *
      * # Errors
-     * `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-     * `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+     * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+     * `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+     * `Closed`.
      */
     suspend fun `token`(): IssuedToken
     
@@ -4737,12 +4740,15 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
-     * A valid token: the cached one if still valid, otherwise the result of the one fetch all
-     * concurrent callers share.
+     * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
+     * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
+     * this returns once a token arrives, a fatal error occurs, the session closes, or
+     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
      *
      * # Errors
-     * `RetryLater` (the session keeps retrying by itself), `NotYetValid`, `ReauthRequired`,
-     * `Forbidden`, `Misconfigured`, `Rejected`, `Closed`.
+     * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
+     * `NotYetValid`, at once: `ReauthRequired`, `Forbidden`, `Misconfigured`, `Rejected`;
+     * `Closed`.
      */
     @Throws(TokenKeeperException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -5835,9 +5841,10 @@ data class PolicyConfig (
     val `backoffMaxMs`: kotlin.ULong = 30000uL 
     , 
     /**
-     * Smallest retry delay, even just before expiry. Default 500 ms.
+     * Smallest retry delay, even just before expiry (retries while a token is valid are paced
+     * to fit before its expiry). Default 20 ms.
      */
-    val `minRetryDelayMs`: kotlin.ULong = 500uL 
+    val `minRetryDelayMs`: kotlin.ULong = 20uL 
     , 
     /**
      * Longer server `Retry-After` values are clamped to this. Default 3 600 000 ms (1 h).
@@ -5845,7 +5852,8 @@ data class PolicyConfig (
     val `maxRetryAfterMs`: kotlin.ULong = 3600000uL 
     , 
     /**
-     * Renew earlier when recent renewals were slow or failed. Default true.
+     * Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
+     * flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
      */
     val `adaptiveLead`: kotlin.Boolean = true 
     , 
@@ -5860,6 +5868,13 @@ data class PolicyConfig (
      * Default 3 600 000 ms (1 h).
      */
     val `assumedLifetimeMs`: kotlin.ULong = 3600000uL 
+    , 
+    /**
+     * How long `Session.token()` waits for a valid token across failed attempts before it
+     * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
+     * 30 000 ms.
+     */
+    val `tokenWaitMs`: kotlin.ULong = 30000uL 
     
 ){
     
@@ -5886,6 +5901,7 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterBoolean.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -5899,7 +5915,8 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterULong.allocationSize(value.`maxRetryAfterMs`) +
             FfiConverterBoolean.allocationSize(value.`adaptiveLead`) +
             FfiConverterULong.allocationSize(value.`freshRejectionWindowMs`) +
-            FfiConverterULong.allocationSize(value.`assumedLifetimeMs`)
+            FfiConverterULong.allocationSize(value.`assumedLifetimeMs`) +
+            FfiConverterULong.allocationSize(value.`tokenWaitMs`)
     )
 
     override fun write(value: PolicyConfig, buf: ByteBuffer) {
@@ -5913,6 +5930,7 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterBoolean.write(value.`adaptiveLead`, buf)
             FfiConverterULong.write(value.`freshRejectionWindowMs`, buf)
             FfiConverterULong.write(value.`assumedLifetimeMs`, buf)
+            FfiConverterULong.write(value.`tokenWaitMs`, buf)
     }
 }
 

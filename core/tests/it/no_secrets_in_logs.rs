@@ -1,0 +1,563 @@
+//! No token, refresh token or key in log lines, `Debug` output or error text.
+//!
+//! Each scenario installs a capturing TRACE subscriber for its own thread only
+//! (`tracing::subscriber::set_default`) and runs on a current-thread runtime, so the events of
+//! the session tasks (and of reqwest's connection tasks) land in the capture and no other test
+//! of this binary is affected. Every secret carries a marker; the captured log, the `Debug` of
+//! every public type that holds a secret and the text of every error must never contain one.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokenkeeper::clock::{Clock, ManualClock};
+use tokenkeeper::lifecycle::{EventKind, Keeper, SessionConfig};
+use tokenkeeper::source::{
+    Credentials, FetchReason, FetchRequest, FetchedToken, SessionSpec, SourceError, Token,
+};
+use tokenkeeper::store::{CredentialStore, MemoryStore};
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::lifecycle_support::{Reply, Scripted, T0, policy, record};
+
+/// In every access token (after a non-secret prefix: `Token`'s `Debug` shows 6 characters).
+const TOKEN_MARK: &str = "TOKMARK7f3a9c";
+/// In every refresh token / credential.
+const CRED_MARK: &str = "CREDMARK51c0e";
+/// In auth header values, fixed header values and client secrets.
+const KEY_MARK: &str = "KEYMARKd84b27";
+const MARKERS: [&str; 3] = [TOKEN_MARK, CRED_MARK, KEY_MARK];
+
+/// Everything the fmt layer writes, as one text.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// Captures every event and span (with its fields) on this thread at TRACE level.
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock()).into_owned()
+    }
+}
+
+/// Fails with the offending lines if `text` contains any marker.
+fn assert_no_secrets(what: &str, text: &str) {
+    for marker in MARKERS {
+        let leaks: Vec<&str> = text.lines().filter(|l| l.contains(marker)).collect();
+        assert!(
+            leaks.is_empty(),
+            "{what} shows a secret ({marker}):\n{}",
+            leaks.join("\n")
+        );
+    }
+}
+
+fn debug_all(items: &[&dyn std::fmt::Debug]) -> String {
+    items
+        .iter()
+        .map(|i| format!("{i:?}\n{i:#?}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn access_token(n: u64) -> Token {
+    Token::new(format!("access-{n}-{TOKEN_MARK}"))
+}
+
+fn refresh_token(n: u64) -> Credentials {
+    Credentials::new(format!("rt-{n}-{CRED_MARK}"))
+}
+
+/// The scripted backend of the session scenario: 60 s tokens, each with a rotated refresh
+/// token; the 4th call fails with an error the source builds from the response body.
+fn rotating_backend(c: &crate::lifecycle_support::Call) -> Reply {
+    if c.n == 4 {
+        let body = r#"{"error":"overloaded","message":"token service busy","request_id":"r-77"}"#;
+        let doc: serde_json::Value = serde_json::from_str(body).expect("body");
+        let said = format!("{}: {}", doc["error"], doc["message"]);
+        return Reply::Err(SourceError::from_http_status(503, None, "token_url", said));
+    }
+    Reply::Ok(
+        FetchedToken::new(access_token(c.n))
+            .with_expires_in(Duration::from_secs(60))
+            .with_rotated(refresh_token(c.n + 1)),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_lifecycle_logs_no_token_or_refresh_token() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemoryStore::new());
+    store.save("oauth:1001", &refresh_token(1)).await.unwrap();
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, rotating_backend);
+    let config = SessionConfig::new(SessionSpec::new("live-42", "1001").with_role("publisher"))
+        .with_credentials_key("oauth:1001");
+    let session = keeper.open_session(config.clone(), source.clone());
+    let events = record(&session);
+
+    let first = session.token().await.unwrap();
+    assert_eq!(first.token, access_token(1));
+    // Scheduled renewals, one of them failing (4th call) and retried.
+    clock.sleep(Duration::from_secs(150)).await;
+    let renewed = session.current().expect("renewed token");
+    // A server refuses the token: emergency refetch.
+    let after_rejection = session.token_rejected().await.unwrap();
+    assert_ne!(after_rejection.token, renewed.token);
+    let after_expiry = session.token_expired().await.unwrap();
+    session.close();
+    clock.sleep(Duration::from_secs(1)).await;
+
+    // The secrets really went through the session: rotated and stored, sent back to the source.
+    let calls = source.calls();
+    assert!(calls.len() >= 7, "calls: {}", calls.len());
+    assert!(calls[0].credentials.as_deref().unwrap().contains(CRED_MARK));
+    assert_eq!(
+        store.load("oauth:1001").await.unwrap(),
+        Some(refresh_token(calls.len() as u64 + 1))
+    );
+    let reasons: Vec<FetchReason> = calls.iter().map(|c| c.reason).collect();
+    assert!(reasons.contains(&FetchReason::Scheduled), "{reasons:?}");
+    assert!(reasons.contains(&FetchReason::Rejected), "{reasons:?}");
+    assert!(reasons.contains(&FetchReason::Emergency), "{reasons:?}");
+    let events = events.lock().clone();
+    let failures: Vec<&EventKind> = events
+        .iter()
+        .map(|e| &e.kind)
+        .filter(|k| matches!(k, EventKind::FetchFailed { .. }))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+
+    let log = capture.text();
+    for expected in [
+        "session opened",
+        "fetch cycle started",
+        "fetching token",
+        "rotated credentials saved",
+        "token issued",
+        "token fetch failed; retrying",
+        "overloaded",
+        "token rejected by server",
+        "host reported token expired",
+        "session closed",
+        "token_session",
+        "token_fetch",
+    ] {
+        assert!(log.contains(expected), "no `{expected}` in the log:\n{log}");
+    }
+    assert_no_secrets("the session log", &log);
+
+    let request = FetchRequest {
+        reason: FetchReason::Scheduled,
+        session: Arc::new(config.spec.clone()),
+        attempt: 2,
+        credentials: Some(refresh_token(9)),
+        previous: Some(access_token(8)),
+        timeout: Duration::from_secs(10),
+    };
+    let fetched = FetchedToken::new(access_token(9)).with_rotated(refresh_token(10));
+    let shown = debug_all(&[
+        &first,
+        &renewed,
+        &after_rejection,
+        &after_expiry,
+        &access_token(1),
+        &refresh_token(1),
+        &request,
+        &fetched,
+        &events,
+        &session,
+        &keeper,
+        &config,
+        &store,
+        &*source,
+    ]);
+    assert!(shown.contains("Token(\"access…\""), "{shown}");
+    assert_no_secrets("Debug of the session's values", &shown);
+}
+
+#[tokio::test(start_paused = true)]
+#[ignore = "known leak: the engine logs and returns a source's error text verbatim, so a \
+            host source quoting an error body that echoes the token puts it in the log; the fix \
+            belongs in lifecycle/session.rs (redact `previous` and the credentials from it)"]
+async fn host_source_error_echoing_the_previous_token_is_not_logged() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| {
+        if c.n == 1 {
+            return Reply::Ok(
+                FetchedToken::new(access_token(1)).with_expires_in(Duration::from_secs(600)),
+            );
+        }
+        // The backend's body, quoted as the crate guide shows.
+        let body = format!(
+            r#"{{"error":"token {} is revoked"}}"#,
+            access_token(1).expose()
+        );
+        Reply::Err(SourceError::from_http_status(500, None, "token_url", body))
+    });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")),
+        source.clone(),
+    );
+    session.token().await.unwrap();
+    let error = session.renew_token().await.unwrap_err();
+    session.close();
+
+    let log = capture.text();
+    assert!(log.contains("token fetch failed; retrying"), "{log}");
+    assert_no_secrets("the log of a session whose source echoes the token", &log);
+    assert_no_secrets("the error text", &error.to_string());
+}
+
+/// A loopback HTTP/1.1 responder on a real socket: one request per connection, answered by
+/// `reply(request text)` with `(status, JSON body)`. Returns its port and the requests it saw.
+#[cfg(feature = "http")]
+async fn serve(
+    reply: impl Fn(&str) -> (u16, String) + Send + 'static,
+) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let request = loop {
+                let n = stream.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    break Some(text);
+                }
+            };
+            let Some(request) = request else { continue };
+            let (status, body) = reply(&request);
+            log.lock().push(request);
+            let reason = if status < 400 { "OK" } else { "Error" };
+            let response = format!(
+                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (port, seen)
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn http_source_error_echoing_the_token_and_keys_is_logged_redacted() {
+    use tokenkeeper::sources::{HttpSource, StaticAuth};
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+
+    let token_1 = format!("rtc-1-{TOKEN_MARK}");
+    let token_2 = format!("rtc-2-{TOKEN_MARK}");
+    let bearer = format!("sess-{KEY_MARK}");
+    let api_key = format!("key-{KEY_MARK}");
+    let forced = Arc::new(Mutex::new(0));
+    let (port, seen) = {
+        let (token_1, token_2) = (token_1.clone(), token_2.clone());
+        let (bearer, api_key) = (bearer.clone(), api_key.clone());
+        serve(move |request| {
+            let reason = request
+                .split("\r\n\r\n")
+                .nth(1)
+                .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                .and_then(|b| b["reason"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let ok = |t: &str| (200, serde_json::json!({"token": t, "expiresIn": 3600}));
+            let (status, body) = match reason.as_str() {
+                "initial" => ok(&token_1),
+                "rejected" => ok(&token_2),
+                "forced" => {
+                    let mut n = forced.lock();
+                    *n += 1;
+                    if *n == 1 {
+                        // A backend that echoes what it got, token and auth header included.
+                        (
+                            500,
+                            serde_json::json!({
+                                "error": "server_error",
+                                "message": format!(
+                                    "could not renew {token_1} for Bearer {bearer} \
+                                     (previous: {token_1})"
+                                ),
+                            }),
+                        )
+                    } else {
+                        (
+                            403,
+                            serde_json::json!({
+                                "code": "forbidden",
+                                "detail": format!("api key {api_key} may not renew {token_2}"),
+                            }),
+                        )
+                    }
+                }
+                _ => (503, serde_json::json!({"error": "unexpected"})),
+            };
+            (status, body.to_string())
+        })
+        .await
+    };
+
+    let clock = ManualClock::new(T0);
+    let source = HttpSource::builder(&format!("http://127.0.0.1:{port}/rtc/token"))
+        .json_body(serde_json::json!({
+            "channel": "{channel}", "uid": "{user:int}", "reason": "{reason}",
+        }))
+        .header("x-api-key", &api_key)
+        .auth(Arc::new(StaticAuth::bearer(&bearer)))
+        .date_header(false)
+        .clock(Arc::new(clock.clone()))
+        .client(reqwest::Client::builder().no_proxy().build().unwrap())
+        .build()
+        .unwrap();
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")),
+        Arc::new(source.clone()),
+    );
+
+    let first = session.token().await.unwrap();
+    assert_eq!(first.token.expose(), token_1);
+    // The backend echoes the current token and the auth header in a 500.
+    let server_error = session.renew_token().await.unwrap_err();
+    assert!(
+        matches!(&server_error, tokenkeeper::Error::RetryLater { message, .. }
+            if message.contains("server_error") && message.contains("/rtc/token")),
+        "{server_error}"
+    );
+    let second = session.token_rejected().await.unwrap();
+    assert_eq!(second.token.expose(), token_2);
+    // A 403 whose body echoes the fixed API key header and the token.
+    let forbidden = session.renew_token().await.unwrap_err();
+    assert!(
+        matches!(&forbidden, tokenkeeper::Error::Revoked { reason } if reason.contains("forbidden")),
+        "{forbidden}"
+    );
+    session.close();
+
+    // The secrets really were on the wire.
+    let requests = seen.lock().clone();
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    let wire = requests.join("\n").to_ascii_lowercase();
+    assert!(wire.contains(&format!("authorization: bearer {bearer}").to_ascii_lowercase()));
+    assert!(wire.contains(&format!("x-api-key: {api_key}").to_ascii_lowercase()));
+
+    let log = capture.text();
+    for expected in [
+        "token endpoint answered",
+        "token issued",
+        "token fetch failed; retrying",
+        "server_error",
+        "token session failed; retries stopped",
+        "forbidden",
+        "[redacted]",
+    ] {
+        assert!(log.contains(expected), "no `{expected}` in the log:\n{log}");
+    }
+    assert_no_secrets("the HTTP session log", &log);
+
+    let builder = HttpSource::builder(&format!("http://127.0.0.1:{port}/t?key={KEY_MARK}"))
+        .header("x-api-key", &api_key)
+        .auth(Arc::new(StaticAuth::bearer(&bearer)));
+    let shown = debug_all(&[
+        &first,
+        &second,
+        &server_error,
+        &forbidden,
+        &source,
+        &builder,
+        &StaticAuth::bearer(&bearer),
+    ]);
+    assert!(shown.contains("HttpSource"), "{shown}");
+    assert_no_secrets("Debug of the HTTP values", &shown);
+    let texts = [&server_error, &forbidden]
+        .map(ToString::to_string)
+        .join("\n");
+    assert_no_secrets("the HTTP error text", &texts);
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn oauth_refresh_with_rotation_and_an_echoing_invalid_grant_is_logged_redacted() {
+    use tokenkeeper::sources::{FileStore, OAuthConfig, OAuthSource, OAuthTokens};
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+
+    let client_secret = format!("client-secret-{KEY_MARK}");
+    let calls = Arc::new(Mutex::new(0));
+    let (port, seen) = {
+        let client_secret = client_secret.clone();
+        serve(move |request| {
+            let mut n = calls.lock();
+            *n += 1;
+            let sent = request
+                .split("refresh_token=")
+                .nth(1)
+                .map(|rest| rest.split('&').next().unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            if *n == 1 {
+                let body = serde_json::json!({
+                    "access_token": access_token(5).expose(),
+                    "token_type": "bearer",
+                    "expires_in": 3600,
+                    "refresh_token": refresh_token(3).expose(),
+                });
+                (200, body.to_string())
+            } else {
+                // A server that echoes the refresh token and client secret it was sent.
+                let body = serde_json::json!({
+                    "error": "invalid_grant",
+                    "error_description": format!(
+                        "refresh token {sent} revoked for client app/{client_secret}"
+                    ),
+                });
+                (400, body.to_string())
+            }
+        })
+        .await
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path());
+    store.save("oauth:alice", &refresh_token(2)).await.unwrap();
+    let config = OAuthConfig::confidential(
+        &format!("http://127.0.0.1:{port}/oauth/token"),
+        "app",
+        &client_secret,
+    )
+    .with_scopes(["rtc"]);
+    let clock = ManualClock::new(T0);
+    let source = OAuthSource::new(config.clone())
+        .unwrap()
+        .with_store(Arc::new(store.clone()), "oauth:alice")
+        .with_clock(Arc::new(clock.clone()));
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .store(Arc::new(store.clone()))
+        .build()
+        .unwrap();
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "alice"))
+            .with_credentials_key("oauth:alice"),
+        Arc::new(source.clone()),
+    );
+
+    let first = session.token().await.unwrap();
+    assert_eq!(first.token, access_token(5));
+    assert_eq!(
+        store.load("oauth:alice").await.unwrap(),
+        Some(refresh_token(3))
+    );
+    let reauth = session.renew_token().await.unwrap_err();
+    assert!(
+        matches!(&reauth, tokenkeeper::Error::ReauthRequired { message }
+            if message.contains("invalid_grant") && message.contains("[redacted]")),
+        "{reauth}"
+    );
+    session.close();
+
+    // The secrets really were on the wire: the refresh tokens in the form, the secret in Basic.
+    let requests = seen.lock().clone();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(requests[0].contains(&format!("refresh_token={}", refresh_token(2).expose())));
+    assert!(requests[1].contains(&format!("refresh_token={}", refresh_token(3).expose())));
+
+    let log = capture.text();
+    for expected in [
+        "OAuth refresh succeeded",
+        "rotated credentials saved",
+        "token issued",
+        "token session failed; retries stopped",
+        "invalid_grant",
+    ] {
+        assert!(log.contains(expected), "no `{expected}` in the log:\n{log}");
+    }
+    assert_no_secrets("the OAuth session log", &log);
+
+    // A file tokenkeeper did not write: the error names the file, not its content.
+    std::fs::write(store.path_for("broken"), [0xff, 0xfe, b'x']).unwrap();
+    let broken = store.load("broken").await.unwrap_err();
+    let tokens = OAuthTokens {
+        access_token: access_token(3),
+        expires_in: Some(Duration::from_secs(3600)),
+        refresh_token: refresh_token(4),
+        rotated: true,
+        server_time_ms: Some(T0),
+    };
+    let shown = debug_all(&[
+        &first, &reauth, &store, &broken, &config, &source, &tokens, &session,
+    ]);
+    assert!(shown.contains("<redacted, len 27>"), "{shown}");
+    assert_no_secrets("Debug of the OAuth and store values", &shown);
+    let texts = format!("{reauth}\n{broken}");
+    assert!(texts.contains("not UTF-8"), "{texts}");
+    assert_no_secrets("the OAuth and store error text", &texts);
+}
