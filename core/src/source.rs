@@ -30,13 +30,15 @@ use zeroize::Zeroizing;
 
 /// An access token (secret). Cheap to clone (shared bytes).
 ///
-/// `Debug` shows at most a 6-character prefix and the length; there is deliberately no `Display`.
+/// `Debug` shows at most a 6-character prefix and the length (only the length for secrets
+/// shorter than 24 characters); there is deliberately no `Display`.
 ///
 /// ```
 /// use tokenkeeper::source::Token;
-/// let t = Token::new("007eJxTYBBa0secret");
-/// assert_eq!(format!("{t:?}"), "Token(\"007eJx…\", len 18)");
-/// assert_eq!(t.expose(), "007eJxTYBBa0secret");
+/// let t = Token::new("007eJxTYBBa0secretsecretsecret");
+/// assert_eq!(format!("{t:?}"), "Token(\"007eJx…\", len 30)");
+/// assert_eq!(format!("{:?}", Token::new("short")), "Token(len 5)");
+/// assert_eq!(t.expose(), "007eJxTYBBa0secretsecretsecret");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(Arc<str>);
@@ -64,8 +66,32 @@ impl Token {
 }
 
 /// Formats a redacted view of a secret: a short prefix and the length.
+/// Formats a secret for `Debug` the way [`Token`] does, for types outside this crate (the
+/// bindings) that hold a token as plain text: `Redacted(&text)` in a hand-written `Debug`.
+///
+/// ```
+/// use tokenkeeper::source::Redacted;
+/// assert_eq!(format!("{:?}", Redacted("007eJxTYBBa0secretsecretsecret")), "\"007eJx…\" (len 30)");
+/// assert_eq!(format!("{:?}", Redacted("short")), "(len 5)");
+/// ```
+pub struct Redacted<'a>(pub &'a str);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted(f, "", self.0)
+    }
+}
+
 pub(crate) fn redacted(f: &mut fmt::Formatter<'_>, name: &str, secret: &str) -> fmt::Result {
+    // A 6-character prefix tells formats apart ("007eJx", "04AAAA", "eyJhbG") and reveals
+    // nothing of a real token; a short secret shows only its length.
+    if secret.chars().count() < 24 {
+        return write!(f, "{name}(len {})", secret.len());
+    }
     let prefix: String = secret.chars().take(6).collect();
+    if name.is_empty() {
+        return write!(f, "\"{prefix}…\" (len {})", secret.len());
+    }
     write!(f, "{name}(\"{prefix}…\", len {})", secret.len())
 }
 
@@ -336,6 +362,33 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Replaces every occurrence of the given secrets in the error's text with `[redacted]`.
+    ///
+    /// The engine applies this to every failed fetch with the request's previous token and
+    /// credentials, so a source that quotes a backend answer echoing them (a common pattern:
+    /// `{"error":"token eyJ… expired"}`) cannot leak them into logs or error text. Empty
+    /// secrets are ignored.
+    ///
+    /// ```
+    /// use tokenkeeper::source::SourceError;
+    /// let e = SourceError::network("backend said: bad token abc123").redact(&["abc123"]);
+    /// assert_eq!(e.to_string(), "token fetch failed, will retry: backend said: bad token [redacted]");
+    /// ```
+    pub fn redact(mut self, secrets: &[&str]) -> Self {
+        let text = match &mut self {
+            Self::RetryLater { message, .. }
+            | Self::ReauthRequired { message }
+            | Self::Misconfigured { message, .. } => message,
+            Self::Forbidden { reason } | Self::Revoked { reason } => reason,
+        };
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            if text.contains(secret) {
+                *text = text.replace(secret, "[redacted]");
+            }
+        }
+        self
+    }
+
     /// A network failure (retryable).
     pub fn network(message: impl Into<String>) -> Self {
         Self::RetryLater {

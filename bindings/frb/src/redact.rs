@@ -2,15 +2,8 @@
 
 use std::fmt;
 
-/// Shows a token as its first 6 characters and its length.
-pub(crate) struct Redacted<'a>(pub(crate) &'a str);
-
-impl fmt::Debug for Redacted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let prefix: String = self.0.chars().take(6).collect();
-        write!(f, "\"{prefix}…\" (len {})", self.0.len())
-    }
-}
+/// Shows a token as the core does: a short prefix and the length, never the whole text.
+pub(crate) use tokenkeeper::source::Redacted;
 
 /// Shows a long-lived secret (refresh token) as its length only.
 pub(crate) struct SecretLen<'a>(pub(crate) &'a str);

@@ -739,6 +739,9 @@ impl Shared {
             }
         }
 
+        // Kept to scrub them from the source's error text (it may quote a backend answer).
+        let previous = request.previous.clone();
+        let credentials = request.credentials.clone();
         let timeout = self.policy.fetch_timeout;
         let fetch = self.source.fetch(request).instrument(span.clone());
         let sleep = self.clock.sleep(timeout);
@@ -774,7 +777,13 @@ impl Shared {
                     None => Ok(fetched),
                 }
             }
-            Err(e) => Err(Failure::Source(e)),
+            Err(e) => {
+                let secrets = [
+                    previous.as_ref().map_or("", |t| t.expose()),
+                    credentials.as_ref().map_or("", |c| c.expose()),
+                ];
+                Err(Failure::Source(e.redact(&secrets)))
+            }
         };
         self.complete(result, started_wall, started_mono, reason);
     }

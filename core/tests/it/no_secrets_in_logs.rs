@@ -207,9 +207,6 @@ async fn session_lifecycle_logs_no_token_or_refresh_token() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "known leak: the engine logs and returns a source's error text verbatim, so a \
-            host source quoting an error body that echoes the token puts it in the log; the fix \
-            belongs in lifecycle/session.rs (redact `previous` and the credentials from it)"]
 async fn host_source_error_echoing_the_previous_token_is_not_logged() {
     let capture = Capture::default();
     let _guard = capture.install();
