@@ -26,7 +26,7 @@ run "clippy (core, no default features)" \
     cargo clippy -p tokenkeeper --no-default-features --locked -- -D warnings
 run "docs" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 run "mobile libraries carry no minting code" scripts/check-no-mint.sh
-run "rust tests" cargo test --workspace --all-features --locked
+run "rust tests" cargo test --workspace --all-features --locked --no-fail-fast
 run "benches compile" cargo bench --workspace --all-features --locked --no-run
 [ -x scripts/gen-uniffi.sh ] && run "uniffi generation is current" scripts/gen-uniffi.sh --check
 [ -x scripts/test-kotlin.sh ] && run "kotlin (JVM) tests" scripts/test-kotlin.sh
