@@ -178,6 +178,32 @@ pub enum Vendor {
 }
 
 impl Vendor {
+    /// Every vendor, in the order tokenkeeper lists them.
+    pub const ALL: [Vendor; 3] = [Vendor::Agora, Vendor::Zego, Vendor::Jwt];
+
+    /// The lowercase name used on the command line and in the backend's API: `agora`, `zego`,
+    /// `jwt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agora => "agora",
+            Self::Zego => "zego",
+            Self::Jwt => "jwt",
+        }
+    }
+
+    /// Parses a vendor name, ignoring case (`"ZEGO"` → [`Vendor::Zego`]).
+    ///
+    /// ```
+    /// use tokenkeeper::formats::Vendor;
+    /// assert_eq!(Vendor::parse("Agora"), Some(Vendor::Agora));
+    /// assert_eq!(Vendor::parse("zeog"), None);
+    /// ```
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(name))
+    }
+
     fn accepts(self, format: TokenFormat) -> bool {
         match self {
             Self::Agora => matches!(format, TokenFormat::Agora007 | TokenFormat::Agora006),
@@ -194,6 +220,21 @@ impl Vendor {
             Self::Zego => "ZEGO expects a Token04, which starts with 04",
             Self::Jwt => "a JWT has three base64url parts separated by dots, starting with ey",
         }
+    }
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Vendor {
+    type Err = String;
+
+    /// Like [`Vendor::parse`], with an error that lists the accepted names.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::parse(name).ok_or_else(|| format!("unknown vendor `{name}`: use agora, zego or jwt"))
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokenkeeper::formats::Vendor;
 use tokenkeeper::lifecycle::{EventKind, Keeper, Policy, Session, SessionConfig};
 use tokenkeeper::source::SessionSpec;
 use tokenkeeper::sources::{HttpSource, StaticAuth};
@@ -26,33 +27,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 use self::view::{Note, Summary, View};
 
-/// Token formats the demo can issue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DemoVendor {
-    /// Agora AccessToken2 (`007…`).
-    Agora,
-    /// ZEGO Token04 (`04…`).
-    Zego,
-    /// HS256 JWT.
-    Jwt,
-}
-
-impl DemoVendor {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Agora => "agora",
-            Self::Zego => "zego",
-            Self::Jwt => "jwt",
-        }
-    }
-}
-
 /// Arguments of `tokenkeeper demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
     /// Token format the backend issues.
-    #[arg(long, value_enum, default_value = "agora")]
-    pub vendor: DemoVendor,
+    #[arg(long, value_name = "agora|zego|jwt", default_value = "agora")]
+    pub vendor: Vendor,
     /// Sessions (room members) to keep alive; the first one is the stream's publisher.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub sessions: u32,

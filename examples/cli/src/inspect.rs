@@ -36,8 +36,8 @@ pub struct InspectArgs {
     #[arg(long, value_name = "UID")]
     pub uid: Option<String>,
     /// Say in plain words if the token is not of this vendor's format.
-    #[arg(long, value_name = "VENDOR", value_parser = ["agora", "zego", "jwt"])]
-    pub expect: Option<String>,
+    #[arg(long, value_name = "agora|zego|jwt")]
+    pub expect: Option<Vendor>,
     /// Judge expiry at this unix time instead of now.
     #[arg(long, value_name = "UNIX")]
     pub now: Option<i64>,
@@ -139,10 +139,8 @@ pub fn run(args: InspectArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let checked = match args.expect.as_deref() {
-        Some("agora") => formats::expect_vendor(&token, Vendor::Agora),
-        Some("zego") => formats::expect_vendor(&token, Vendor::Zego),
-        Some(_) => formats::expect_vendor(&token, Vendor::Jwt),
+    let checked = match args.expect {
+        Some(vendor) => formats::expect_vendor(&token, vendor),
         None => formats::detect(&token),
     };
     let format = match checked {

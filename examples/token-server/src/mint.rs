@@ -4,37 +4,8 @@ use serde_json::json;
 
 use crate::config::Secrets;
 
-/// Which vendor format to mint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vendor {
-    /// Agora AccessToken2 (`007…`).
-    Agora,
-    /// ZEGO Token04 (`04…`, AES-GCM).
-    Zego,
-    /// HS256 JWT signed with [`Secrets::jwt_key`].
-    Jwt,
-}
-
-impl Vendor {
-    /// Parses `agora`, `zego` or `jwt` (case-insensitive).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "agora" => Some(Self::Agora),
-            "zego" => Some(Self::Zego),
-            "jwt" => Some(Self::Jwt),
-            _ => None,
-        }
-    }
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Agora => "agora",
-            Self::Zego => "zego",
-            Self::Jwt => "jwt",
-        }
-    }
-}
+/// Which vendor format to mint (the core's vendor names: `agora`, `zego`, `jwt`).
+pub use tokenkeeper::formats::Vendor;
 
 /// Who the token is for.
 #[derive(Debug, Clone)]
