@@ -3,8 +3,14 @@
 //! A store keeps long-lived credentials (e.g. an OAuth refresh token) under a key. On mobile the
 //! host implements it over the Keychain / Android Keystore; [`MemoryStore`] is for tests and
 //! processes that need no persistence; `FileStore` (feature `http`) keeps them on disk for desktop
-//! apps and servers. The lifecycle engine saves rotated credentials **before**
-//! it hands out the token that came with them, and treats a failed save as an error.
+//! apps and servers.
+//!
+//! The lifecycle engine keeps one credential state per key for all sessions that name it,
+//! re-reads the store before each fetch that uses the credentials (so two processes, or a host
+//! that saved new credentials after a sign-in, never replay a consumed refresh token), and tries
+//! to save rotated credentials **before** it hands out the token that came with them. A save
+//! that fails is retried in the background while the credentials stay in memory: the server
+//! already rotated, so withholding the token would protect nothing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,7 +40,27 @@ impl StoreError {
     }
 }
 
+/// Held while a fetch uses the credentials of one key; dropping it releases the store's
+/// cross-process lock ([`CredentialStore::lock`]).
+pub struct StoreLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl StoreLock {
+    /// Wraps whatever releases the lock when dropped (a locked file, a guard).
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(guard))
+    }
+}
+
+impl fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreLock")
+    }
+}
+
 /// Persistent storage for [`Credentials`], keyed by a non-secret name.
+///
+/// Calls may block or fail: the engine bounds each one by the policy's fetch timeout, orders
+/// saves per key, and retries a failed save in the background.
 #[async_trait::async_trait]
 pub trait CredentialStore: Send + Sync + fmt::Debug {
     /// Loads the credentials under `key`; `Ok(None)` when nothing is stored.
@@ -43,6 +69,14 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     async fn save(&self, key: &str, credentials: &Credentials) -> Result<(), StoreError>;
     /// Deletes the credentials under `key` (no error when absent).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Takes an exclusive lock on `key` across processes, held while one refresh reads, uses
+    /// and replaces the credentials; `Ok(None)` (the default) when the store cannot lock, as
+    /// with an in-process store. [`FileStore`](crate::sources::FileStore) locks a file beside
+    /// the key's file, so two processes sharing a directory refresh one at a time.
+    async fn lock(&self, key: &str) -> Result<Option<StoreLock>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
 }
 
 /// An in-memory [`CredentialStore`]: nothing survives the process.

@@ -94,6 +94,14 @@ pub enum EventKind {
         /// Whether the token had just been issued ("rejected at once").
         fresh: bool,
     },
+    /// Rotated credentials (a refresh token) could not be saved. The token that came with them
+    /// was handed out anyway (the server already rotated); the credentials are kept in memory
+    /// and the save is retried in the background. Check the credential store (a locked
+    /// keychain, a full disk): until a save succeeds, a restart would need a new sign-in.
+    StoreFailed {
+        /// What the store said (no secrets).
+        message: String,
+    },
     /// Fatal: the user must sign in again. No more fetches until `renew_token()`.
     ReauthRequired {
         /// What the backend said.
@@ -130,11 +138,16 @@ pub struct Counters {
     pub last_fetch_latency: Option<Duration>,
     /// Total time, after the first token, during which no valid token was held (ms).
     pub expired_ms: u64,
+    /// Saves of rotated credentials that failed or did not answer in time (each retried).
+    pub store_failures: u64,
+    /// Times the session's driver was restarted after a panic (a bug: please report it).
+    pub driver_restarts: u64,
 }
 
-/// Receives events synchronously on the session's task, with no session lock held (calling
-/// `current()`, `state()` or `counters()` from it is fine). Keep it quick and non-blocking: hand
-/// the event to your UI thread.
+/// Receives events, in order, on the keeper's event thread (`tokenkeeper-events`), never on
+/// the renewal path: a listener that is slow, blocks or panics delays only later events to
+/// listeners, never a renewal. Calling `current()`, `state()` or `counters()` from it is fine.
+/// If listeners fall more than 4,096 events behind, the oldest are dropped (and logged).
 pub trait EventListener: Send + Sync {
     /// Called once per event, in order.
     fn on_event(&self, event: &Event);
@@ -198,26 +211,24 @@ impl EventHub {
         EventStream { rx, lagged: 0 }
     }
 
-    pub(crate) fn emit(&self, event: &Event) {
-        let listeners: Vec<Arc<dyn EventListener>> = {
-            let l = self.listeners.read();
-            if l.is_empty() {
-                Vec::new()
-            } else {
-                l.iter().map(|(_, x)| x.clone()).collect()
-            }
-        };
-        for l in listeners {
-            l.on_event(event);
-        }
+    /// Appends the registered listeners to `out`.
+    pub(crate) fn listeners_into(&self, out: &mut Vec<Arc<dyn EventListener>>) {
+        let listeners = self.listeners.read();
+        out.extend(listeners.iter().map(|(_, l)| l.clone()));
+    }
+
+    /// Sends `event` to the streams (never blocks; no host code runs here).
+    pub(crate) fn broadcast(&self, event: &Event) {
         if let Some(tx) = self.tx.lock().as_ref() {
             let _ = tx.send(event.clone()); // no receivers is fine
         }
     }
 
-    /// Ends all streams (their `recv` returns `None` after the buffered events).
+    /// Ends all streams (their `recv` returns `None` after the buffered events) and forgets
+    /// every listener, so a listener holding its own session cannot keep it alive.
     pub(crate) fn close(&self) {
         self.tx.lock().take();
+        self.listeners.write().clear();
     }
 }
 

@@ -107,6 +107,14 @@ pub struct Policy {
     /// Lifetime assumed when neither the token nor the source states an expiry.
     /// Default [`Policy::DEFAULT_ASSUMED_LIFETIME`].
     pub assumed_lifetime: Duration,
+    /// A token whose `nbf` lies at most this far ahead is valid at once (a device a second slow
+    /// and a JWT with `nbf = iat`, the common server default); a later `nbf` is a scheduled
+    /// token, held until its start. Default [`Policy::DEFAULT_NOT_BEFORE_LEEWAY`].
+    pub not_before_leeway: Duration,
+    /// A server time further than this from the device clock is ignored (a broken `Date`
+    /// header, a cache): the skew it implies is not believed. Default
+    /// [`Policy::DEFAULT_MAX_CLOCK_SKEW`].
+    pub max_clock_skew: Duration,
     /// Seed for the jitter generator; `None` (default) seeds from the clock and session id.
     /// Set it in tests for reproducible schedules.
     pub jitter_seed: Option<u64>,
@@ -141,6 +149,13 @@ impl Policy {
     pub const DEFAULT_FRESH_REJECTION_WINDOW: Duration = Duration::from_secs(10);
     /// 1 h.
     pub const DEFAULT_ASSUMED_LIFETIME: Duration = Duration::from_secs(3600);
+    /// 60 s, as JWT libraries use.
+    pub const DEFAULT_NOT_BEFORE_LEEWAY: Duration = Duration::from_secs(60);
+    /// 24 h.
+    pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(86_400);
+    /// At most this many fetches of one session run at once (a stalled one and its stand-ins);
+    /// sessions whose fetches use credentials run one at a time.
+    pub const MAX_PARALLEL_ATTEMPTS: usize = 3;
 
     /// The renewal lead for a token of `lifetime`: `renew_lead`, or `lifetime / 2` when
     /// `lifetime ≤ 2 × renew_lead`.
@@ -251,6 +266,39 @@ impl Policy {
         (delay, retry_after.map(|ra| ra.min(delay)))
     }
 
+    /// How long to wait for one attempt before starting another beside it. With no valid
+    /// token at stake (`valid_for` = `None`) that is the whole `fetch_timeout`; while a token is
+    /// valid, a stalled connection must not eat its remaining life, so the wait is
+    /// `max(4 × latency, 250 ms)`, at most half the time left before the expiry margin and at
+    /// most `fetch_timeout`, but never less than twice the usual latency (an answer on time is
+    /// never given up on) nor `min_retry_delay`. The stalled attempt is not cancelled: if it
+    /// answers first, its token is used.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokenkeeper::lifecycle::Policy;
+    /// let p = Policy::default();
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(p.attempt_budget(None, ms(300)), Duration::from_secs(10));
+    /// // A 3 s token with 2.5 s left and 300 ms fetches: give up waiting after 1.2 s.
+    /// assert_eq!(p.attempt_budget(Some(ms(2_500)), ms(300)), ms(1_200));
+    /// // 600 ms left: 250 ms.
+    /// assert_eq!(p.attempt_budget(Some(ms(600)), ms(10)), ms(250));
+    /// ```
+    pub fn attempt_budget(&self, valid_for: Option<Duration>, latency: Duration) -> Duration {
+        let Some(valid_for) = valid_for else {
+            return self.fetch_timeout;
+        };
+        let half_left = valid_for.saturating_sub(self.expiry_margin) / 2;
+        latency
+            .saturating_mul(4)
+            .max(Duration::from_millis(250))
+            .min(half_left)
+            .min(self.fetch_timeout)
+            .max(latency.saturating_mul(2))
+            .max(self.min_retry_delay)
+    }
+
     /// The jitter cap for an effective lead: `min(renew_jitter, lead / 10)`.
     pub fn jitter_for(&self, lead: Duration) -> Duration {
         self.renew_jitter.min(lead / 10)
@@ -296,6 +344,8 @@ impl Default for Policy {
             token_wait: Self::DEFAULT_TOKEN_WAIT,
             fresh_rejection_window: Self::DEFAULT_FRESH_REJECTION_WINDOW,
             assumed_lifetime: Self::DEFAULT_ASSUMED_LIFETIME,
+            not_before_leeway: Self::DEFAULT_NOT_BEFORE_LEEWAY,
+            max_clock_skew: Self::DEFAULT_MAX_CLOCK_SKEW,
             jitter_seed: None,
         }
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use zeroize::Zeroizing;
 
 use crate::source::Credentials;
-use crate::store::{CredentialStore, StoreError};
+use crate::store::{CredentialStore, StoreError, StoreLock};
 
 /// Largest credentials file [`FileStore::load`](CredentialStore::load) reads: 64 KiB.
 pub const MAX_CREDENTIALS_BYTES: u64 = 64 * 1024;
@@ -27,7 +27,10 @@ pub const MAX_CREDENTIALS_BYTES: u64 = 64 * 1024;
 ///   `%XX`, and `.cred` is appended (`oauth:alice` → `oauth%3Aalice.cred`).
 /// - `Debug` shows the directory only; secrets are never logged.
 ///
-/// Several processes may share a directory; concurrent saves of one key are last-writer-wins.
+/// Several processes may share a directory: [`CredentialStore::lock`] takes an exclusive file
+/// lock (`<key>.cred.lock`, `flock` on unix) that a keeper holds while one refresh reads, uses
+/// and replaces a key's credentials, so two processes never replay each other's consumed
+/// refresh token.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -162,6 +165,24 @@ fn save_blocking(dir: &Path, key: &str, secret: &[u8]) -> Result<(), StoreError>
     sync_dir(dir).map_err(|e| io_error("cannot flush the credentials directory", dir, &e))
 }
 
+fn lock_blocking(dir: &Path, key: &str) -> Result<StoreLock, StoreError> {
+    create_dir(dir).map_err(|e| io_error("cannot create the credentials directory", dir, &e))?;
+    let path = dir.join(format!("{}.lock", file_name(key)));
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(&path)
+        .map_err(|e| io_error("cannot open the lock file", &path, &e))?;
+    file.lock()
+        .map_err(|e| io_error("cannot lock", &path, &e))?;
+    Ok(StoreLock::new(file))
+}
+
 fn load_blocking(path: &Path) -> Result<Option<Credentials>, StoreError> {
     let file = match File::open(path) {
         Ok(file) => file,
@@ -224,6 +245,12 @@ impl CredentialStore for FileStore {
         let path = self.path_for(key);
         blocking(move || delete_blocking(&dir, &path)).await
     }
+
+    async fn lock(&self, key: &str) -> Result<Option<StoreLock>, StoreError> {
+        let dir = Arc::clone(&self.dir);
+        let key = key.to_owned();
+        blocking(move || lock_blocking(&dir, &key).map(Some)).await
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +301,18 @@ mod tests {
         let dir_mode = fs::metadata(store.dir()).unwrap().permissions().mode();
         assert_eq!(file_mode & 0o777, 0o600);
         assert_eq!(dir_mode & 0o777, 0o700);
+    }
+
+    #[tokio::test]
+    async fn the_key_lock_excludes_a_second_holder_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (FileStore::new(dir.path()), FileStore::new(dir.path()));
+        let held = a.lock("k").await.unwrap().expect("a file lock");
+        let waiting = tokio::spawn(async move { b.lock("k").await.map(|l| l.is_some()) });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the second lock waits for the first");
+        drop(held);
+        assert!(waiting.await.unwrap().unwrap());
     }
 
     #[tokio::test]

@@ -499,6 +499,49 @@ fn parse_http_date(text: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// `Retry-After` as seconds or as an HTTP date (measured from the answer's `Date`, else from
+/// `now_ms`); `None` when absent or unreadable. Shared with the OAuth source.
+pub(crate) fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(value)?;
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(parse_http_date)
+        .unwrap_or(now_ms);
+    Some(Duration::from_millis(
+        at.saturating_sub(now).max(0).unsigned_abs(),
+    ))
+}
+
+/// Why a capped body read failed.
+pub(crate) enum Capped {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads a response body, refusing more than `max` bytes (never buffering past the cap).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, Capped> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Transport)? {
+        if body.len() + chunk.len() > max {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The source
 
@@ -864,24 +907,19 @@ impl HttpSource {
         let mut response = builder.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = read_capped(&mut response, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| self.transport_error(&e))?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(SourceError::Misconfigured {
+            .map_err(|e| match e {
+                Capped::Transport(e) => self.transport_error(&e),
+                Capped::TooLarge => SourceError::Misconfigured {
                     setting: "endpoint".into(),
                     message: format!(
                         "{} answered more than {MAX_RESPONSE_BYTES} bytes; is this the token \
                          endpoint?",
                         i.display
                     ),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+                },
+            })?;
         Ok(Answer {
             status,
             headers,
@@ -921,23 +959,7 @@ impl HttpSource {
     }
 
     fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
-        let value = headers
-            .get(reqwest::header::RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim();
-        if let Ok(secs) = value.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
-        }
-        let at = parse_http_date(value)?;
-        let now = headers
-            .get(reqwest::header::DATE)
-            .and_then(|d| d.to_str().ok())
-            .and_then(parse_http_date)
-            .unwrap_or_else(|| self.inner.clock.now_unix_ms());
-        Some(Duration::from_millis(
-            at.saturating_sub(now).max(0).unsigned_abs(),
-        ))
+        retry_after(headers, self.inner.clock.now_unix_ms())
     }
 
     /// Every secret this request carried or could be answered with: the token being replaced,

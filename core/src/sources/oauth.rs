@@ -6,10 +6,16 @@
 //! report, so that `5xx`/`429` are retried and the server's clock corrects skew.
 //!
 //! Guarantees:
-//! - **Rotation is durable before use.** When the server returns a new refresh token, it is
-//!   saved through the configured [`CredentialStore`] *before* the access token is returned; a
-//!   failed save is an error and the access token is withheld. (With a lifecycle `Keeper`, the
-//!   new refresh token is also returned in [`FetchedToken::rotated`] for the session's store.)
+//! - **Rotation is saved before use, and never lost.** When the server returns a new refresh
+//!   token, it is saved through the configured [`CredentialStore`] *before* the access token is
+//!   returned. A store that fails or stalls does not withhold the access token (the server
+//!   already rotated): the refresh token stays in memory, the save is retried in the background
+//!   and [`OAuthTokens::unsaved`] says so. (With a lifecycle `Keeper`, the new refresh token is
+//!   also returned in [`FetchedToken::rotated`] for the session's store.)
+//! - **The store is read before every refresh** (under its cross-process lock, see
+//!   [`CredentialStore::lock`]), unless this source holds a newer, unsaved token: two processes
+//!   sharing a [`FileStore`](crate::sources::FileStore) key never replay each other's consumed
+//!   refresh token.
 //! - **One refresh at a time.** Refresh tokens are single-use: two concurrent refreshes with
 //!   the same one make the server revoke the family. All refreshes of one source are serialized,
 //!   and an [`AuthProvider`] caller that waited for another's refresh gets its result.
@@ -18,9 +24,13 @@
 //!
 //! Errors: `invalid_client` → [`SourceError::Misconfigured`] naming the client id that was sent
 //! (the classic mismatch of a user-managed app's client id with a server-to-server secret, or
-//! the reverse); `invalid_grant` → [`SourceError::ReauthRequired`]; network, `5xx`, `429` →
-//! [`SourceError::RetryLater`]. Server text quoted in a message (`error_description`) has the
-//! refresh token and client secret that were sent replaced by `[redacted]`, should it echo them.
+//! the reverse); `invalid_grant` → [`SourceError::ReauthRequired`], naming the client id and,
+//! when the server says the token belongs to another client, that mix-up (a refresh signed with
+//! the wrong app's credentials); network, `5xx`, `429` → [`SourceError::RetryLater`] with the
+//! server's `Retry-After` (seconds or an HTTP date). Server text quoted in a message
+//! (`error_description`, or a `reason`/`message` field as Zoom sends) has the refresh token and
+//! client secret that were sent replaced by `[redacted]`, should it echo them. Answers larger
+//! than [`MAX_RESPONSE_BYTES`] are refused without being buffered.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,9 +48,15 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{Clock, SystemClock};
+use crate::lifecycle::CredentialSlot;
 use crate::source::{Credentials, FetchRequest, FetchedToken, SourceError, Token, TokenSource};
-use crate::sources::http::{AuthProvider, scrub};
+use crate::sources::http::{
+    AuthProvider, Capped, MAX_RESPONSE_BYTES, read_capped, retry_after, scrub,
+};
 use crate::store::CredentialStore;
+
+/// Each call to the credential store gives up after 10 s (the save goes on in the background).
+const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a confidential client authenticates to the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -141,6 +157,9 @@ pub struct OAuthTokens {
     pub refresh_token: Credentials,
     /// Whether the server rotated the refresh token.
     pub rotated: bool,
+    /// The rotated refresh token could not be saved yet (the store failed or did not answer):
+    /// it is kept in memory, used by the next refresh and saved in the background.
+    pub unsaved: bool,
     /// The server's clock (`Date` header) when it answered, unix ms (+500 ms, see
     /// [`crate::sources::HttpSourceBuilder::date_header`]).
     pub server_time_ms: Option<i64>,
@@ -189,19 +208,16 @@ pub struct OAuthSource {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     /// Held for the whole of a refresh: one at a time.
     refresh_lock: tokio::sync::Mutex<()>,
+    /// The newest refresh token: in memory, and in the store if there is one.
+    slot: Mutex<Arc<CredentialSlot>>,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    /// The newest refresh token this source knows.
-    latest: Option<Credentials>,
-    /// Whether the store was read (it is read once, when nothing newer is known).
-    store_read: bool,
     /// sha256 of refresh tokens already sent to the server.
     consumed: VecDeque<[u8; 32]>,
     /// The last access token and until when to reuse it (device clock, unix ms).
@@ -229,17 +245,35 @@ impl fmt::Debug for OAuthSource {
 }
 
 /// What the token endpoint's HTTP layer said, which `oauth2` does not report.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Seen {
     status: u16,
     retry_after: Option<Duration>,
     date_ms: Option<i64>,
+    /// A `reason` or `message` field of an error answer (Zoom sends `reason`).
+    reason: Option<String>,
 }
 
-/// The reqwest client, recording status, `Retry-After` and `Date` of the answer.
+/// The reqwest client, recording status, `Retry-After`, `Date` and an error answer's reason,
+/// and reading at most [`MAX_RESPONSE_BYTES`] of body.
 struct Recording {
     http: reqwest::Client,
+    /// Device wall clock when the request was made, for an HTTP-date `Retry-After` when the
+    /// answer has no `Date`.
+    now_ms: i64,
     seen: Arc<Mutex<Seen>>,
+}
+
+fn reqwest_error(e: reqwest::Error) -> HttpClientError<reqwest::Error> {
+    HttpClientError::Reqwest(Box::new(e))
+}
+
+/// The `reason` (Zoom) or `message` field of a JSON error answer.
+fn server_reason(body: &[u8]) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["reason", "message"]
+        .iter()
+        .find_map(|k| doc.get(*k)?.as_str().map(str::to_owned))
 }
 
 impl<'c> AsyncHttpClient<'c> for Recording {
@@ -249,19 +283,35 @@ impl<'c> AsyncHttpClient<'c> for Recording {
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let response = self.http.call(request).await?;
-            let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+            let request = reqwest::Request::try_from(request).map_err(reqwest_error)?;
+            let mut response = self.http.execute(request).await.map_err(reqwest_error)?;
+            let status = response.status();
+            let headers = std::mem::take(response.headers_mut());
+            let body = read_capped(&mut response, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|e| match e {
+                    Capped::Transport(e) => reqwest_error(e),
+                    Capped::TooLarge => HttpClientError::Other(format!(
+                        "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+                    )),
+                })?;
             *self.seen.lock() = Seen {
-                status: response.status().as_u16(),
-                retry_after: header(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs),
+                status: status.as_u16(),
+                retry_after: retry_after(&headers, self.now_ms),
                 // `Date` has whole seconds: the true time lies in [date, date + 1 s).
-                date_ms: header(reqwest::header::DATE)
+                date_ms: headers
+                    .get(reqwest::header::DATE)
+                    .and_then(|d| d.to_str().ok())
                     .and_then(|d| chrono::DateTime::parse_from_rfc2822(d.trim()).ok())
                     .map(|t| t.timestamp_millis() + 500),
+                reason: (!status.is_success())
+                    .then(|| server_reason(&body))
+                    .flatten(),
             };
-            Ok(response)
+            let mut answer = oauth2::HttpResponse::new(body);
+            *answer.status_mut() = status;
+            *answer.headers_mut() = headers;
+            Ok(answer)
         })
     }
 }
@@ -314,6 +364,7 @@ impl OAuthSource {
             client = client.set_client_secret(ClientSecret::new(secret.clone()));
         }
         // No redirects: a token request must not be replayed elsewhere (oauth2's advice).
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tokenkeeper/", env!("CARGO_PKG_VERSION")))
@@ -329,26 +380,45 @@ impl OAuthSource {
             token_url: token_url.into(),
             scopes: config.scopes.into(),
             store: None,
-            clock: Arc::new(SystemClock::new()),
-            shared: Arc::default(),
+            clock: clock.clone(),
+            shared: Arc::new(Shared {
+                refresh_lock: tokio::sync::Mutex::new(()),
+                slot: Mutex::new(CredentialSlot::new(None, None, clock, None)),
+                state: Mutex::new(State::default()),
+            }),
         })
+    }
+
+    /// A new slot with the current store and clock, keeping the refresh token held in memory.
+    fn rebuild_slot(&self) {
+        let (store, key) = match &self.store {
+            Some((store, key)) => (Some(store.clone()), Some(key.as_ref())),
+            None => (None, None),
+        };
+        let slot = CredentialSlot::new(key, store, self.clock.clone(), None);
+        let mut current = self.shared.slot.lock();
+        if let Some(held) = current.current() {
+            slot.rotate(held);
+        }
+        *current = slot;
+    }
+
+    fn slot(&self) -> Arc<CredentialSlot> {
+        self.shared.slot.lock().clone()
     }
 
     /// Persists rotated refresh tokens under `key` in `store` (before returning the access
     /// token), and reads the refresh token from there when nothing newer is known.
     pub fn with_store(mut self, store: Arc<dyn CredentialStore>, key: &str) -> Self {
         self.store = Some((store, key.into()));
+        self.rebuild_slot();
         self
     }
 
     /// Starts from `refresh_token` (e.g. just received with the authorization code) instead of
     /// the store's; its rotation is saved to the store as usual.
     pub fn with_refresh_token(self, refresh_token: Credentials) -> Self {
-        {
-            let mut state = self.shared.state.lock();
-            state.latest = Some(refresh_token);
-            state.store_read = true;
-        }
+        self.slot().rotate(refresh_token);
         self
     }
 
@@ -356,6 +426,7 @@ impl OAuthSource {
     /// Default [`SystemClock`].
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.rebuild_slot();
         self
     }
 
@@ -368,8 +439,8 @@ impl OAuthSource {
     /// the new tokens.
     ///
     /// # Errors
-    /// See the [module docs](self). A failed save is [`SourceError::RetryLater`]; the rotated
-    /// token is kept in memory and the next refresh uses it (and saves again).
+    /// See the [module docs](self). A failed save is not an error: see
+    /// [`OAuthTokens::unsaved`].
     pub async fn refresh(&self) -> Result<OAuthTokens, SourceError> {
         self.refresh_detached(None, None).await
     }
@@ -399,21 +470,40 @@ impl OAuthSource {
         seen_generation: Option<u64>,
     ) -> Result<OAuthTokens, SourceError> {
         let _guard = self.shared.refresh_lock.lock().await;
+        let slot = self.slot();
         if let Some(seen) = seen_generation {
             let state = self.shared.state.lock();
             if state.generation > seen {
-                if let (Some((token, _)), Some(latest)) = (&state.access, &state.latest) {
+                if let (Some((token, _)), Some(latest)) = (&state.access, slot.current()) {
                     return Ok(OAuthTokens {
                         access_token: token.clone(),
                         expires_in: None,
-                        refresh_token: latest.clone(),
+                        refresh_token: latest,
                         rotated: false,
+                        unsaved: false,
                         server_time_ms: None,
                     });
                 }
             }
         }
-        let refresh_token = self.current_refresh_token(offered).await?;
+        // Unless this source already sent it (the engine missed a rotation), an offered token
+        // is the newest: the one the engine holds, or a fresh sign-in.
+        let offered = offered.filter(|o| !self.shared.state.lock().consumed.contains(&digest(o)));
+        let held = match &offered {
+            Some(_) => None,
+            // Reads the store again under its lock, unless we hold a newer unsaved token.
+            None => Some(slot.begin_fetch(STORE_TIMEOUT).await.map_err(|e| {
+                SourceError::RetryLater {
+                    kind: crate::source::RetryKind::Network,
+                    retry_after: None,
+                    message: format!("cannot read the refresh token: {}", e.message),
+                }
+            })?),
+        };
+        let refresh_token = match offered.or_else(|| held.as_ref()?.credentials.clone()) {
+            Some(t) if !self.shared.state.lock().consumed.contains(&digest(&t)) => t,
+            _ => return Err(self.no_refresh_token()),
+        };
         let (result, seen) = self.exchange(&refresh_token).await;
         let response = result?;
         let rotated = response
@@ -421,30 +511,26 @@ impl OAuthSource {
             .map(|rt| Credentials::new(rt.secret().as_str()))
             .filter(|rt| rt != &refresh_token);
         let next = rotated.clone().unwrap_or_else(|| refresh_token.clone());
-        {
+        if rotated.is_some() {
             let mut state = self.shared.state.lock();
-            if rotated.is_some() {
-                state.consumed.push_back(digest(&refresh_token));
-                while state.consumed.len() > CONSUMED_MEMORY {
-                    state.consumed.pop_front();
-                }
+            state.consumed.push_back(digest(&refresh_token));
+            while state.consumed.len() > CONSUMED_MEMORY {
+                state.consumed.pop_front();
             }
-            state.latest = Some(next.clone());
         }
-        if let (Some(rotated), Some((store, key))) = (&rotated, &self.store) {
-            store
-                .save(key, rotated)
-                .await
-                .map_err(|e| SourceError::RetryLater {
-                    kind: crate::source::RetryKind::Network,
-                    retry_after: None,
-                    message: format!(
-                        "the rotated refresh token could not be saved ({}); the access token is \
-                     withheld until it is saved, will retry",
-                        e.message
-                    ),
-                })?;
-        }
+        slot.rotate(next.clone());
+        let unsaved = match slot.persist(STORE_TIMEOUT).await {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::warn!(
+                    client_id = %self.client_id,
+                    error = %e.message,
+                    "the rotated refresh token could not be saved yet; kept in memory, retrying the save"
+                );
+                true
+            }
+        };
+        drop(held);
         let access_token = Token::new(response.access_token().secret().as_str());
         let expires_in = response.expires_in();
         let now = self.clock.now_unix_ms();
@@ -471,48 +557,13 @@ impl OAuthSource {
             expires_in,
             refresh_token: next,
             rotated: rotated.is_some(),
+            unsaved,
             server_time_ms: seen.date_ms,
         })
     }
 
-    /// The refresh token to send (see the type's docs for the order).
-    async fn current_refresh_token(
-        &self,
-        offered: Option<Credentials>,
-    ) -> Result<Credentials, SourceError> {
-        {
-            let state = self.shared.state.lock();
-            if let Some(offered) = offered {
-                // Unless this source already sent it (the engine failed to save a rotation),
-                // an offered token is the newest: the one it holds, or a fresh sign-in.
-                if !state.consumed.contains(&digest(&offered)) {
-                    return Ok(offered);
-                }
-            }
-            if state.store_read || self.store.is_none() {
-                if let Some(latest) = &state.latest {
-                    return Ok(latest.clone());
-                }
-            }
-        }
-        if let Some((store, key)) = &self.store {
-            let loaded = store.load(key).await.map_err(|e| SourceError::RetryLater {
-                kind: crate::source::RetryKind::Network,
-                retry_after: None,
-                message: format!("cannot read the refresh token `{key}`: {}", e.message),
-            })?;
-            let mut state = self.shared.state.lock();
-            state.store_read = true;
-            if let Some(loaded) = loaded {
-                if !state.consumed.contains(&digest(&loaded)) {
-                    state.latest = Some(loaded);
-                }
-            }
-            if let Some(latest) = &state.latest {
-                return Ok(latest.clone());
-            }
-        }
-        Err(SourceError::ReauthRequired {
+    fn no_refresh_token(&self) -> SourceError {
+        SourceError::ReauthRequired {
             message: format!(
                 "no refresh token for client `{}`{}; sign the user in (authorization code flow) \
                  first",
@@ -522,7 +573,7 @@ impl OAuthSource {
                     .map(|(_, key)| format!(" under `{key}`"))
                     .unwrap_or_default()
             ),
-        })
+        }
     }
 
     async fn exchange(
@@ -531,6 +582,7 @@ impl OAuthSource {
     ) -> (Result<oauth2::basic::BasicTokenResponse, SourceError>, Seen) {
         let recording = Recording {
             http: self.http.clone(),
+            now_ms: self.clock.now_unix_ms(),
             seen: Arc::default(),
         };
         let token = RefreshToken::new(refresh_token.expose().to_owned());
@@ -539,11 +591,9 @@ impl OAuthSource {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let result = request.request_async(&recording).await;
-        let seen = *recording.seen.lock();
-        (
-            result.map_err(|e| self.classify(e, seen, refresh_token)),
-            seen,
-        )
+        let seen = recording.seen.lock().clone();
+        let result = result.map_err(|e| self.classify(e, &seen, refresh_token));
+        (result, seen)
     }
 
     fn classify(
@@ -552,7 +602,7 @@ impl OAuthSource {
             HttpClientError<reqwest::Error>,
             oauth2::basic::BasicErrorResponse,
         >,
-        seen: Seen,
+        seen: &Seen,
         refresh_token: &Credentials,
     ) -> SourceError {
         let url = &self.token_url;
@@ -565,10 +615,16 @@ impl OAuthSource {
         let said = |text: &str, max_chars| clip(&scrub(text, &secrets), max_chars);
         match error {
             RequestTokenError::ServerResponse(response) => {
-                let description = response
-                    .error_description()
-                    .map(|d| format!(" ({})", said(d, 240)))
-                    .unwrap_or_default();
+                let told: Vec<String> = [response.error_description(), seen.reason.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|d| said(d, 240))
+                    .collect();
+                let description = if told.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", told.join("; "))
+                };
                 match response.error() {
                     BasicErrorResponseType::InvalidClient => SourceError::Misconfigured {
                         setting: "client_id".into(),
@@ -581,12 +637,26 @@ impl OAuthSource {
                             self.client_auth
                         ),
                     },
-                    BasicErrorResponseType::InvalidGrant => SourceError::ReauthRequired {
-                        message: format!(
-                            "{url} refused the refresh token (invalid_grant{description}); it \
-                             expired, was revoked or was already used: sign the user in again"
-                        ),
-                    },
+                    BasicErrorResponseType::InvalidGrant => {
+                        let other_client = told.iter().any(|t| t.to_lowercase().contains("client"));
+                        let message = if other_client {
+                            format!(
+                                "{url} refused the refresh token sent with client id `{id}` \
+                                 (invalid_grant{description}): it was issued to another OAuth app. \
+                                 Refresh with the client id and secret of the app that issued it \
+                                 (a refresh signed with another app's credentials is refused), or \
+                                 sign the user in again through `{id}`"
+                            )
+                        } else {
+                            format!(
+                                "{url} refused the refresh token sent with client id `{id}` \
+                                 (invalid_grant{description}): it expired, was revoked or was \
+                                 already used, so sign the user in again; if it was issued to \
+                                 another OAuth app, refresh with that app's client id and secret"
+                            )
+                        };
+                        SourceError::ReauthRequired { message }
+                    }
                     BasicErrorResponseType::UnauthorizedClient => SourceError::Misconfigured {
                         setting: "client_id".into(),
                         message: format!(
@@ -640,6 +710,14 @@ impl OAuthSource {
                     SourceError::network(format!(
                         "cannot reach {url} ({cause}); check the network and token_url"
                     ))
+                }
+            }
+            RequestTokenError::Request(HttpClientError::Other(too_large)) => {
+                SourceError::Misconfigured {
+                    setting: "token_url".into(),
+                    message: format!(
+                        "{url}: {too_large}; check that token_url is the OAuth token endpoint"
+                    ),
                 }
             }
             RequestTokenError::Request(other) => {

@@ -199,12 +199,14 @@ impl Rig {
         self.clock.sleep(d).await;
     }
 
+    /// Every event so far (listeners run on the keeper's event thread: wait for it first).
     pub(crate) fn events(&self) -> Vec<Event> {
+        assert!(self.keeper.flush_listeners(Duration::from_secs(5)));
         self.events.lock().clone()
     }
 
     pub(crate) fn count(&self, pred: impl Fn(&EventKind) -> bool) -> usize {
-        self.events.lock().iter().filter(|e| pred(&e.kind)).count()
+        self.events().iter().filter(|e| pred(&e.kind)).count()
     }
 }
 

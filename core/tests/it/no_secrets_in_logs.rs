@@ -132,9 +132,14 @@ async fn session_lifecycle_logs_no_token_or_refresh_token() {
     clock.sleep(Duration::from_secs(150)).await;
     let renewed = session.current().expect("renewed token");
     // A server refuses the token: emergency refetch.
-    let after_rejection = session.token_rejected().await.unwrap();
+    let after_rejection = session.token_rejected(None).await.unwrap();
     assert_ne!(after_rejection.token, renewed.token);
-    let after_expiry = session.token_expired().await.unwrap();
+    // Past the fresh window, so the expiry report is not a second fresh-token report in a row.
+    clock.sleep(Duration::from_secs(11)).await;
+    let after_expiry = session
+        .token_expired(Some(after_rejection.token.expose()))
+        .await
+        .unwrap();
     session.close();
     clock.sleep(Duration::from_secs(1)).await;
 
@@ -150,6 +155,7 @@ async fn session_lifecycle_logs_no_token_or_refresh_token() {
     assert!(reasons.contains(&FetchReason::Scheduled), "{reasons:?}");
     assert!(reasons.contains(&FetchReason::Rejected), "{reasons:?}");
     assert!(reasons.contains(&FetchReason::Emergency), "{reasons:?}");
+    assert!(keeper.flush_listeners(Duration::from_secs(5)));
     let events = events.lock().clone();
     let failures: Vec<&EventKind> = events
         .iter()
@@ -163,12 +169,13 @@ async fn session_lifecycle_logs_no_token_or_refresh_token() {
         "session opened",
         "fetch cycle started",
         "fetching token",
-        "rotated credentials saved",
+        "credentials saved",
         "token issued",
         "token fetch failed; retrying",
         "overloaded",
-        "token rejected by server",
-        "host reported token expired",
+        "engine reported the token bad",
+        "Rejected",
+        "Expired",
         "session closed",
         "token_session",
         "token_fetch",
@@ -335,8 +342,8 @@ async fn http_source_error_echoing_the_token_and_keys_is_logged_redacted() {
                             serde_json::json!({
                                 "error": "server_error",
                                 "message": format!(
-                                    "could not renew {token_1} for Bearer {bearer} \
-                                     (previous: {token_1})"
+                                    "could not renew {token_2} for Bearer {bearer} \
+                                     (previous: {token_2})"
                                 ),
                             }),
                         )
@@ -379,22 +386,32 @@ async fn http_source_error_echoing_the_token_and_keys_is_logged_redacted() {
         Arc::new(source.clone()),
     );
 
+    let events = record(&session);
     let first = session.token().await.unwrap();
     assert_eq!(first.token.expose(), token_1);
-    // The backend echoes the current token and the auth header in a 500.
-    let server_error = session.renew_token().await.unwrap_err();
-    assert!(
-        matches!(&server_error, tokenkeeper::Error::RetryLater { message, .. }
-            if message.contains("server_error") && message.contains("/rtc/token")),
-        "{server_error}"
-    );
-    let second = session.token_rejected().await.unwrap();
+    let second = session.token_rejected(None).await.unwrap();
     assert_eq!(second.token.expose(), token_2);
-    // A 403 whose body echoes the fixed API key header and the token.
+    // The backend echoes the current token and the auth header in a 500, then answers a 403
+    // whose body echoes the fixed API key header and the token: renew_token() waits across the
+    // first and returns the second.
     let forbidden = session.renew_token().await.unwrap_err();
     assert!(
         matches!(&forbidden, tokenkeeper::Error::Revoked { reason } if reason.contains("forbidden")),
         "{forbidden}"
+    );
+    assert!(keeper.flush_listeners(Duration::from_secs(5)));
+    let server_error = events
+        .lock()
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::FetchFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("the 500 was reported");
+    assert!(
+        matches!(&server_error, tokenkeeper::Error::RetryLater { message, .. }
+            if message.contains("server_error") && message.contains("/rtc/token")),
+        "{server_error}"
     );
     session.close();
 
@@ -530,7 +547,7 @@ async fn oauth_refresh_with_rotation_and_an_echoing_invalid_grant_is_logged_reda
     let log = capture.text();
     for expected in [
         "OAuth refresh succeeded",
-        "rotated credentials saved",
+        "credentials saved",
         "token issued",
         "token session failed; retries stopped",
         "invalid_grant",
@@ -547,6 +564,7 @@ async fn oauth_refresh_with_rotation_and_an_echoing_invalid_grant_is_logged_reda
         expires_in: Some(Duration::from_secs(3600)),
         refresh_token: refresh_token(4),
         rotated: true,
+        unsaved: false,
         server_time_ms: Some(T0),
     };
     let shown = debug_all(&[

@@ -1,0 +1,285 @@
+//! The schedule arithmetic: what one answer says about time, what a fetched token's times mean
+//! on this device, and when to renew it. Pure functions, tested on their own.
+//!
+//! Rules, each one a defect we met on real devices and backends:
+//! - **Skew** (server minus device) is learnt from each answer on its own: a server time is
+//!   used when it is within [`Policy::max_clock_skew`](super::Policy::max_clock_skew) of the device and agrees with the token it
+//!   came with (not before the token's `iat`, not after its expiry while the device still sees it
+//!   valid). Without a usable server time, the token's `iat` can only prove the device *slow*
+//!   (`iat` in the device's future); it never proves it fast, since a backend may hand out a
+//!   token minted long ago. With no evidence the skew is 0: a skew learnt once does not outlive
+//!   the answer that showed it.
+//! - **Start**: an `nbf` at most [`Policy::not_before_leeway`](super::Policy::not_before_leeway) ahead is valid now (a device a
+//!   second slow and a JWT with `nbf = iat`); a later one is a scheduled token, held until then.
+//! - **Renewal** is planned on the time *left* at receipt: never later than expiry minus the lead
+//!   (capped at 19/20 of the time left), never sooner than 1/20 of the time left.
+
+use std::time::Duration;
+
+use crate::clock::millis;
+
+/// Server time may be off by this much from a token's own times (whole-second claims, a
+/// `Date` header read half a second late) before it counts as a contradiction: 5 s.
+pub(crate) const SKEW_TOLERANCE_MS: i64 = 5_000;
+
+/// What one answer says about time. All instants are unix ms; `now_wall` is the device's.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Evidence {
+    /// Device wall clock when the answer arrived.
+    pub(crate) now_wall: i64,
+    /// The server's clock when it answered (`Date`, `serverTime`).
+    pub(crate) server_time: Option<i64>,
+    /// When the token was issued, server clock (its `iat`, or the source's `issuedAt`).
+    pub(crate) issued_at: Option<i64>,
+    /// The earliest absolute expiry the token or the source states, server clock.
+    pub(crate) expires_at: Option<i64>,
+    /// The token's `nbf`, server clock.
+    pub(crate) not_before: Option<i64>,
+}
+
+/// Where the skew estimate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SkewBasis {
+    /// No evidence of skew: the device clock is taken as right.
+    None,
+    /// The server's clock in the answer.
+    ServerTime,
+    /// The token's `iat` lies in the device's future: the device is at least that slow.
+    IssuedAt,
+}
+
+/// Server minus device clock, in ms, and why; `ignored` explains a server time that was set
+/// aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Skew {
+    pub(crate) ms: i64,
+    pub(crate) basis: SkewBasis,
+    pub(crate) ignored: Option<&'static str>,
+}
+
+/// Estimates the skew from one answer (see the module docs).
+pub(crate) fn estimate_skew(e: &Evidence, max_skew: Duration) -> Skew {
+    let mut ignored = None;
+    if let Some(server) = e.server_time {
+        let skew = server.saturating_sub(e.now_wall);
+        if skew.unsigned_abs() > millis(max_skew).unsigned_abs() {
+            ignored = Some("it is further from the device clock than policy max_clock_skew");
+        } else if e
+            .issued_at
+            .is_some_and(|iat| server < iat.saturating_sub(SKEW_TOLERANCE_MS))
+        {
+            ignored = Some("it is earlier than the token's own issue time");
+        } else if e
+            .expires_at
+            .is_some_and(|exp| server >= exp && e.now_wall < exp)
+        {
+            ignored = Some("it says the token it came with had already expired");
+        } else {
+            return Skew {
+                ms: skew,
+                basis: SkewBasis::ServerTime,
+                ignored,
+            };
+        }
+    }
+    if let Some(iat) = e.issued_at {
+        let ahead = iat.saturating_sub(e.now_wall);
+        if ahead > SKEW_TOLERANCE_MS && ahead.unsigned_abs() <= millis(max_skew).unsigned_abs() {
+            return Skew {
+                ms: ahead,
+                basis: SkewBasis::IssuedAt,
+                ignored,
+            };
+        }
+    }
+    Skew {
+        ms: 0,
+        basis: SkewBasis::None,
+        ignored,
+    }
+}
+
+/// A fetched token's times on the device, relative to its arrival (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Times {
+    /// Time left until expiry, from arrival (may be ≤ 0: already expired).
+    pub(crate) expires_in: i64,
+    /// When it becomes valid, from arrival; 0 unless held as a scheduled token.
+    pub(crate) starts_in: i64,
+    /// Its whole lifetime as far as known (`iat` to expiry), at least the time it is valid.
+    pub(crate) lifetime: i64,
+}
+
+/// Works out a token's times from the evidence, the skew, and the source's relative lifetime
+/// (`expires_in`, counted from `fetch_started_ago` before arrival). `None` when nothing states
+/// an expiry.
+pub(crate) fn token_times(
+    e: &Evidence,
+    skew_ms: i64,
+    expires_in: Option<Duration>,
+    fetch_started_ago: i64,
+    nbf_leeway: Duration,
+) -> Option<Times> {
+    let on_device = |server: i64| server.saturating_sub(skew_ms).saturating_sub(e.now_wall);
+    let absolute = e.expires_at.map(on_device);
+    let relative = expires_in.map(|d| millis(d).saturating_sub(fetch_started_ago));
+    let expires_in = match (absolute, relative) {
+        (Some(a), Some(r)) => a.min(r),
+        (a, r) => a.or(r)?,
+    };
+    let starts_in = e
+        .not_before
+        .map(on_device)
+        .filter(|ahead| *ahead > millis(nbf_leeway))
+        .unwrap_or(0);
+    let issued = e.issued_at.map(on_device).unwrap_or(starts_in).min(starts_in);
+    Some(Times {
+        expires_in,
+        starts_in,
+        lifetime: expires_in.saturating_sub(issued),
+    })
+}
+
+/// When to start renewing a token that is valid from `start` for `valid_for` ms (so it expires
+/// at `start + valid_for`), given the effective `lead` and a `jitter` (both ms). Returns an
+/// instant on the same clock as `start`.
+///
+/// ```text
+/// renew_at = clamp(expiry − lead − jitter, start + valid_for/20, expiry − min(lead, 19/20 valid_for))
+/// ```
+pub(crate) fn renew_at(start: i64, valid_for: i64, lead: i64, jitter: i64) -> i64 {
+    let valid_for = valid_for.max(0);
+    let expiry = start.saturating_add(valid_for);
+    let lead = lead.clamp(0, valid_for / 20 * 19);
+    let earliest = start.saturating_add(valid_for / 20);
+    let latest = expiry.saturating_sub(lead).max(earliest);
+    expiry
+        .saturating_sub(lead)
+        .saturating_sub(jitter.max(0))
+        .clamp(earliest, latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn evidence(now: i64) -> Evidence {
+        Evidence {
+            now_wall: now,
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn server_time_gives_the_skew_when_it_agrees_with_the_token() {
+        let e = Evidence {
+            server_time: Some(10 * H + H),
+            issued_at: Some(10 * H + H),
+            expires_at: Some(12 * H),
+            ..evidence(10 * H)
+        };
+        let skew = estimate_skew(&e, DAY);
+        assert_eq!((skew.ms, skew.basis), (H, SkewBasis::ServerTime));
+    }
+
+    #[test]
+    fn server_time_earlier_than_the_tokens_issue_time_is_ignored() {
+        // A `Date` an hour behind (a stale cache, a wrong server clock); the token was minted now.
+        let e = Evidence {
+            server_time: Some(10 * H - H),
+            issued_at: Some(10 * H),
+            expires_at: Some(11 * H),
+            ..evidence(10 * H)
+        };
+        let skew = estimate_skew(&e, DAY);
+        assert_eq!((skew.ms, skew.basis), (0, SkewBasis::None));
+        assert!(skew.ignored.is_some());
+    }
+
+    #[test]
+    fn server_time_past_the_tokens_expiry_is_ignored_while_the_device_sees_it_valid() {
+        let e = Evidence {
+            server_time: Some(10 * H + H),
+            expires_at: Some(10 * H + H),
+            ..evidence(10 * H)
+        };
+        assert_eq!(estimate_skew(&e, DAY).basis, SkewBasis::None);
+    }
+
+    #[test]
+    fn server_time_beyond_the_bound_is_ignored() {
+        let e = Evidence {
+            server_time: Some(10 * H + 30 * H),
+            ..evidence(10 * H)
+        };
+        let skew = estimate_skew(&e, DAY);
+        assert_eq!(skew.basis, SkewBasis::None);
+        assert!(skew.ignored.unwrap().contains("max_clock_skew"));
+    }
+
+    #[test]
+    fn iat_proves_a_slow_device_but_never_a_fast_one() {
+        let slow = Evidence {
+            issued_at: Some(10 * H + H),
+            ..evidence(10 * H)
+        };
+        assert_eq!(estimate_skew(&slow, DAY).ms, H);
+        // Minted 30 min ago (a caching backend): no evidence the device is fast.
+        let cached = Evidence {
+            issued_at: Some(10 * H - H / 2),
+            ..evidence(10 * H)
+        };
+        assert_eq!(estimate_skew(&cached, DAY).ms, 0);
+        // A second or two ahead is within the tolerance of whole-second claims.
+        let close = Evidence {
+            issued_at: Some(10 * H + 2_000),
+            ..evidence(10 * H)
+        };
+        assert_eq!(estimate_skew(&close, DAY).ms, 0);
+    }
+
+    #[test]
+    fn times_take_the_earliest_expiry_and_hold_only_distant_starts() {
+        let e = Evidence {
+            expires_at: Some(10 * H + 600_000),
+            not_before: Some(10 * H + 2_000),
+            issued_at: Some(10 * H + 2_000),
+            ..evidence(10 * H)
+        };
+        let t = token_times(
+            &e,
+            0,
+            Some(Duration::from_secs(300)),
+            100,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, 299_900);
+        assert_eq!(t.starts_in, 0, "nbf 2 s ahead is within the leeway");
+        let meeting = Evidence {
+            not_before: Some(10 * H + H),
+            expires_at: Some(12 * H),
+            ..evidence(10 * H)
+        };
+        let t = token_times(&meeting, 0, None, 0, Duration::from_secs(60)).unwrap();
+        assert_eq!((t.starts_in, t.expires_in, t.lifetime), (H, 2 * H, H));
+        assert_eq!(
+            token_times(&evidence(0), 0, None, 0, Duration::ZERO),
+            None
+        );
+    }
+
+    #[test]
+    fn renewal_of_a_token_served_late_in_its_life_lands_before_expiry() {
+        // A 24 h token with 1 h left, lead 30 s, 3 s jitter: 30–33 s before expiry.
+        let at = renew_at(0, H, 30_000, 3_000);
+        assert_eq!(at, H - 33_000);
+        // Whatever the lead, never later than expiry − lead and never before 1/20 of the time left.
+        assert_eq!(renew_at(0, 2_700, 5_000, 500), 135);
+        assert_eq!(renew_at(0, 2_700, 1_000, 100), 1_600);
+        assert_eq!(renew_at(1_000, 0, 30_000, 0), 1_000);
+    }
+}
