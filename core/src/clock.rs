@@ -282,7 +282,7 @@ fn poll_discontinuities(
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn clock_set_notifications() -> Option<Discontinuities> {
     use rustix::time::{
-        Itimerspec, Timespec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, timerfd_create,
+        Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
         timerfd_settime,
     };
     use tokio::io::unix::AsyncFd;
@@ -521,7 +521,10 @@ mod tests {
         let (a0, b0) = (clock.monotonic(), clock.boot_time());
         std::thread::sleep(Duration::from_millis(20));
         let (a1, b1) = (clock.monotonic(), clock.boot_time());
-        assert!(b1 - b0 + Duration::from_millis(2) >= a1 - a0, "{b0:?} {b1:?} {a0:?} {a1:?}");
+        assert!(
+            b1 - b0 + Duration::from_millis(2) >= a1 - a0,
+            "{b0:?} {b1:?} {a0:?} {a1:?}"
+        );
     }
 
     #[tokio::test]

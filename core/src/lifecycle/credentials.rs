@@ -55,11 +55,15 @@ struct SlotState {
     /// Whether the store was read at least once.
     loaded: bool,
     retrying: bool,
+    /// The newest version whose failed save was reported to the sessions.
+    reported: u64,
 }
 
-/// Told when the host replaces the credentials (the user signed in again).
+/// A session using the key: told when the host replaces the credentials (the user signed in
+/// again) and when rotated credentials could not be saved.
 pub(crate) trait CredentialWatcher: Send + Sync {
     fn credentials_replaced(&self);
+    fn save_failed(&self, message: &str);
 }
 
 impl fmt::Debug for CredentialSlot {
@@ -106,10 +110,6 @@ impl CredentialSlot {
     /// in parallel.
     pub(crate) fn in_use(&self) -> bool {
         self.key.is_some() || self.state.lock().value.is_some()
-    }
-
-    pub(crate) fn key(&self) -> Option<&str> {
-        self.key.as_deref()
     }
 
     /// The credentials held in memory.
@@ -208,43 +208,97 @@ impl CredentialSlot {
 
     /// The host replaced the credentials (the user signed in again): kept in memory at once,
     /// saved in the background, and every session using the key resumes.
-    pub(crate) fn replace(self: &Arc<Self>, credentials: Credentials) {
+    pub(crate) fn replace(self: &Arc<Self>, credentials: Credentials, timeout: Duration) {
         self.rotate(credentials);
-        let slot = self.clone();
-        let timeout = SAVE_RETRY_MAX;
-        self.spawn(async move {
-            if let Err(e) = slot.persist(timeout).await {
-                tracing::warn!(key = ?slot.key, error = %e.message, "saving the new credentials failed; retrying");
-            }
-        });
-        let watchers: Vec<_> = self.watchers.lock().iter().filter_map(Weak::upgrade).collect();
-        for w in watchers {
+        self.save_in_background(timeout, None);
+        for w in self.watchers() {
             w.credentials_replaced();
         }
     }
 
-    /// Saves the newest credentials, waiting at most `wait` for the store. The save goes on in
-    /// the background after `wait`, and a failed one is retried until it succeeds or newer
-    /// credentials replace it. Must run inside a tokio runtime.
-    ///
-    /// # Errors
-    /// The store failed or did not answer in time (the credentials stay in memory).
-    pub(crate) async fn persist(self: &Arc<Self>, wait: Duration) -> Result<(), StoreError> {
+    fn watchers(&self) -> Vec<Arc<dyn CredentialWatcher>> {
+        self.watchers
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Saves the newest credentials, waiting at most `wait` for the store; `true` when they are
+    /// in the store. `hold` (the fetch's hold on the key) is released once the save is done, or
+    /// after `timeout`: no other fetch, in this process or another, reads the store before the
+    /// rotation is in it. The save goes on in the background after `wait`; one that fails or
+    /// does not answer within `timeout` is reported to every session using the key and retried
+    /// until it succeeds or newer credentials replace it.
+    pub(crate) async fn persist(
+        self: &Arc<Self>,
+        wait: Duration,
+        timeout: Duration,
+        hold: Option<FetchGuard>,
+    ) -> bool {
         if self.store.is_none() {
-            return Ok(());
+            return true;
         }
+        let save = self.save_in_background(timeout, hold);
+        if wait.is_zero() {
+            return false;
+        }
+        tokio::select! {
+            saved = save => saved.unwrap_or(false),
+            () = self.clock.sleep(wait) => false,
+        }
+    }
+
+    /// Starts a save of the newest version (after any in progress). The handle resolves to
+    /// whether it succeeded within `timeout`.
+    fn save_in_background(
+        self: &Arc<Self>,
+        timeout: Duration,
+        hold: Option<FetchGuard>,
+    ) -> tokio::task::JoinHandle<bool> {
+        let version = self.state.lock().version;
         let slot = self.clone();
-        let save = self.spawn(async move { slot.save_latest().await });
-        let outcome = tokio::select! {
-            r = save => r.unwrap_or_else(|_| Err(StoreError::new("the credential store panicked"))),
-            () = self.clock.sleep(wait) => Err(StoreError::new(format!(
-                "no answer within {wait:?} (policy fetch_timeout); still saving in the background"
-            ))),
+        // Its own task: a save never stops half-way, so saves stay in order.
+        let mut save = self.spawn(async move { slot.save_latest().await });
+        let slot = self.clone();
+        self.spawn(async move {
+            let outcome = tokio::select! {
+                r = &mut save => Some(r),
+                () = slot.clock.sleep(timeout) => None,
+            };
+            drop(hold);
+            let failure = match outcome {
+                Some(Ok(Ok(()))) => return true,
+                Some(Ok(Err(e))) => e.message,
+                Some(Err(_)) => "the credential store panicked".to_owned(),
+                None => {
+                    format!("no answer within {timeout:?} (policy fetch_timeout); still trying")
+                }
+            };
+            slot.save_failed(version, &failure);
+            false
+        })
+    }
+
+    /// Reports a failed save of `version` once, and keeps retrying in the background.
+    fn save_failed(self: &Arc<Self>, version: u64, message: &str) {
+        let first = {
+            let mut state = self.state.lock();
+            let first = state.reported < version && state.saved < version;
+            state.reported = state.reported.max(version);
+            first
         };
-        if outcome.is_err() {
-            self.retry_in_background();
+        if first {
+            let message = format!(
+                "saving `{}`: {message}",
+                self.key.as_deref().unwrap_or_default()
+            );
+            tracing::warn!(error = %message, "rotated credentials not saved; kept in memory, retrying the save");
+            for w in self.watchers() {
+                w.save_failed(&message);
+            }
         }
-        outcome
+        self.retry_in_background();
     }
 
     /// One save of the newest value, after any save in progress.

@@ -5,8 +5,8 @@
 //!   credential store is caught in the fetch task and counts as a failed attempt.
 //! - **Stalls**: while a valid token is at stake, the driver waits for an attempt only as long
 //!   as [`Policy::attempt_budget`] allows, then starts another beside it (at most
-//!   [`Policy::MAX_PARALLEL_ATTEMPTS`]); the stalled one keeps running and its token is used if
-//!   it answers first. Fetches that use credentials run one at a time and are never cancelled,
+//!   [`Policy::MAX_PARALLEL_ATTEMPTS`], dropping the oldest stalled one to make room); a stalled
+//!   one keeps running and its token is used if it answers first. Fetches that use credentials run one at a time and are never cancelled,
 //!   so a rotated refresh token that arrives late is still kept.
 //! - **Wakeups**: the driver sleeps until its next deadline (renewal, expiry, retry, a held
 //!   token's start, a stalled attempt) and wakes for requests and keeper signals only.
@@ -51,10 +51,12 @@ fn dur(ms: i64) -> Duration {
 /// Weight of a new attempt in the smoothed failure rate (1/16).
 const FAILURE_EWMA_WEIGHT: f64 = 16.0;
 
-/// A credentialed fetch may run this many fetch timeouts before it is dropped: long enough for
-/// a slow token endpoint to answer (and its rotation to be kept), bounded so a source that
-/// never returns cannot hold the key forever.
-const CREDENTIALED_FETCH_LIMIT: u32 = 6;
+/// A token from the source and when it arrived (elapsed clock, device wall clock): its times
+/// are counted from then, not from when a slow store let the session go on.
+pub(crate) struct Answer {
+    fetched: FetchedToken,
+    arrived: (i64, i64),
+}
 
 /// Why an attempt failed.
 pub(crate) enum Failure {
@@ -188,14 +190,21 @@ impl Shared {
             }
             return (Plan::Wait(wake_at), events);
         };
-        let capacity = if self.credentials.in_use() {
-            1
-        } else {
-            super::Policy::MAX_PARALLEL_ATTEMPTS
-        };
-        if inner.attempts.len() >= capacity {
-            // Wait for one to finish (its task wakes the driver).
-            return (Plan::Wait(wake_at), events);
+        if self.credentials.in_use() {
+            if !inner.attempts.is_empty() {
+                // One fetch per key at a time: wait for it (its task wakes the driver).
+                return (Plan::Wait(wake_at), events);
+            }
+        } else if inner.attempts.len() >= super::Policy::MAX_PARALLEL_ATTEMPTS {
+            // Make room by dropping the oldest stalled attempt: it is the least likely to answer.
+            if let Some(i) = inner.attempts.iter().position(|a| a.abandoned) {
+                let oldest = inner.attempts.remove(i);
+                if let Some(task) = oldest.task {
+                    task.abort();
+                }
+            } else {
+                return (Plan::Wait(wake_at), events);
+            }
         }
         inner.pending = None;
         // A retrying scheduled renewal becomes an emergency once the token is gone.
@@ -244,8 +253,7 @@ impl Shared {
             }
         }
         if let Some(t) = inner.token.clone() {
-            if !inner.published && !inner.expired_reported && now >= t.starts && now < t.expires
-            {
+            if !inner.published && !inner.expired_reported && now >= t.starts && now < t.expires {
                 self.became_valid(inner, t, now, events);
             }
         }
@@ -256,6 +264,8 @@ impl Shared {
         if expired {
             tracing::warn!("token expired before its renewal arrived");
             self.unpublish(inner, now, events);
+            // The paced attempts before expiry were quick on purpose; backoff starts afresh.
+            inner.attempt = 0;
             // A successor is on its way: wait for its start rather than fetch another.
             if inner.fatal.is_none() && inner.successor.is_none() {
                 inner.pending = Some(merge(inner.pending, FetchReason::Emergency));
@@ -322,8 +332,9 @@ impl Shared {
             attempt = request.attempt
         );
         let timeout = self.policy.fetch_timeout;
+        // A refresh is waited for longer: see `Policy::refresh_answer_wait`.
         let limit = if credentialed {
-            timeout.saturating_mul(CREDENTIALED_FETCH_LIMIT)
+            self.policy.refresh_answer_wait.max(timeout)
         } else {
             timeout
         };
@@ -339,13 +350,16 @@ impl Shared {
     }
 
     /// One fetch: takes the credentials (one fetch per key at a time), calls the source with
-    /// panics caught, keeps rotated credentials and tries to save them.
-    async fn fetch(&self, mut request: FetchRequest) -> Result<(FetchedToken, Option<String>), Failure> {
+    /// panics caught, keeps rotated credentials and saves them before the token is handed out,
+    /// unless waiting for the store would cost the stream its token.
+    async fn fetch(&self, mut request: FetchRequest) -> Result<Answer, Failure> {
         let timeout = self.policy.fetch_timeout;
         let guard = if self.credentials.in_use() {
-            let guard = self.credentials.begin_fetch(timeout).await.map_err(|e| {
-                Failure::Public(Error::StoreFailed { message: e.message })
-            })?;
+            let guard = self
+                .credentials
+                .begin_fetch(timeout)
+                .await
+                .map_err(|e| Failure::Public(Error::StoreFailed { message: e.message }))?;
             request.credentials = guard.credentials.clone();
             Some(guard)
         } else {
@@ -362,21 +376,20 @@ impl Shared {
                     "the token source panicked; the panic message is in the host's log",
                 ))
             });
+        let arrived = (self.now(), self.clock.now_unix_ms());
         match answer {
             Ok(fetched) => {
-                let mut store_failure = None;
                 if let Some(rotated) = fetched.rotated.clone() {
                     self.credentials.rotate(rotated);
-                    if let Err(e) = self.credentials.persist(timeout).await {
-                        store_failure = Some(format!(
-                            "saving `{}`: {}",
-                            self.credentials.key().unwrap_or_default(),
-                            e.message
-                        ));
-                    }
+                    let now = self.now();
+                    let valid_for = self.inner.lock().valid(now).map(|t| t.expires - now);
+                    // With a valid token in hand, wait for the save (bounded so it never costs
+                    // that token); with none, the stream needs the new token now.
+                    let margin = millis(self.policy.expiry_margin);
+                    let wait = valid_for.map_or(Duration::ZERO, |v| dur(v - margin).min(timeout));
+                    self.credentials.persist(wait, timeout, guard).await;
                 }
-                drop(guard);
-                Ok((fetched, store_failure))
+                Ok(Answer { fetched, arrived })
             }
             Err(e) => {
                 if let (SourceError::ReauthRequired { .. }, Some(g)) = (&e, &guard) {
@@ -401,18 +414,17 @@ impl Shared {
         a.abandoned = true;
         let (reason, started) = (a.reason, a.started_mono);
         let waited = self.clock.monotonic().saturating_sub(started);
-        tracing::warn!(waited_ms = millis(waited), "token fetch stalled; trying again beside it");
+        tracing::warn!(
+            waited_ms = millis(waited),
+            "token fetch stalled; trying again beside it"
+        );
         let error = SourceError::timeout(format!(
             "no answer after {waited:?} (policy attempt_budget, fetch_timeout); trying again beside it"
         ));
         self.failed(inner, now, reason, Failure::Source(error), events);
     }
 
-    pub(crate) fn complete(
-        &self,
-        id: u64,
-        outcome: Result<(FetchedToken, Option<String>), Failure>,
-    ) {
+    pub(crate) fn complete(&self, id: u64, outcome: Result<Answer, Failure>) {
         let mut events = Vec::new();
         {
             let mut inner = self.inner.lock();
@@ -425,11 +437,21 @@ impl Shared {
             let attempt = inner.attempts.swap_remove(index);
             let now = self.now();
             let latency = self.clock.monotonic().saturating_sub(attempt.started_mono);
-            inner.counters.last_fetch_latency = Some(latency);
-            inner.latency_ewma_ms = Some(match inner.latency_ewma_ms {
-                Some(old) => (old * 3 + millis(latency)) / 4,
-                None => millis(latency),
-            });
+            // A fetch that never answered measured nothing about the backend's latency.
+            let timed_out = matches!(
+                &outcome,
+                Err(Failure::Source(SourceError::RetryLater {
+                    kind: RetryKind::Timeout,
+                    ..
+                }))
+            );
+            if !timed_out {
+                inner.counters.last_fetch_latency = Some(latency);
+                inner.latency_ewma_ms = Some(match inner.latency_ewma_ms {
+                    Some(old) => (old * 3 + millis(latency)) / 4,
+                    None => millis(latency),
+                });
+            }
             inner.completed += 1;
             self.settle(&mut inner, &attempt, now, latency, outcome, &mut events);
         }
@@ -443,18 +465,11 @@ impl Shared {
         attempt: &Attempt,
         now: i64,
         latency: Duration,
-        outcome: Result<(FetchedToken, Option<String>), Failure>,
+        outcome: Result<Answer, Failure>,
         events: &mut Vec<Event>,
     ) {
-        let fetched = match outcome {
-            Ok((fetched, store_failure)) => {
-                if let Some(message) = store_failure {
-                    tracing::warn!(error = %message, "rotated credentials not saved; kept in memory, retrying the save");
-                    inner.counters.store_failures += 1;
-                    events.push(self.event(EventKind::StoreFailed { message }));
-                }
-                fetched
-            }
+        let answer = match outcome {
+            Ok(answer) => answer,
             Err(failure) => {
                 let fatal = match &failure {
                     Failure::Source(e) => Error::from_source(e).is_fatal(),
@@ -475,7 +490,7 @@ impl Shared {
             tracing::debug!("a late answer arrived after a newer token; not used");
             return;
         }
-        match self.accept(inner, fetched, attempt, now) {
+        match self.accept(inner, answer, attempt) {
             Ok(held) => {
                 if attempt.abandoned {
                     tracing::info!("the stalled fetch answered after all; using its token");
@@ -493,10 +508,13 @@ impl Shared {
     fn accept(
         &self,
         inner: &mut Inner,
-        fetched: FetchedToken,
+        answer: Answer,
         attempt: &Attempt,
-        now: i64,
     ) -> Result<Held, SourceError> {
+        let Answer {
+            fetched,
+            arrived: (now, wall),
+        } = answer;
         let bad = |message: String| SourceError::RetryLater {
             kind: RetryKind::BadToken,
             retry_after: None,
@@ -520,8 +538,9 @@ impl Shared {
             (a, b) => a.or(b),
         };
         let evidence = Evidence {
-            now_wall: self.clock.now_unix_ms(),
+            now_wall: wall,
             server_time: fetched.server_time_ms,
+            remembered_server_time: inner.server_offset.map(|o| now.saturating_add(o)),
             issued_at: decoded
                 .and_then(|d| d.issued_at_ms)
                 .or(fetched.issued_at_ms),
@@ -532,10 +551,18 @@ impl Shared {
         if let Some(why) = skew.ignored {
             tracing::warn!(why, "ignoring the server time of this answer");
         }
+        match (skew.basis, evidence.server_time) {
+            (timing::SkewBasis::ServerTime, Some(server)) => {
+                inner.server_offset = Some(server.saturating_sub(now));
+            }
+            (timing::SkewBasis::Remembered, _) => {}
+            // Contradicted by the token: forget it.
+            _ => inner.server_offset = None,
+        }
         let started_ago = now.saturating_sub(attempt.started_boot);
         let times = timing::token_times(
             &evidence,
-            skew.ms,
+            &skew,
             fetched.expires_in,
             started_ago,
             self.policy.not_before_leeway,
@@ -559,7 +586,6 @@ impl Shared {
             )));
         }
         let expires = now.saturating_add(times.expires_in);
-        let wall = evidence.now_wall;
         Ok(Held {
             issued: IssuedToken {
                 token: fetched.token,
@@ -590,12 +616,15 @@ impl Shared {
             .max(latency);
         inner.renewal_ewma_ms = (inner.renewal_ewma_ms * 3 + millis(cycle)) / 4;
         let valid_for = held.expires - held.starts;
-        let lead = millis(self.policy.adaptive_lead_for(
+        let mut lead = millis(self.policy.adaptive_lead_for(
             dur(held.lifetime_ms),
             dur(inner.renewal_ewma_ms),
             dur(inner.latency_ewma_ms.unwrap_or(0)),
             inner.failure_ewma,
         ));
+        if self.credentials.in_use() {
+            lead = lead.max(millis(self.policy.refresh_lead_for(dur(held.lifetime_ms))));
+        }
         let jitter = millis(self.policy.jitter_for(dur(lead)));
         let jitter = (inner.jitter.unit() * jitter as f64) as i64;
         inner.renew_at = timing::renew_at(held.starts, valid_for, lead, jitter);

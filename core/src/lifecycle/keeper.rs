@@ -87,9 +87,7 @@ impl KeeperBuilder {
         let inner = Arc::new(KeeperInner {
             runtime,
             owned: Mutex::new(owned),
-            clock: self
-                .clock
-                .unwrap_or_else(|| Arc::new(SystemClock::new())),
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             policy: Arc::new(self.policy.unwrap_or_default()),
             store: self.store,
             sessions: Mutex::new(Registry {
@@ -297,7 +295,9 @@ impl Keeper {
     /// with [`Error::ReauthRequired`] resume.
     pub fn set_credentials(&self, key: &str, credentials: Credentials) {
         let _guard = self.inner.runtime.enter();
-        self.inner.slot(Some(key)).replace(credentials);
+        self.inner
+            .slot(Some(key))
+            .replace(credentials, self.inner.policy.fetch_timeout);
     }
 
     /// Closes every session and stops the keeper's own runtime, if it has one. Also done on drop.

@@ -71,6 +71,15 @@ pub struct Policy {
     pub renew_jitter: Duration,
     /// A fetch that takes longer is abandoned and retried. Default [`Policy::DEFAULT_FETCH_TIMEOUT`].
     pub fetch_timeout: Duration,
+    /// How long a fetch that uses credentials (a refresh) is waited for before it is dropped.
+    /// It counts as failed after [`Policy::fetch_timeout`], but no other fetch with the same
+    /// credentials starts before it answers or this time passes: replaying a refresh token the
+    /// server may already have used makes servers with reuse detection revoke the whole family
+    /// (RFC 9700 §4.14.2), which signs the user out. Its rotation is kept if it answers late.
+    /// So that a stalled refresh never costs the stream, such sessions renew early enough for
+    /// it and one more attempt ([`Policy::refresh_lead_for`]).
+    /// Default [`Policy::DEFAULT_REFRESH_ANSWER_WAIT`].
+    pub refresh_answer_wait: Duration,
     /// First retry delay. Default [`Policy::DEFAULT_BACKOFF_INITIAL`].
     pub backoff_initial: Duration,
     /// Largest retry delay (the exponential backoff stops growing here).
@@ -127,6 +136,8 @@ impl Policy {
     pub const DEFAULT_RENEW_JITTER: Duration = Duration::from_secs(3);
     /// 10 s.
     pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+    /// 60 s (reqwest-based OAuth clients give up on the token endpoint after about as long).
+    pub const DEFAULT_REFRESH_ANSWER_WAIT: Duration = Duration::from_secs(60);
     /// 1 s.
     pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
     /// 30 s.
@@ -299,6 +310,27 @@ impl Policy {
             .max(self.min_retry_delay)
     }
 
+    /// The least lead of a session whose fetches use credentials: room for a stalled refresh
+    /// and one more attempt (`refresh_answer_wait + fetch_timeout`), when the token lives at
+    /// least twice that; otherwise nothing more than [`Policy::lead_for`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokenkeeper::lifecycle::Policy;
+    /// let p = Policy::default();
+    /// // A one-hour OAuth access token renews 70 s before expiry, a 60 s token at half-life.
+    /// assert_eq!(p.refresh_lead_for(Duration::from_secs(3600)), Duration::from_secs(70));
+    /// assert_eq!(p.refresh_lead_for(Duration::from_secs(60)), Duration::ZERO);
+    /// ```
+    pub fn refresh_lead_for(&self, lifetime: Duration) -> Duration {
+        let room = self.refresh_answer_wait.saturating_add(self.fetch_timeout);
+        if lifetime >= room.saturating_mul(2) {
+            room
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// The jitter cap for an effective lead: `min(renew_jitter, lead / 10)`.
     pub fn jitter_for(&self, lead: Duration) -> Duration {
         self.renew_jitter.min(lead / 10)
@@ -333,6 +365,7 @@ impl Default for Policy {
             renew_lead: Self::DEFAULT_RENEW_LEAD,
             renew_jitter: Self::DEFAULT_RENEW_JITTER,
             fetch_timeout: Self::DEFAULT_FETCH_TIMEOUT,
+            refresh_answer_wait: Self::DEFAULT_REFRESH_ANSWER_WAIT,
             backoff_initial: Self::DEFAULT_BACKOFF_INITIAL,
             backoff_max: Self::DEFAULT_BACKOFF_MAX,
             min_retry_delay: Self::DEFAULT_MIN_RETRY_DELAY,

@@ -38,7 +38,10 @@ impl Shared {
                 && inner.successor.is_none()
                 && inner.attempts.iter().all(|a| a.abandoned)
                 && !inner.next_retry_at.is_some_and(|at| at > now)
-                && !inner.token.as_ref().is_some_and(|t| !inner.published && !inner.expired_reported && now < t.starts)
+                && !inner
+                    .token
+                    .as_ref()
+                    .is_some_and(|t| !inner.published && !inner.expired_reported && now < t.starts)
             {
                 let reason = if inner.ever_issued {
                     FetchReason::Emergency
@@ -69,7 +72,10 @@ impl Shared {
             }
             let token_wait = millis(self.policy.token_wait);
             if inner.retry_floor > now.saturating_add(token_wait) {
-                return Err(retry_error(inner.last_error.as_ref(), inner.retry_floor - now));
+                return Err(retry_error(
+                    inner.last_error.as_ref(),
+                    inner.retry_floor - now,
+                ));
             }
             if inner.successor.is_none() {
                 inner.pending = Some(merge(inner.pending, FetchReason::Forced));
@@ -86,7 +92,11 @@ impl Shared {
 
     /// The engine reports a token expired or rejected. `about`: the token it is about, when the
     /// engine says; a report about a token that is no longer current is ignored.
-    pub(crate) async fn report(&self, report: Report, about: Option<&str>) -> Result<IssuedToken, Error> {
+    pub(crate) async fn report(
+        &self,
+        report: Report,
+        about: Option<&str>,
+    ) -> Result<IssuedToken, Error> {
         let mut events = Vec::new();
         let min_gen = {
             let mut inner = self.inner.lock();
@@ -100,59 +110,74 @@ impl Shared {
                 _ => false,
             };
             if older {
-                tracing::debug!(session = self.id, ?report, "report about an older token; ignored");
+                tracing::debug!(
+                    session = self.id,
+                    ?report,
+                    "report about an older token; ignored"
+                );
                 1
             } else {
-            if about.is_some() && current.is_none() && inner.successor.is_none() {
-                // About a token already dropped (engines repeat their callbacks): join the refetch.
-                tracing::debug!(session = self.id, ?report, "repeated report; joining the refetch");
-            }
-            if let Some(f) = &inner.fatal {
-                return Err(f.clone());
-            }
-            if let Some(current) = current {
-                let fresh = now - current.received <= millis(self.policy.fresh_rejection_window);
-                if report == Report::Rejected {
-                    inner.counters.rejections += 1;
-                    events.push(self.event(EventKind::Rejected { fresh }));
+                if about.is_some() && current.is_none() && inner.successor.is_none() {
+                    // About a token already dropped (engines repeat their callbacks): join the refetch.
+                    tracing::debug!(
+                        session = self.id,
+                        ?report,
+                        "repeated report; joining the refetch"
+                    );
                 }
-                inner.bad_reports = if fresh { inner.bad_reports + 1 } else { 0 };
-                tracing::warn!(session = self.id, ?report, fresh, streak = inner.bad_reports, "engine reported the token bad");
-                if inner.bad_reports >= 2 {
-                    let what = match report {
-                        Report::Rejected => "rejected",
-                        Report::Expired => "reported expired",
-                    };
-                    let error = Error::Rejected {
-                        message: format!(
-                            "{} fresh tokens for {} were {what} within {:?} of issue; check the app id, certificate, channel, user and token lifetime on both sides (and the device clock), then call renew_token()",
-                            inner.bad_reports, self.spec, self.policy.fresh_rejection_window
-                        ),
-                    };
+                if let Some(f) = &inner.fatal {
+                    return Err(f.clone());
+                }
+                if let Some(current) = current {
+                    let fresh =
+                        now - current.received <= millis(self.policy.fresh_rejection_window);
+                    if report == Report::Rejected {
+                        inner.counters.rejections += 1;
+                        events.push(self.event(EventKind::Rejected { fresh }));
+                    }
+                    inner.bad_reports = if fresh { inner.bad_reports + 1 } else { 0 };
+                    tracing::warn!(
+                        session = self.id,
+                        ?report,
+                        fresh,
+                        streak = inner.bad_reports,
+                        "engine reported the token bad"
+                    );
+                    if inner.bad_reports >= 2 {
+                        let what = match report {
+                            Report::Rejected => "rejected",
+                            Report::Expired => "reported expired",
+                        };
+                        let error = Error::Rejected {
+                            message: format!(
+                                "{} fresh tokens for {} were {what} within {:?} of issue; check the app id, certificate, channel, user and token lifetime on both sides (and the device clock), then call renew_token()",
+                                inner.bad_reports, self.spec, self.policy.fresh_rejection_window
+                            ),
+                        };
+                        self.unpublish(&mut inner, now, &mut events);
+                        self.fail(&mut inner, error.clone(), &mut events);
+                        drop(inner);
+                        self.emit_all(events);
+                        self.changed.notify_waiters();
+                        return Err(error);
+                    }
                     self.unpublish(&mut inner, now, &mut events);
-                    self.fail(&mut inner, error.clone(), &mut events);
-                    drop(inner);
-                    self.emit_all(events);
-                    self.changed.notify_waiters();
-                    return Err(error);
+                    inner.successor = None;
                 }
-                self.unpublish(&mut inner, now, &mut events);
-                inner.successor = None;
-            }
-            let reason = match report {
-                Report::Rejected => FetchReason::Rejected,
-                Report::Expired => FetchReason::Emergency,
-            };
-            // With a successor on its way, its start is the fix: no fetch.
-            if inner.fatal.is_none() && inner.successor.is_none() {
-                inner.pending = Some(merge(inner.pending, reason));
-                inner.report_cycle = true;
-                let floor = inner.retry_floor;
-                if let Some(at) = inner.next_retry_at.as_mut() {
-                    *at = (*at).min(now.max(floor));
+                let reason = match report {
+                    Report::Rejected => FetchReason::Rejected,
+                    Report::Expired => FetchReason::Emergency,
+                };
+                // With a successor on its way, its start is the fix: no fetch.
+                if inner.fatal.is_none() && inner.successor.is_none() {
+                    inner.pending = Some(merge(inner.pending, reason));
+                    inner.report_cycle = true;
+                    let floor = inner.retry_floor;
+                    if let Some(at) = inner.next_retry_at.as_mut() {
+                        *at = (*at).min(now.max(floor));
+                    }
                 }
-            }
-            inner.generation + 1
+                inner.generation + 1
             }
         };
         self.emit_all(events);
@@ -183,10 +208,10 @@ impl Shared {
                 if let Some(f) = &inner.fatal {
                     return Err(f.clone());
                 }
-                let held = inner
-                    .successor
+                let held = inner.successor.as_ref().or(inner
+                    .token
                     .as_ref()
-                    .or(inner.token.as_ref().filter(|t| !inner.published && now < t.starts));
+                    .filter(|t| !inner.published && now < t.starts));
                 if let Some(held) = held {
                     if min_gen <= 1 || timed_out {
                         return Err(Error::NotYetValid {
@@ -205,9 +230,11 @@ impl Shared {
             if wait.is_zero() {
                 notified.await;
             } else {
-                let give_up = self.clock.sleep_until_boot(std::time::Duration::from_millis(
-                    until.max(0).unsigned_abs(),
-                ));
+                let give_up = self
+                    .clock
+                    .sleep_until_boot(std::time::Duration::from_millis(
+                        until.max(0).unsigned_abs(),
+                    ));
                 tokio::select! {
                     biased;
                     () = notified => {}
@@ -226,7 +253,9 @@ fn retry_error(last: Option<&Error>, wait_ms: i64) -> Error {
         None => "waiting for the next attempt".to_owned(),
     };
     Error::RetryLater {
-        retry_after: Some(std::time::Duration::from_millis(wait_ms.max(0).unsigned_abs())),
+        retry_after: Some(std::time::Duration::from_millis(
+            wait_ms.max(0).unsigned_abs(),
+        )),
         message,
     }
 }

@@ -249,7 +249,9 @@ impl Session {
     /// sessions stopped with [`Error::ReauthRequired`] resume.
     pub fn set_credentials(&self, credentials: Credentials) {
         let _guard = self.shared().runtime.enter();
-        self.shared().credentials.replace(credentials);
+        self.shared()
+            .credentials
+            .replace(credentials, self.shared().policy.fetch_timeout);
     }
 
     /// Closes the session: stops its task, cancels an in-flight fetch (one carrying credentials

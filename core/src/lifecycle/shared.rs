@@ -87,6 +87,9 @@ pub(crate) struct Inner {
     /// Reports (rejected, expired) about freshly issued tokens in a row.
     pub(crate) bad_reports: u32,
     pub(crate) expired_reported: bool,
+    /// Server time minus the elapsed clock, from the last answer whose server time was
+    /// believed: stands in for answers without one (wall-clock steps cannot make it stale).
+    pub(crate) server_offset: Option<i64>,
     pub(crate) renewal_ewma_ms: i64,
     pub(crate) latency_ewma_ms: Option<i64>,
     pub(crate) failure_ewma: f64,
@@ -193,6 +196,7 @@ impl Shared {
                 fatal: None,
                 bad_reports: 0,
                 expired_reported: false,
+                server_offset: None,
                 renewal_ewma_ms: 0,
                 latency_ewma_ms: None,
                 failure_ewma: 0.0,
@@ -421,5 +425,12 @@ impl CredentialWatcher for Shared {
             tracing::info!(session = self.id, "new credentials: fetching again");
         }
         self.wake.notify_one();
+    }
+
+    fn save_failed(&self, message: &str) {
+        self.inner.lock().counters.store_failures += 1;
+        self.emit_all(vec![self.event(EventKind::StoreFailed {
+            message: message.to_owned(),
+        })]);
     }
 }

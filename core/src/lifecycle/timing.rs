@@ -2,13 +2,16 @@
 //! on this device, and when to renew it. Pure functions, tested on their own.
 //!
 //! Rules, each one a defect we met on real devices and backends:
-//! - **Skew** (server minus device) is learnt from each answer on its own: a server time is
-//!   used when it is within [`Policy::max_clock_skew`](super::Policy::max_clock_skew) of the device and agrees with the token it
-//!   came with (not before the token's `iat`, not after its expiry while the device still sees it
-//!   valid). Without a usable server time, the token's `iat` can only prove the device *slow*
-//!   (`iat` in the device's future); it never proves it fast, since a backend may hand out a
-//!   token minted long ago. With no evidence the skew is 0: a skew learnt once does not outlive
-//!   the answer that showed it.
+//! - **Skew** (server minus device) comes from the answer when it can: a server time is used
+//!   when it is within [`Policy::max_clock_skew`](super::Policy::max_clock_skew) of the device
+//!   and agrees with the token it came with (not before the token's `iat`, not after its
+//!   expiry). The last such server time is remembered against the
+//!   *elapsed* clock, which no wall-clock step moves, and stands in for an answer without one
+//!   (unless the token's `iat` contradicts it). Without either, the token's `iat` can only prove
+//!   the device *slow* (`iat` in the device's future); it never proves it fast, since a backend
+//!   may hand out a token minted long ago. With no evidence the skew is 0. A skew is never kept
+//!   as a difference to the device's wall clock, so NTP setting the phone right cannot leave a
+//!   stale correction behind.
 //! - **Start**: an `nbf` at most [`Policy::not_before_leeway`](super::Policy::not_before_leeway) ahead is valid now (a device a
 //!   second slow and a JWT with `nbf = iat`); a later one is a scheduled token, held until then.
 //! - **Renewal** is planned on the time *left* at receipt: never later than expiry minus the lead
@@ -19,8 +22,8 @@ use std::time::Duration;
 use crate::clock::millis;
 
 /// Server time may be off by this much from a token's own times (whole-second claims, a
-/// `Date` header read half a second late) before it counts as a contradiction: 5 s.
-pub(crate) const SKEW_TOLERANCE_MS: i64 = 5_000;
+/// `Date` header read half a second late) before it counts as a contradiction: 2 s.
+pub(crate) const SKEW_TOLERANCE_MS: i64 = 2_000;
 
 /// What one answer says about time. All instants are unix ms; `now_wall` is the device's.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +32,8 @@ pub(crate) struct Evidence {
     pub(crate) now_wall: i64,
     /// The server's clock when it answered (`Date`, `serverTime`).
     pub(crate) server_time: Option<i64>,
+    /// The server's clock now as worked out from an earlier answer's server time.
+    pub(crate) remembered_server_time: Option<i64>,
     /// When the token was issued, server clock (its `iat`, or the source's `issuedAt`).
     pub(crate) issued_at: Option<i64>,
     /// The earliest absolute expiry the token or the source states, server clock.
@@ -44,6 +49,8 @@ pub(crate) enum SkewBasis {
     None,
     /// The server's clock in the answer.
     ServerTime,
+    /// An earlier answer's server time, carried forward on the elapsed clock.
+    Remembered,
     /// The token's `iat` lies in the device's future: the device is at least that slow.
     IssuedAt,
 }
@@ -69,15 +76,26 @@ pub(crate) fn estimate_skew(e: &Evidence, max_skew: Duration) -> Skew {
             .is_some_and(|iat| server < iat.saturating_sub(SKEW_TOLERANCE_MS))
         {
             ignored = Some("it is earlier than the token's own issue time");
-        } else if e
-            .expires_at
-            .is_some_and(|exp| server >= exp && e.now_wall < exp)
-        {
+        } else if e.expires_at.is_some_and(|exp| server >= exp) {
+            // Whatever the device thinks: a server does not hand out a token it holds expired.
             ignored = Some("it says the token it came with had already expired");
         } else {
             return Skew {
                 ms: skew,
                 basis: SkewBasis::ServerTime,
+                ignored,
+            };
+        }
+    }
+    if let Some(server) = e.remembered_server_time {
+        let skew = server.saturating_sub(e.now_wall);
+        let contradicted = e
+            .issued_at
+            .is_some_and(|iat| server < iat.saturating_sub(SKEW_TOLERANCE_MS));
+        if !contradicted && skew.unsigned_abs() <= millis(max_skew).unsigned_abs() {
+            return Skew {
+                ms: skew,
+                basis: SkewBasis::Remembered,
                 ignored,
             };
         }
@@ -113,15 +131,26 @@ pub(crate) struct Times {
 /// Works out a token's times from the evidence, the skew, and the source's relative lifetime
 /// (`expires_in`, counted from `fetch_started_ago` before arrival). `None` when nothing states
 /// an expiry.
+///
+/// Never later than the truth: a server time was read when the server answered, up to the whole
+/// fetch before arrival, and an `iat` is whole seconds, so an expiry worked out through either
+/// is brought forward by that uncertainty.
 pub(crate) fn token_times(
     e: &Evidence,
-    skew_ms: i64,
+    skew: &Skew,
     expires_in: Option<Duration>,
     fetch_started_ago: i64,
     nbf_leeway: Duration,
 ) -> Option<Times> {
-    let on_device = |server: i64| server.saturating_sub(skew_ms).saturating_sub(e.now_wall);
-    let absolute = e.expires_at.map(on_device);
+    let on_device = |server: i64| server.saturating_sub(skew.ms).saturating_sub(e.now_wall);
+    let uncertainty = match skew.basis {
+        SkewBasis::None => 0,
+        SkewBasis::ServerTime | SkewBasis::Remembered => fetch_started_ago.max(0),
+        SkewBasis::IssuedAt => fetch_started_ago.max(0).saturating_add(1_000),
+    };
+    let absolute = e
+        .expires_at
+        .map(|exp| on_device(exp).saturating_sub(uncertainty));
     let relative = expires_in.map(|d| millis(d).saturating_sub(fetch_started_ago));
     let expires_in = match (absolute, relative) {
         (Some(a), Some(r)) => a.min(r),
@@ -132,7 +161,11 @@ pub(crate) fn token_times(
         .map(on_device)
         .filter(|ahead| *ahead > millis(nbf_leeway))
         .unwrap_or(0);
-    let issued = e.issued_at.map(on_device).unwrap_or(starts_in).min(starts_in);
+    let issued = e
+        .issued_at
+        .map(on_device)
+        .unwrap_or(starts_in)
+        .min(starts_in);
     Some(Times {
         expires_in,
         starts_in,
@@ -200,13 +233,19 @@ mod tests {
     }
 
     #[test]
-    fn server_time_past_the_tokens_expiry_is_ignored_while_the_device_sees_it_valid() {
+    fn server_time_past_the_tokens_expiry_is_ignored_whatever_the_device_says() {
         let e = Evidence {
             server_time: Some(10 * H + H),
             expires_at: Some(10 * H + H),
             ..evidence(10 * H)
         };
         assert_eq!(estimate_skew(&e, DAY).basis, SkewBasis::None);
+        // A device an hour fast sees the token expired too: the server time is still a lie.
+        let fast = Evidence {
+            now_wall: 10 * H + 2 * H,
+            ..e
+        };
+        assert_eq!(estimate_skew(&fast, DAY).basis, SkewBasis::None);
     }
 
     #[test]
@@ -218,6 +257,24 @@ mod tests {
         let skew = estimate_skew(&e, DAY);
         assert_eq!(skew.basis, SkewBasis::None);
         assert!(skew.ignored.unwrap().contains("max_clock_skew"));
+    }
+
+    #[test]
+    fn a_remembered_server_time_stands_in_unless_the_token_contradicts_it() {
+        // The device is an hour fast; this answer has no `Date`, an earlier one did.
+        let e = Evidence {
+            remembered_server_time: Some(10 * H - H),
+            issued_at: Some(10 * H - H),
+            ..evidence(10 * H)
+        };
+        let skew = estimate_skew(&e, DAY);
+        assert_eq!((skew.ms, skew.basis), (-H, SkewBasis::Remembered));
+        // A token issued after the remembered "now" proves the memory wrong.
+        let wrong = Evidence {
+            issued_at: Some(10 * H),
+            ..e
+        };
+        assert_eq!(estimate_skew(&wrong, DAY).basis, SkewBasis::None);
     }
 
     #[test]
@@ -249,9 +306,14 @@ mod tests {
             issued_at: Some(10 * H + 2_000),
             ..evidence(10 * H)
         };
+        let none = Skew {
+            ms: 0,
+            basis: SkewBasis::None,
+            ignored: None,
+        };
         let t = token_times(
             &e,
-            0,
+            &none,
             Some(Duration::from_secs(300)),
             100,
             Duration::from_secs(60),
@@ -264,12 +326,21 @@ mod tests {
             expires_at: Some(12 * H),
             ..evidence(10 * H)
         };
-        let t = token_times(&meeting, 0, None, 0, Duration::from_secs(60)).unwrap();
+        let t = token_times(&meeting, &none, None, 0, Duration::from_secs(60)).unwrap();
         assert_eq!((t.starts_in, t.expires_in, t.lifetime), (H, 2 * H, H));
         assert_eq!(
-            token_times(&evidence(0), 0, None, 0, Duration::ZERO),
+            token_times(&evidence(0), &none, None, 0, Duration::ZERO),
             None
         );
+        // Through a server time read up to 300 ms before arrival: 300 ms earlier.
+        let dated = Evidence {
+            expires_at: Some(10 * H + 60_000),
+            server_time: Some(10 * H),
+            ..evidence(10 * H)
+        };
+        let skew = estimate_skew(&dated, DAY);
+        let t = token_times(&dated, &skew, None, 300, Duration::ZERO).unwrap();
+        assert_eq!(t.expires_in, 59_700);
     }
 
     #[test]

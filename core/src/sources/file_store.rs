@@ -310,7 +310,10 @@ mod tests {
         let held = a.lock("k").await.unwrap().expect("a file lock");
         let waiting = tokio::spawn(async move { b.lock("k").await.map(|l| l.is_some()) });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "the second lock waits for the first");
+        assert!(
+            !waiting.is_finished(),
+            "the second lock waits for the first"
+        );
         drop(held);
         assert!(waiting.await.unwrap().unwrap());
     }

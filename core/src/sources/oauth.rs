@@ -519,18 +519,13 @@ impl OAuthSource {
             }
         }
         slot.rotate(next.clone());
-        let unsaved = match slot.persist(STORE_TIMEOUT).await {
-            Ok(()) => false,
-            Err(e) => {
-                tracing::warn!(
-                    client_id = %self.client_id,
-                    error = %e.message,
-                    "the rotated refresh token could not be saved yet; kept in memory, retrying the save"
-                );
-                true
-            }
-        };
-        drop(held);
+        let unsaved = !slot.persist(STORE_TIMEOUT, STORE_TIMEOUT, held).await;
+        if unsaved {
+            tracing::warn!(
+                client_id = %self.client_id,
+                "the rotated refresh token could not be saved yet; kept in memory, retrying the save"
+            );
+        }
         let access_token = Token::new(response.access_token().secret().as_str());
         let expires_in = response.expires_in();
         let now = self.clock.now_unix_ms();

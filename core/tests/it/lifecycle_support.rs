@@ -248,6 +248,7 @@ pub(crate) fn uncovered_ms(events: &[Event], from: i64, to: i64) -> i64 {
 }
 
 /// A small deterministic generator for scripted randomness (SplitMix64).
+#[derive(Debug)]
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {

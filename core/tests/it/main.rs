@@ -2,7 +2,14 @@
 mod formats_hostile;
 mod formats_props;
 mod formats_vectors;
+#[cfg(feature = "http")]
+mod http_support;
 mod lifecycle;
+mod lifecycle_clocks;
+mod lifecycle_credentials;
 mod lifecycle_edges;
+mod lifecycle_host;
+mod lifecycle_reports;
+mod lifecycle_soak;
 mod lifecycle_support;
 mod no_secrets_in_logs;

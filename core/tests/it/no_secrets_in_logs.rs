@@ -19,6 +19,8 @@ use tokenkeeper::source::{
 use tokenkeeper::store::{CredentialStore, MemoryStore};
 use tracing_subscriber::fmt::format::FmtSpan;
 
+#[cfg(feature = "http")]
+use crate::http_support::serve;
 use crate::lifecycle_support::{Reply, Scripted, T0, policy, record};
 
 /// In every access token (after a non-secret prefix: `Token`'s `Debug` shows 6 characters).
@@ -249,60 +251,6 @@ async fn host_source_error_echoing_the_previous_token_is_not_logged() {
     assert!(log.contains("token fetch failed; retrying"), "{log}");
     assert_no_secrets("the log of a session whose source echoes the token", &log);
     assert_no_secrets("the error text", &error.to_string());
-}
-
-/// A loopback HTTP/1.1 responder on a real socket: one request per connection, answered by
-/// `reply(request text)` with `(status, JSON body)`. Returns its port and the requests it saw.
-#[cfg(feature = "http")]
-async fn serve(
-    reply: impl Fn(&str) -> (u16, String) + Send + 'static,
-) -> (u16, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let request = loop {
-                let n = stream.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let Some(end) = text.find("\r\n\r\n") else {
-                    continue;
-                };
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (name, value) = l.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + length {
-                    break Some(text);
-                }
-            };
-            let Some(request) = request else { continue };
-            let (status, body) = reply(&request);
-            log.lock().push(request);
-            let reason = if status < 400 { "OK" } else { "Error" };
-            let response = format!(
-                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        }
-    });
-    (port, seen)
 }
 
 #[cfg(feature = "http")]
