@@ -71,7 +71,7 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Takes an exclusive lock on `key` across processes, held while one refresh reads, uses
     /// and replaces the credentials; `Ok(None)` (the default) when the store cannot lock, as
-    /// with an in-process store. [`FileStore`](crate::sources::FileStore) locks a file beside
+    /// with an in-process store. `FileStore` (feature `http`) locks a file beside
     /// the key's file, so two processes sharing a directory refresh one at a time.
     async fn lock(&self, key: &str) -> Result<Option<StoreLock>, StoreError> {
         let _ = key;

@@ -40,7 +40,7 @@ flutter_rust_bridge::frb_generated_boilerplate!(
     default_rust_auto_opaque = RustAutoOpaqueMoi,
 );
 pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_VERSION: &str = "2.13.0";
-pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = -2107289695;
+pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = -1736135599;
 
 // Section: executor
 
@@ -769,6 +769,58 @@ fn wire__crate__api__keeper__TokenSession_renew_token_impl(
         },
     )
 }
+fn wire__crate__api__keeper__TokenSession_set_credentials_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "TokenSession_set_credentials",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+            >>::sse_decode(&mut deserializer);
+            let api_credentials = <String>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    crate::api::keeper::TokenSession::set_credentials(
+                        &*api_that_guard,
+                        api_credentials,
+                    );
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
 fn wire__crate__api__keeper__TokenSession_state_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -897,6 +949,7 @@ fn wire__crate__api__keeper__TokenSession_token_expired_impl(
             let api_that = <RustOpaqueMoi<
                 flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
             >>::sse_decode(&mut deserializer);
+            let api_token = <Option<String>>::sse_decode(&mut deserializer);
             deserializer.end();
             move |context| async move {
                 transform_result_sse::<_, crate::api::error::TokenKeeperError>(
@@ -918,9 +971,11 @@ fn wire__crate__api__keeper__TokenSession_token_expired_impl(
                             }
                         }
                         let api_that_guard = api_that_guard.unwrap();
-                        let output_ok =
-                            crate::api::keeper::TokenSession::token_expired(&*api_that_guard)
-                                .await?;
+                        let output_ok = crate::api::keeper::TokenSession::token_expired(
+                            &*api_that_guard,
+                            api_token,
+                        )
+                        .await?;
                         std::result::Result::Ok(output_ok)
                     })()
                     .await,
@@ -954,6 +1009,7 @@ fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
             let api_that = <RustOpaqueMoi<
                 flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
             >>::sse_decode(&mut deserializer);
+            let api_token = <Option<String>>::sse_decode(&mut deserializer);
             deserializer.end();
             move |context| async move {
                 transform_result_sse::<_, crate::api::error::TokenKeeperError>(
@@ -975,9 +1031,11 @@ fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
                             }
                         }
                         let api_that_guard = api_that_guard.unwrap();
-                        let output_ok =
-                            crate::api::keeper::TokenSession::token_rejected(&*api_that_guard)
-                                .await?;
+                        let output_ok = crate::api::keeper::TokenSession::token_rejected(
+                            &*api_that_guard,
+                            api_token,
+                        )
+                        .await?;
                         std::result::Result::Ok(output_ok)
                     })()
                     .await,
@@ -1811,6 +1869,9 @@ impl SseDecode for crate::api::config::RenewalPolicy {
         let mut var_freshRejectionWindow = <Option<chrono::Duration>>::sse_decode(deserializer);
         let mut var_assumedLifetime = <Option<chrono::Duration>>::sse_decode(deserializer);
         let mut var_tokenWait = <Option<chrono::Duration>>::sse_decode(deserializer);
+        let mut var_refreshAnswerWait = <Option<chrono::Duration>>::sse_decode(deserializer);
+        let mut var_notBeforeLeeway = <Option<chrono::Duration>>::sse_decode(deserializer);
+        let mut var_maxClockSkew = <Option<chrono::Duration>>::sse_decode(deserializer);
         return crate::api::config::RenewalPolicy {
             renew_lead: var_renewLead,
             renew_jitter: var_renewJitter,
@@ -1823,6 +1884,9 @@ impl SseDecode for crate::api::config::RenewalPolicy {
             fresh_rejection_window: var_freshRejectionWindow,
             assumed_lifetime: var_assumedLifetime,
             token_wait: var_tokenWait,
+            refresh_answer_wait: var_refreshAnswerWait,
+            not_before_leeway: var_notBeforeLeeway,
+            max_clock_skew: var_maxClockSkew,
         };
     }
 }
@@ -1837,6 +1901,8 @@ impl SseDecode for crate::api::events::SessionCounters {
         let mut var_rejections = <u64>::sse_decode(deserializer);
         let mut var_lastFetchLatency = <Option<chrono::Duration>>::sse_decode(deserializer);
         let mut var_expiredTotal = <chrono::Duration>::sse_decode(deserializer);
+        let mut var_storeFailures = <u64>::sse_decode(deserializer);
+        let mut var_driverRestarts = <u64>::sse_decode(deserializer);
         return crate::api::events::SessionCounters {
             fetches: var_fetches,
             renewals: var_renewals,
@@ -1845,6 +1911,8 @@ impl SseDecode for crate::api::events::SessionCounters {
             rejections: var_rejections,
             last_fetch_latency: var_lastFetchLatency,
             expired_total: var_expiredTotal,
+            store_failures: var_storeFailures,
+            driver_restarts: var_driverRestarts,
         };
     }
 }
@@ -1899,10 +1967,11 @@ impl SseDecode for crate::api::events::SessionEventKind {
             4 => crate::api::events::SessionEventKind::Expired,
             5 => crate::api::events::SessionEventKind::FetchFailed,
             6 => crate::api::events::SessionEventKind::Rejected,
-            7 => crate::api::events::SessionEventKind::ReauthRequired,
-            8 => crate::api::events::SessionEventKind::Revoked,
-            9 => crate::api::events::SessionEventKind::Failed,
-            10 => crate::api::events::SessionEventKind::Closed,
+            7 => crate::api::events::SessionEventKind::StoreFailed,
+            8 => crate::api::events::SessionEventKind::ReauthRequired,
+            9 => crate::api::events::SessionEventKind::Revoked,
+            10 => crate::api::events::SessionEventKind::Failed,
+            11 => crate::api::events::SessionEventKind::Closed,
             _ => unreachable!("Invalid variant for SessionEventKind: {}", inner),
         };
     }
@@ -2090,24 +2159,24 @@ fn pde_ffi_dispatcher_primary_impl(
             rust_vec_len,
             data_len,
         ),
-        17 => wire__crate__api__keeper__TokenSession_token_impl(port, ptr, rust_vec_len, data_len),
-        18 => wire__crate__api__keeper__TokenSession_token_expired_impl(
+        18 => wire__crate__api__keeper__TokenSession_token_impl(port, ptr, rust_vec_len, data_len),
+        19 => wire__crate__api__keeper__TokenSession_token_expired_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        19 => wire__crate__api__keeper__TokenSession_token_rejected_impl(
+        20 => wire__crate__api__keeper__TokenSession_token_rejected_impl(
             port,
             ptr,
             rust_vec_len,
             data_len,
         ),
-        21 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
-        23 => {
+        22 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
+        24 => {
             wire__crate__api__config__renewal_policy_default_impl(port, ptr, rust_vec_len, data_len)
         }
-        25 => wire__crate__api__config__session_options_default_impl(
+        26 => wire__crate__api__config__session_options_default_impl(
             port,
             ptr,
             rust_vec_len,
@@ -2145,10 +2214,13 @@ fn pde_ffi_dispatcher_sync_impl(
         11 => wire__crate__api__keeper__TokenSession_counters_impl(ptr, rust_vec_len, data_len),
         12 => wire__crate__api__keeper__TokenSession_current_impl(ptr, rust_vec_len, data_len),
         14 => wire__crate__api__keeper__TokenSession_id_impl(ptr, rust_vec_len, data_len),
-        16 => wire__crate__api__keeper__TokenSession_state_impl(ptr, rust_vec_len, data_len),
-        20 => wire__crate__api__keeper__TokenSession_user_impl(ptr, rust_vec_len, data_len),
-        22 => wire__crate__api__inspect__inspect_impl(ptr, rust_vec_len, data_len),
-        24 => wire__crate__api__config__renewal_policy_defaults_impl(ptr, rust_vec_len, data_len),
+        16 => {
+            wire__crate__api__keeper__TokenSession_set_credentials_impl(ptr, rust_vec_len, data_len)
+        }
+        17 => wire__crate__api__keeper__TokenSession_state_impl(ptr, rust_vec_len, data_len),
+        21 => wire__crate__api__keeper__TokenSession_user_impl(ptr, rust_vec_len, data_len),
+        23 => wire__crate__api__inspect__inspect_impl(ptr, rust_vec_len, data_len),
+        25 => wire__crate__api__config__renewal_policy_defaults_impl(ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -2368,6 +2440,9 @@ impl flutter_rust_bridge::IntoDart for crate::api::config::RenewalPolicy {
             self.fresh_rejection_window.into_into_dart().into_dart(),
             self.assumed_lifetime.into_into_dart().into_dart(),
             self.token_wait.into_into_dart().into_dart(),
+            self.refresh_answer_wait.into_into_dart().into_dart(),
+            self.not_before_leeway.into_into_dart().into_dart(),
+            self.max_clock_skew.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -2394,6 +2469,8 @@ impl flutter_rust_bridge::IntoDart for crate::api::events::SessionCounters {
             self.rejections.into_into_dart().into_dart(),
             self.last_fetch_latency.into_into_dart().into_dart(),
             self.expired_total.into_into_dart().into_dart(),
+            self.store_failures.into_into_dart().into_dart(),
+            self.driver_restarts.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
@@ -2454,10 +2531,11 @@ impl flutter_rust_bridge::IntoDart for crate::api::events::SessionEventKind {
             Self::Expired => 4.into_dart(),
             Self::FetchFailed => 5.into_dart(),
             Self::Rejected => 6.into_dart(),
-            Self::ReauthRequired => 7.into_dart(),
-            Self::Revoked => 8.into_dart(),
-            Self::Failed => 9.into_dart(),
-            Self::Closed => 10.into_dart(),
+            Self::StoreFailed => 7.into_dart(),
+            Self::ReauthRequired => 8.into_dart(),
+            Self::Revoked => 9.into_dart(),
+            Self::Failed => 10.into_dart(),
+            Self::Closed => 11.into_dart(),
             _ => unreachable!(),
         }
     }
@@ -3028,6 +3106,9 @@ impl SseEncode for crate::api::config::RenewalPolicy {
         <Option<chrono::Duration>>::sse_encode(self.fresh_rejection_window, serializer);
         <Option<chrono::Duration>>::sse_encode(self.assumed_lifetime, serializer);
         <Option<chrono::Duration>>::sse_encode(self.token_wait, serializer);
+        <Option<chrono::Duration>>::sse_encode(self.refresh_answer_wait, serializer);
+        <Option<chrono::Duration>>::sse_encode(self.not_before_leeway, serializer);
+        <Option<chrono::Duration>>::sse_encode(self.max_clock_skew, serializer);
     }
 }
 
@@ -3041,6 +3122,8 @@ impl SseEncode for crate::api::events::SessionCounters {
         <u64>::sse_encode(self.rejections, serializer);
         <Option<chrono::Duration>>::sse_encode(self.last_fetch_latency, serializer);
         <chrono::Duration>::sse_encode(self.expired_total, serializer);
+        <u64>::sse_encode(self.store_failures, serializer);
+        <u64>::sse_encode(self.driver_restarts, serializer);
     }
 }
 
@@ -3077,10 +3160,11 @@ impl SseEncode for crate::api::events::SessionEventKind {
                 crate::api::events::SessionEventKind::Expired => 4,
                 crate::api::events::SessionEventKind::FetchFailed => 5,
                 crate::api::events::SessionEventKind::Rejected => 6,
-                crate::api::events::SessionEventKind::ReauthRequired => 7,
-                crate::api::events::SessionEventKind::Revoked => 8,
-                crate::api::events::SessionEventKind::Failed => 9,
-                crate::api::events::SessionEventKind::Closed => 10,
+                crate::api::events::SessionEventKind::StoreFailed => 7,
+                crate::api::events::SessionEventKind::ReauthRequired => 8,
+                crate::api::events::SessionEventKind::Revoked => 9,
+                crate::api::events::SessionEventKind::Failed => 10,
+                crate::api::events::SessionEventKind::Closed => 11,
                 _ => {
                     unimplemented!("");
                 }

@@ -30,6 +30,11 @@ pub struct PolicyConfig {
     /// A fetch that takes longer is abandoned and retried. Default 10 000 ms.
     #[uniffi(default = 10000)]
     pub fetch_timeout_ms: u64,
+    /// How long a refresh (a fetch that uses credentials) is waited for before another may
+    /// start: replaying a refresh token the server may already have used can sign the user out.
+    /// Such sessions renew early enough for it. Default 60 000 ms.
+    #[uniffi(default = 60000)]
+    pub refresh_answer_wait_ms: u64,
     /// First retry delay. Default 1 000 ms.
     #[uniffi(default = 1000)]
     pub backoff_initial_ms: u64,
@@ -60,6 +65,14 @@ pub struct PolicyConfig {
     /// 30 000 ms.
     #[uniffi(default = 30000)]
     pub token_wait_ms: u64,
+    /// A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
+    /// a later one is a scheduled token, held until its start. Default 60 000 ms.
+    #[uniffi(default = 60000)]
+    pub not_before_leeway_ms: u64,
+    /// A server time further than this from the device clock is ignored. Default 86 400 000 ms
+    /// (24 h).
+    #[uniffi(default = 86400000)]
+    pub max_clock_skew_ms: u64,
 }
 
 impl Default for PolicyConfig {
@@ -74,6 +87,7 @@ impl From<Policy> for PolicyConfig {
             renew_lead_ms: ms(p.renew_lead),
             renew_jitter_ms: ms(p.renew_jitter),
             fetch_timeout_ms: ms(p.fetch_timeout),
+            refresh_answer_wait_ms: ms(p.refresh_answer_wait),
             backoff_initial_ms: ms(p.backoff_initial),
             backoff_max_ms: ms(p.backoff_max),
             min_retry_delay_ms: ms(p.min_retry_delay),
@@ -82,6 +96,8 @@ impl From<Policy> for PolicyConfig {
             fresh_rejection_window_ms: ms(p.fresh_rejection_window),
             assumed_lifetime_ms: ms(p.assumed_lifetime),
             token_wait_ms: ms(p.token_wait),
+            not_before_leeway_ms: ms(p.not_before_leeway),
+            max_clock_skew_ms: ms(p.max_clock_skew),
         }
     }
 }
@@ -92,6 +108,7 @@ impl From<PolicyConfig> for Policy {
             renew_lead: Duration::from_millis(p.renew_lead_ms),
             renew_jitter: Duration::from_millis(p.renew_jitter_ms),
             fetch_timeout: Duration::from_millis(p.fetch_timeout_ms),
+            refresh_answer_wait: Duration::from_millis(p.refresh_answer_wait_ms),
             backoff_initial: Duration::from_millis(p.backoff_initial_ms),
             backoff_max: Duration::from_millis(p.backoff_max_ms),
             min_retry_delay: Duration::from_millis(p.min_retry_delay_ms),
@@ -100,6 +117,8 @@ impl From<PolicyConfig> for Policy {
             fresh_rejection_window: Duration::from_millis(p.fresh_rejection_window_ms),
             assumed_lifetime: Duration::from_millis(p.assumed_lifetime_ms),
             token_wait: Duration::from_millis(p.token_wait_ms),
+            not_before_leeway: Duration::from_millis(p.not_before_leeway_ms),
+            max_clock_skew: Duration::from_millis(p.max_clock_skew_ms),
             ..Policy::default()
         }
     }

@@ -102,7 +102,14 @@ pub enum EventKind {
         /// Whether it had just been issued.
         fresh: bool,
     },
-    /// Fatal: sign the user in again, then call `renewToken()`.
+    /// Rotated credentials (a refresh token) could not be saved. The token that came with them
+    /// was handed out anyway; the credentials stay in memory and the save is retried. Check
+    /// your credential store (a locked keychain).
+    StoreFailed {
+        /// What the store said.
+        message: String,
+    },
+    /// Fatal: sign the user in again, then call `setCredentials()` or `renewToken()`.
     ReauthRequired {
         /// What the backend said.
         message: String,
@@ -173,6 +180,9 @@ impl From<&core::Event> for SessionEvent {
                 next_retry_at_ms: *next_retry_at_ms,
             },
             K::Rejected { fresh } => EventKind::Rejected { fresh: *fresh },
+            K::StoreFailed { message } => EventKind::StoreFailed {
+                message: message.clone(),
+            },
             K::ReauthRequired { message } => EventKind::ReauthRequired {
                 message: message.clone(),
             },
@@ -210,6 +220,10 @@ pub struct Counters {
     pub last_fetch_latency_ms: Option<u64>,
     /// Total time without a valid token after the first one, milliseconds.
     pub expired_ms: u64,
+    /// Saves of rotated credentials that failed or did not answer in time (each retried).
+    pub store_failures: u64,
+    /// Times the session's driver restarted after a panic (a bug: please report it).
+    pub driver_restarts: u64,
 }
 
 impl From<core::Counters> for Counters {
@@ -222,16 +236,22 @@ impl From<core::Counters> for Counters {
             rejections: c.rejections,
             last_fetch_latency_ms: c.last_fetch_latency.map(ms),
             expired_ms: c.expired_ms,
+            store_failures: c.store_failures,
+            driver_restarts: c.driver_restarts,
         }
     }
 }
 
-/// Receives events, in order, on an SDK thread. Keep it quick: hand the event to your UI thread
-/// and do not call back into the session from it.
+/// Receives events, in order, on the SDK's event thread, never on the renewal path: a listener
+/// that is slow, blocks or throws delays only later events, never a renewal. An exception it
+/// throws is logged and the listener keeps receiving events.
 #[uniffi::export(foreign)]
 pub trait EventListener: Send + Sync {
     /// Called once per event.
-    fn on_event(&self, event: SessionEvent);
+    ///
+    /// # Errors
+    /// Whatever the host throws; it is logged and ignored.
+    fn on_event(&self, event: SessionEvent) -> Result<(), TokenKeeperError>;
 }
 
 /// Plugs a host [`EventListener`] into the core.
@@ -239,7 +259,9 @@ pub(crate) struct HostListener(pub(crate) Arc<dyn EventListener>);
 
 impl core::EventListener for HostListener {
     fn on_event(&self, event: &core::Event) {
-        self.0.on_event(event.into());
+        if let Err(e) = self.0.on_event(event.into()) {
+            tracing::warn!(error = %e, "an event listener threw; it keeps receiving events");
+        }
     }
 }
 

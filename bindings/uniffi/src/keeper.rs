@@ -131,9 +131,25 @@ impl Keeper {
         self.inner.resumed();
     }
 
-    /// Connectivity came back: pending retries run now.
+    /// Connectivity came back or changed: pending retries run now, and a fetch stuck on the
+    /// old network is retried beside it.
     pub fn network_available(&self) {
         self.inner.network_available();
+    }
+
+    /// New credentials for `key` (the user signed in again): saved to the credential store and
+    /// used by the next fetch of every session naming the key; sessions stopped with
+    /// `ReauthRequired` resume.
+    pub fn set_credentials(&self, key: String, credentials: Arc<Secret>) {
+        self.inner
+            .set_credentials(&key, credentials.to_credentials());
+    }
+
+    /// Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+    /// `false` if a listener is still busy. For tests and orderly shutdown.
+    pub fn flush_listeners(&self, timeout_ms: u64) -> bool {
+        self.inner
+            .flush_listeners(std::time::Duration::from_millis(timeout_ms))
     }
 
     /// Closes every session. Also done when the keeper is released.
@@ -215,8 +231,8 @@ impl Session {
         self.inner.current().map(Into::into)
     }
 
-    /// Renews now, even if the current token is still valid, and returns the new token. Also
-    /// clears a fatal state (call it after the user signed in again).
+    /// Renews now (the engine's "token will expire" callback) and returns a token newer than the
+    /// current one, waiting like `token()` across failed attempts. Also clears a fatal state.
     ///
     /// # Errors
     /// As [`Session::token`].
@@ -225,23 +241,51 @@ impl Session {
         runtime::run(async move { issued(s.renew_token().await) }).await
     }
 
-    /// The engine reported the token expired: drop it and fetch at once.
+    /// The engine reported a token expired ("request token"): it is dropped and a fresh one
+    /// fetched at once; waits like `token()`. `token`: the token the engine names, if it does
+    /// (a report about a token that is no longer current changes nothing). Two freshly issued
+    /// tokens reported expired in a row stop the session with `Rejected`.
     ///
     /// # Errors
     /// As [`Session::token`].
-    pub async fn token_expired(&self) -> Result<IssuedToken, TokenKeeperError> {
+    #[uniffi::method(default(token = None))]
+    pub async fn token_expired(
+        &self,
+        token: Option<Arc<Secret>>,
+    ) -> Result<IssuedToken, TokenKeeperError> {
         let s = self.inner.clone();
-        runtime::run(async move { issued(s.token_expired().await) }).await
+        runtime::run(async move {
+            let token = token.map(|t| t.expose());
+            issued(s.token_expired(token.as_deref()).await)
+        })
+        .await
     }
 
-    /// A server rejected the current token: drop it and fetch at once. Two fresh tokens
-    /// rejected in a row stop the session with `Rejected`.
+    /// A server rejected a token: it is dropped and a fresh one fetched at once; waits like
+    /// `token()`. `token`: the rejected token, if known (a rejection of a token that is no
+    /// longer current changes nothing). Two fresh tokens rejected in a row stop the session with
+    /// `Rejected`; a healthy renewal in between resets the count.
     ///
     /// # Errors
     /// As [`Session::token`].
-    pub async fn token_rejected(&self) -> Result<IssuedToken, TokenKeeperError> {
+    #[uniffi::method(default(token = None))]
+    pub async fn token_rejected(
+        &self,
+        token: Option<Arc<Secret>>,
+    ) -> Result<IssuedToken, TokenKeeperError> {
         let s = self.inner.clone();
-        runtime::run(async move { issued(s.token_rejected().await) }).await
+        runtime::run(async move {
+            let token = token.map(|t| t.expose());
+            issued(s.token_rejected(token.as_deref()).await)
+        })
+        .await
+    }
+
+    /// New credentials for this session's key (the user signed in again): used by the next
+    /// fetch of every session sharing the key and saved to the credential store; a session
+    /// stopped with `ReauthRequired` resumes.
+    pub fn set_credentials(&self, credentials: Arc<Secret>) {
+        self.inner.set_credentials(credentials.to_credentials());
     }
 
     /// Closes the session: stops renewals, cancels an in-flight fetch, ends event streams.

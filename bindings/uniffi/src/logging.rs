@@ -55,11 +55,15 @@ pub struct LogRecord {
 }
 
 /// Receives the SDK's log records; implemented by the host (e.g. `Log.println` on Android,
-/// `os_log` on iOS). Called from SDK threads: it must be thread-safe, quick and must not throw.
+/// `os_log` on iOS). Called from SDK threads: it must be thread-safe and quick. An exception it
+/// throws drops that record and nothing else.
 #[uniffi::export(foreign)]
 pub trait LogSink: Send + Sync {
     /// Handles one record.
-    fn log(&self, record: LogRecord);
+    ///
+    /// # Errors
+    /// Whatever the host throws; the record is dropped.
+    fn log(&self, record: LogRecord) -> Result<(), TokenKeeperError>;
 }
 
 struct Installed {
@@ -83,7 +87,7 @@ static SUBSCRIBER: OnceLock<bool> = OnceLock::new();
 /// ```kotlin
 /// setLogSink(object : LogSink {
 ///     override fun log(record: LogRecord) { Log.println(Log.INFO, "tokenkeeper", record.message) }
-/// }, LogLevel.INFO)
+/// }, LogLevel.INFO)   // throws TokenKeeperException.Misconfigured if another subscriber owns logging
 /// ```
 #[uniffi::export]
 pub fn set_log_sink(sink: Arc<dyn LogSink>, min_level: LogLevel) -> Result<(), TokenKeeperError> {
@@ -140,7 +144,8 @@ impl<S: Subscriber> Layer<S> for Forward {
         };
         let mut text = Fields::default();
         event.record(&mut text);
-        sink.log(LogRecord {
+        // A sink that throws loses this record only; logging about it would recurse.
+        let _ = sink.log(LogRecord {
             level: LogLevel::from_tracing(*event.metadata().level()),
             target: event.metadata().target().to_owned(),
             message: redact(&text.finish()),

@@ -384,9 +384,11 @@ impl Shared {
                     let now = self.now();
                     let valid_for = self.inner.lock().valid(now).map(|t| t.expires - now);
                     // With a valid token in hand, wait for the save (bounded so it never costs
-                    // that token); with none, the stream needs the new token now.
+                    // that token); with none, only as long as a healthy store takes.
                     let margin = millis(self.policy.expiry_margin);
-                    let wait = valid_for.map_or(Duration::ZERO, |v| dur(v - margin).min(timeout));
+                    let wait = valid_for.map_or(super::Policy::STORE_WAIT_WITHOUT_TOKEN, |v| {
+                        dur(v - margin).min(timeout)
+                    });
                     self.credentials.persist(wait, timeout, guard).await;
                 }
                 Ok(Answer { fetched, arrived })

@@ -164,6 +164,12 @@ impl Policy {
     pub const DEFAULT_NOT_BEFORE_LEEWAY: Duration = Duration::from_secs(60);
     /// 24 h.
     pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(86_400);
+    /// Rotated credentials are saved before the token that came with them is handed out. While
+    /// a valid token is in hand the session waits for the save up to `fetch_timeout` (never
+    /// past that token's expiry); with none, it waits this long, 250 ms (a healthy keychain or
+    /// an fsync takes milliseconds), then hands the token out while the save goes on: the
+    /// stream needs it more than a slow store does.
+    pub const STORE_WAIT_WITHOUT_TOKEN: Duration = Duration::from_millis(250);
     /// At most this many fetches of one session run at once (a stalled one and its stand-ins);
     /// sessions whose fetches use credentials run one at a time.
     pub const MAX_PARALLEL_ATTEMPTS: usize = 3;

@@ -37,7 +37,7 @@ impl Shared {
                 && inner.fatal.is_none()
                 && inner.successor.is_none()
                 && inner.attempts.iter().all(|a| a.abandoned)
-                && !inner.next_retry_at.is_some_and(|at| at > now)
+                && inner.next_retry_at.is_none_or(|at| at <= now)
                 && !inner
                     .token
                     .as_ref()

@@ -178,9 +178,20 @@ fn lock_blocking(dir: &Path, key: &str) -> Result<StoreLock, StoreError> {
     let file = options
         .open(&path)
         .map_err(|e| io_error("cannot open the lock file", &path, &e))?;
-    file.lock()
-        .map_err(|e| io_error("cannot lock", &path, &e))?;
+    lock_exclusive(&file).map_err(|e| io_error("cannot lock", &path, &e))?;
     Ok(StoreLock::new(file))
+}
+
+/// `flock(LOCK_EX)`: blocks until no other open file holds the lock; released when the file
+/// closes. Where it is not available the key is not locked across processes.
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(Into::into)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+fn lock_exclusive(_: &File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn load_blocking(path: &Path) -> Result<Option<Credentials>, StoreError> {

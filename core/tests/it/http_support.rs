@@ -6,6 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 /// [`serve_with_headers`] answering `(status, JSON body)` with no extra headers.
+#[allow(dead_code)] // used by the `logs` binary only
 pub(crate) async fn serve(
     reply: impl Fn(&str) -> (u16, String) + Send + 'static,
 ) -> (u16, Arc<Mutex<Vec<String>>>) {

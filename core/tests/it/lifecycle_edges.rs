@@ -727,9 +727,9 @@ async fn a_credential_store_that_never_answers_costs_no_token_and_is_reported() 
         SessionConfig::new(SessionSpec::new("live-42", "1001")).with_credentials_key("oauth:1001"),
         source.clone(),
     );
-    // No valid token is at stake: the token is handed out while the save goes on.
+    // No valid token is at stake: the token is handed out after 250 ms, the save goes on.
     let t = session.token().await.expect("handed out at once");
-    assert_eq!((t.token.expose(), clock.now_unix_ms()), ("tok-1", T0));
+    assert_eq!((t.token.expose(), clock.now_unix_ms()), ("tok-1", T0 + 250));
     // With a valid token in hand, the renewal waits: for the key, held by the first save up to
     // the fetch timeout (no one reads the store before a rotation is in it), then for its own
     // save, up to the fetch timeout again.

@@ -323,13 +323,19 @@ async fn soak(
     let start = events.first().map_or(0, |(at, _)| *at);
     // A token's expiry worked out through a server time or an `iat` is brought forward by the
     // fetch's duration and the `iat`'s second (see `timing.rs`): the session may withdraw it
-    // that much early, which is not a token it could have had.
+    // that much early, which is not a token it could have had. A rotation is saved before its
+    // token is handed out, up to `STORE_WAIT_WITHOUT_TOKEN` when no token is at stake.
+    let grace = if rotate {
+        i64::try_from(Policy::STORE_WAIT_WITHOUT_TOKEN.as_millis()).unwrap()
+    } else {
+        0
+    };
     let available: Vec<(i64, i64)> = backend
         .ledger
         .lock()
         .tokens
         .values()
-        .map(|(arrived, expires, took)| (*arrived, expires - took - 1_000))
+        .map(|(arrived, expires, took)| (*arrived + grace, expires - took - 1_000))
         .collect();
     let gaps = complement(&union(covered), start, done);
     let awake_gaps = intersect(&gaps, &complement(&union(sleeps), start, done));
@@ -342,6 +348,7 @@ async fn soak(
     report.driver_restarts = c.driver_restarts;
     report.store_failures = c.store_failures;
     report.listener_panics = panics.load(Ordering::Relaxed);
+    let kept = memory.load("oauth:1001").await.unwrap();
     let ledger = backend.ledger.lock();
     eprintln!(
         "soak {lifetime_s} s tokens, {hours} h: {} renewals, {} calls ({} failed, {} stalled), \
@@ -365,7 +372,6 @@ async fn soak(
     );
     assert_eq!(ledger.reuses, 0, "a refresh token was replayed");
     if rotate {
-        let kept = memory.load("oauth:1001").await.unwrap();
         assert_eq!(
             kept.map(|c| c.expose().to_owned()),
             ledger.valid_refresh,

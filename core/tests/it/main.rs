@@ -12,4 +12,3 @@ mod lifecycle_host;
 mod lifecycle_reports;
 mod lifecycle_soak;
 mod lifecycle_support;
-mod no_secrets_in_logs;

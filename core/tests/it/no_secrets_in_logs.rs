@@ -1,9 +1,13 @@
 //! No token, refresh token or key in log lines, `Debug` output or error text.
 //!
-//! Each scenario installs a capturing TRACE subscriber for its own thread only
-//! (`tracing::subscriber::set_default`) and runs on a current-thread runtime, so the events of
-//! the session tasks (and of reqwest's connection tasks) land in the capture and no other test
-//! of this binary is affected. Every secret carries a marker; the captured log, the `Debug` of
+//! Runs in the `logs` test binary. One global TRACE subscriber, installed before anything else
+//! in the process logs, writes each event into the capture of the thread that emitted it, if
+//! that thread has one. Each scenario captures its
+//! own thread and runs on a current-thread runtime, so the events of the session tasks (and of
+//! reqwest's connection tasks) land in its capture and no other test is affected. (A
+//! thread-scoped subscriber per test lost events: with one scoped subscriber alive, `tracing`
+//! caches a callsite's interest from whichever thread reaches it first, here often a thread
+//! with no subscriber.) Every secret carries a marker; the captured log, the `Debug` of
 //! every public type that holds a secret and the text of every error must never contain one.
 
 use std::io;
@@ -17,6 +21,7 @@ use tokenkeeper::source::{
     Credentials, FetchReason, FetchRequest, FetchedToken, SessionSpec, SourceError, Token,
 };
 use tokenkeeper::store::{CredentialStore, MemoryStore};
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 #[cfg(feature = "http")]
@@ -31,13 +36,24 @@ const CRED_MARK: &str = "CREDMARK51c0e";
 const KEY_MARK: &str = "KEYMARKd84b27";
 const MARKERS: [&str; 3] = [TOKEN_MARK, CRED_MARK, KEY_MARK];
 
-/// Everything the fmt layer writes, as one text.
+/// Everything the fmt layer writes on one thread, as one text.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
 
-impl io::Write for Capture {
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the current thread's capture (nothing when it has none).
+struct ThreadWriter;
+
+impl io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().extend_from_slice(buf);
+        CAPTURING.with(|c| {
+            if let Some(capture) = c.borrow().as_ref() {
+                capture.0.lock().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -46,17 +62,35 @@ impl io::Write for Capture {
     }
 }
 
+/// Stops capturing this thread when dropped.
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl Capture {
     /// Captures every event and span (with its fields) on this thread at TRACE level.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    fn install(&self) -> Capturing {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
+                .with_writer(|| ThreadWriter)
+                .with_filter(tracing_subscriber::filter::filter_fn(|_| {
+                    CAPTURING.with(|c| c.borrow().is_some())
+                }));
+            let subscriber = tracing_subscriber::registry().with(layer);
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+            // Callsites other tests reached before (with no subscriber) cached "never": ask again.
+            tracing::callsite::rebuild_interest_cache();
+        });
+        CAPTURING.with(|c| *c.borrow_mut() = Some(self.clone()));
+        Capturing
     }
 
     fn text(&self) -> String {

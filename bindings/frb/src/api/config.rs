@@ -50,6 +50,14 @@ pub struct RenewalPolicy {
     /// How long `token()` waits for a valid token across failed attempts before it throws
     /// `retryLater` with the last failure; fatal errors are thrown at once. Default 30 s.
     pub token_wait: Option<chrono::Duration>,
+    /// How long a refresh (a fetch that uses credentials) is waited for before another may
+    /// start: replaying a refresh token the server may already have used can sign the user
+    /// out. Default 60 s.
+    pub refresh_answer_wait: Option<chrono::Duration>,
+    /// A token whose `nbf` is at most this far ahead is valid at once. Default 60 s.
+    pub not_before_leeway: Option<chrono::Duration>,
+    /// A server time further than this from the device clock is ignored. Default 24 h.
+    pub max_clock_skew: Option<chrono::Duration>,
 }
 
 impl RenewalPolicy {
@@ -75,6 +83,9 @@ impl RenewalPolicy {
             fresh_rejection_window: d(p.fresh_rejection_window),
             assumed_lifetime: d(p.assumed_lifetime),
             token_wait: d(p.token_wait),
+            refresh_answer_wait: d(p.refresh_answer_wait),
+            not_before_leeway: d(p.not_before_leeway),
+            max_clock_skew: d(p.max_clock_skew),
         }
     }
 
@@ -125,6 +136,17 @@ impl RenewalPolicy {
             "assumedLifetime",
         )?;
         set(&mut p.token_wait, self.token_wait, "tokenWait")?;
+        set(
+            &mut p.refresh_answer_wait,
+            self.refresh_answer_wait,
+            "refreshAnswerWait",
+        )?;
+        set(
+            &mut p.not_before_leeway,
+            self.not_before_leeway,
+            "notBeforeLeeway",
+        )?;
+        set(&mut p.max_clock_skew, self.max_clock_skew, "maxClockSkew")?;
         if let Some(adaptive) = self.adaptive_lead {
             p.adaptive_lead = adaptive;
         }

@@ -98,6 +98,9 @@ pub enum SessionEventKind {
     FetchFailed,
     /// A server rejected the current token (`fresh`: it had just been issued).
     Rejected,
+    /// Rotated credentials could not be saved (`message`); the token was handed out anyway,
+    /// the credentials stay in memory and the save is retried. Check your secure storage.
+    StoreFailed,
     /// Fatal: the user must sign in again (`message`). No more fetches until `renewToken()`.
     ReauthRequired,
     /// Fatal: access forbidden or revoked (`message`). No more fetches until `renewToken()`.
@@ -210,6 +213,10 @@ impl From<core::Event> for SessionEvent {
                 out.kind = SessionEventKind::Rejected;
                 out.fresh = Some(fresh);
             }
+            K::StoreFailed { message } => {
+                out.kind = SessionEventKind::StoreFailed;
+                out.message = Some(message);
+            }
             K::ReauthRequired { message } => {
                 out.kind = SessionEventKind::ReauthRequired;
                 out.message = Some(message);
@@ -253,6 +260,10 @@ pub struct SessionCounters {
     pub last_fetch_latency: Option<chrono::Duration>,
     /// Total time, after the first token, without a valid token.
     pub expired_total: chrono::Duration,
+    /// Saves of rotated credentials that failed or did not answer in time (each retried).
+    pub store_failures: u64,
+    /// Times the session's driver restarted after a panic (a bug: please report it).
+    pub driver_restarts: u64,
 }
 
 impl From<core::Counters> for SessionCounters {
@@ -269,6 +280,8 @@ impl From<core::Counters> for SessionCounters {
             expired_total: chrono::Duration::milliseconds(
                 i64::try_from(c.expired_ms).unwrap_or(i64::MAX),
             ),
+            store_failures: c.store_failures,
+            driver_restarts: c.driver_restarts,
         }
     }
 }

@@ -185,9 +185,9 @@ impl TokenSession {
         self.inner.current().map(Into::into)
     }
 
-    /// Renews now, even if the current token is still valid, and returns the new token: call it
-    /// from the engine's "token will expire" callback. Also clears a fatal state (call it after
-    /// the user signed in again). Shares an in-flight fetch.
+    /// Renews now and returns a token newer than the current one, waiting like `token()` across
+    /// failed attempts: call it from the engine's "token will expire" callback. Also clears a
+    /// fatal state. Shares an in-flight fetch.
     ///
     /// # Errors
     /// As `token()`.
@@ -195,22 +195,40 @@ impl TokenSession {
         Ok(self.inner.renew_token().await?.into())
     }
 
-    /// The engine reported the token expired (Agora `onRequestToken`, ZEGO token error): drops
-    /// it and fetches at once.
+    /// The engine reported a token expired (Agora `onRequestToken`, ZEGO token error): drops
+    /// it and fetches at once, waiting like `token()`. `token`: the token the engine names, if
+    /// it does (a report about a token that is no longer current changes nothing). Two freshly
+    /// issued tokens reported expired in a row stop the session with `rejected`.
     ///
     /// # Errors
     /// As `token()`.
-    pub async fn token_expired(&self) -> Result<IssuedToken, TokenKeeperError> {
-        Ok(self.inner.token_expired().await?.into())
+    pub async fn token_expired(
+        &self,
+        token: Option<String>,
+    ) -> Result<IssuedToken, TokenKeeperError> {
+        Ok(self.inner.token_expired(token.as_deref()).await?.into())
     }
 
-    /// A server rejected the current token: drops it and fetches at once. Two fresh tokens
-    /// rejected in a row stop the session with `rejected` instead of looping.
+    /// A server rejected a token: drops it and fetches at once, waiting like `token()`.
+    /// `token`: the rejected token, if known. Two fresh tokens rejected in a row stop the
+    /// session with `rejected` instead of looping; a healthy renewal in between resets the count.
     ///
     /// # Errors
     /// As `token()`.
-    pub async fn token_rejected(&self) -> Result<IssuedToken, TokenKeeperError> {
-        Ok(self.inner.token_rejected().await?.into())
+    pub async fn token_rejected(
+        &self,
+        token: Option<String>,
+    ) -> Result<IssuedToken, TokenKeeperError> {
+        Ok(self.inner.token_rejected(token.as_deref()).await?.into())
+    }
+
+    /// New credentials for this session's key (the user signed in again): used by the next
+    /// fetch of every session sharing the key and saved to the credential store; a session
+    /// stopped with `reauthRequired` resumes.
+    #[frb(sync)]
+    pub fn set_credentials(&self, credentials: String) {
+        self.inner
+            .set_credentials(tokenkeeper::source::Credentials::new(credentials));
     }
 
     /// Closes the session: stops renewing, cancels an in-flight fetch, ends its event stream.

@@ -233,14 +233,14 @@ async fn fresh_tokens_rejected_twice_stop_the_session_instead_of_looping() {
     let first = session.token().await.unwrap();
 
     // The engine refuses the token it just got: dropped and refetched once.
-    let second = session.token_rejected().await.unwrap();
+    let second = session.token_rejected(None).await.unwrap();
     assert_ne!(second.token, first.token);
     assert_eq!(
         second.reason,
         tokenkeeper_frb::api::source::FetchReason::Rejected
     );
     // Refused again at once: something is misconfigured on one side; stop, say so.
-    let e = session.token_rejected().await.unwrap_err();
+    let e = session.token_rejected(None).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Rejected);
     assert_eq!(session.state(), SessionState::Failed);
     assert_eq!(session.counters().rejections, 2);

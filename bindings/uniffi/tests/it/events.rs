@@ -4,7 +4,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures::executor::block_on;
-use tokenkeeper_uniffi::{EventKind, EventListener, FetchReason, Keeper, SessionEvent};
+use tokenkeeper_uniffi::{
+    EventKind, EventListener, FetchReason, FetchRequest, FetchedToken, Keeper, Secret,
+    SessionEvent, TokenKeeperError, TokenSource,
+};
 
 use crate::facade::{Counting, config};
 
@@ -12,8 +15,9 @@ use crate::facade::{Counting, config};
 struct Recorder(Mutex<Vec<SessionEvent>>);
 
 impl EventListener for Recorder {
-    fn on_event(&self, event: SessionEvent) {
+    fn on_event(&self, event: SessionEvent) -> Result<(), TokenKeeperError> {
         self.0.lock().unwrap().push(event);
+        Ok(())
     }
 }
 
@@ -65,6 +69,10 @@ fn listener_sees_events_until_removed() {
     let recorder = Arc::new(Recorder::default());
     let registration = session.clone().add_listener(recorder.clone());
     block_on(session.token()).unwrap();
+    assert!(
+        keeper.flush_listeners(5_000),
+        "listeners run on the event thread"
+    );
     assert!(registration.remove());
     assert!(
         !registration.remove(),
@@ -96,4 +104,51 @@ fn dropping_a_pending_next_aborts_its_task_and_frees_the_stream() {
     block_on(session.token()).unwrap();
     let event = block_on(sub.clone().next()).unwrap().expect("an event");
     assert!(matches!(event.kind, EventKind::Issued { .. }), "{event:?}");
+}
+
+/// A Kotlin/Swift/Python listener that throws: the exception arrives as an error (never a
+/// panic, which aborts a mobile app) and the session goes on.
+struct Throws(Mutex<u32>);
+
+impl EventListener for Throws {
+    fn on_event(&self, _: SessionEvent) -> Result<(), TokenKeeperError> {
+        *self.0.lock().unwrap() += 1;
+        Err(TokenKeeperError::HostCallback {
+            reason: "NullPointerException in onEvent".into(),
+        })
+    }
+}
+
+/// Distinct opaque tokens: `tok-1`, `tok-2`, …
+#[derive(Default)]
+struct Numbered(Mutex<u32>);
+
+#[async_trait::async_trait]
+impl TokenSource for Numbered {
+    async fn fetch(&self, _: FetchRequest) -> Result<FetchedToken, TokenKeeperError> {
+        let mut n = self.0.lock().unwrap();
+        *n += 1;
+        Ok(FetchedToken {
+            token: Secret::new(format!("tok-{n}")),
+            expires_at_ms: None,
+            expires_in_ms: Some(600_000),
+            issued_at_ms: None,
+            server_time_ms: None,
+            rotated_credentials: None,
+        })
+    }
+}
+
+#[test]
+fn a_listener_that_throws_never_stops_the_session() {
+    let keeper = Keeper::new(None, None).unwrap();
+    let session = keeper.open_session(config(), Arc::new(Numbered::default()));
+    let throws = Arc::new(Throws(Mutex::new(0)));
+    session.clone().add_listener(throws.clone());
+    let first = block_on(session.token()).unwrap();
+    let renewed = block_on(session.renew_token()).unwrap();
+    assert_ne!(first.token.expose(), renewed.token.expose());
+    assert!(keeper.flush_listeners(5_000));
+    assert!(*throws.0.lock().unwrap() >= 2, "it kept being called");
+    assert_eq!(session.counters().driver_restarts, 0);
 }

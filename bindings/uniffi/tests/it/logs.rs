@@ -2,14 +2,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokenkeeper_uniffi::{LogLevel, LogRecord, LogSink, clear_log_sink, set_log_sink};
+use tokenkeeper_uniffi::{
+    LogLevel, LogRecord, LogSink, TokenKeeperError, clear_log_sink, set_log_sink,
+};
 
 #[derive(Default)]
 struct Collect(Mutex<Vec<LogRecord>>);
 
 impl LogSink for Collect {
-    fn log(&self, record: LogRecord) {
+    fn log(&self, record: LogRecord) -> Result<(), TokenKeeperError> {
         self.0.lock().unwrap().push(record);
+        Ok(())
     }
 }
 

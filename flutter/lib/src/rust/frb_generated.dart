@@ -74,7 +74,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                   String get codegenVersion => '2.13.0';
 
                   @override
-                  int get rustContentHash => -2107289695;
+                  int get rustContentHash => -1736135599;
 
                   static const kDefaultExternalLibraryLoaderConfig = ExternalLibraryLoaderConfig(
                     stem: 'tokenkeeper_frb',
@@ -116,13 +116,15 @@ int crateApiKeeperTokenSessionId({required TokenSession that });
 
 Future<IssuedToken> crateApiKeeperTokenSessionRenewToken({required TokenSession that });
 
+void crateApiKeeperTokenSessionSetCredentials({required TokenSession that , required String credentials });
+
 SessionState crateApiKeeperTokenSessionState({required TokenSession that });
 
 Future<IssuedToken> crateApiKeeperTokenSessionToken({required TokenSession that });
 
-Future<IssuedToken> crateApiKeeperTokenSessionTokenExpired({required TokenSession that });
+Future<IssuedToken> crateApiKeeperTokenSessionTokenExpired({required TokenSession that , String? token });
 
-Future<IssuedToken> crateApiKeeperTokenSessionTokenRejected({required TokenSession that });
+Future<IssuedToken> crateApiKeeperTokenSessionTokenRejected({required TokenSession that , String? token });
 
 String crateApiKeeperTokenSessionUser({required TokenSession that });
 
@@ -550,11 +552,37 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
         );
         
 
+@override void crateApiKeeperTokenSessionSetCredentials({required TokenSession that , required String credentials })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+sse_encode_String(credentials, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperTokenSessionSetCredentialsConstMeta,
+            argValues: [that, credentials],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperTokenSessionSetCredentialsConstMeta => const TaskConstMeta(
+            debugName: "TokenSession_set_credentials",
+            argNames: ["that", "credentials"],
+        );
+        
+
 @override SessionState crateApiKeeperTokenSessionState({required TokenSession that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17)!;
             
             },
             codec: 
@@ -579,7 +607,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
             
             },
             codec: 
@@ -600,35 +628,11 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
         );
         
 
-@override Future<IssuedToken> crateApiKeeperTokenSessionTokenExpired({required TokenSession that })  { return handler.executeNormal(NormalTask(
+@override Future<IssuedToken> crateApiKeeperTokenSessionTokenExpired({required TokenSession that , String? token })  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_issued_token,
-          decodeErrorData: sse_decode_token_keeper_error,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenSessionTokenExpiredConstMeta,
-            argValues: [that],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenSessionTokenExpiredConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_token_expired",
-            argNames: ["that"],
-        );
-        
-
-@override Future<IssuedToken> crateApiKeeperTokenSessionTokenRejected({required TokenSession that })  { return handler.executeNormal(NormalTask(
-            callFfi: (port_) {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+sse_encode_opt_String(token, serializer);
             pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
             
             },
@@ -638,15 +642,41 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
           decodeErrorData: sse_decode_token_keeper_error,
         )
         ,
+            constMeta: kCrateApiKeeperTokenSessionTokenExpiredConstMeta,
+            argValues: [that, token],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperTokenSessionTokenExpiredConstMeta => const TaskConstMeta(
+            debugName: "TokenSession_token_expired",
+            argNames: ["that", "token"],
+        );
+        
+
+@override Future<IssuedToken> crateApiKeeperTokenSessionTokenRejected({required TokenSession that , String? token })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+sse_encode_opt_String(token, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_issued_token,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
             constMeta: kCrateApiKeeperTokenSessionTokenRejectedConstMeta,
-            argValues: [that],
+            argValues: [that, token],
             apiImpl: this,
         )); }
 
 
         TaskConstMeta get kCrateApiKeeperTokenSessionTokenRejectedConstMeta => const TaskConstMeta(
             debugName: "TokenSession_token_rejected",
-            argNames: ["that"],
+            argNames: ["that", "token"],
         );
         
 
@@ -654,7 +684,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21)!;
             
             },
             codec: 
@@ -679,7 +709,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22, port: port_);
             
             },
             codec: 
@@ -704,7 +734,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(token, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23)!;
             
             },
             codec: 
@@ -729,7 +759,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
             
             },
             codec: 
@@ -754,7 +784,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25)!;
             
             },
             codec: 
@@ -779,7 +809,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
             
             },
             codec: 
@@ -1129,7 +1159,7 @@ final arr = raw as List<dynamic>;
 
 @protected RenewalPolicy dco_decode_renewal_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 11) throw Exception('unexpected arr length: expect 11 but see ${arr.length}');
+                if (arr.length != 14) throw Exception('unexpected arr length: expect 14 but see ${arr.length}');
                 return RenewalPolicy(renewLead: dco_decode_opt_box_autoadd_Chrono_Duration(arr[0]),
 renewJitter: dco_decode_opt_box_autoadd_Chrono_Duration(arr[1]),
 fetchTimeout: dco_decode_opt_box_autoadd_Chrono_Duration(arr[2]),
@@ -1140,18 +1170,23 @@ maxRetryAfter: dco_decode_opt_box_autoadd_Chrono_Duration(arr[6]),
 adaptiveLead: dco_decode_opt_box_autoadd_bool(arr[7]),
 freshRejectionWindow: dco_decode_opt_box_autoadd_Chrono_Duration(arr[8]),
 assumedLifetime: dco_decode_opt_box_autoadd_Chrono_Duration(arr[9]),
-tokenWait: dco_decode_opt_box_autoadd_Chrono_Duration(arr[10]),); }
+tokenWait: dco_decode_opt_box_autoadd_Chrono_Duration(arr[10]),
+refreshAnswerWait: dco_decode_opt_box_autoadd_Chrono_Duration(arr[11]),
+notBeforeLeeway: dco_decode_opt_box_autoadd_Chrono_Duration(arr[12]),
+maxClockSkew: dco_decode_opt_box_autoadd_Chrono_Duration(arr[13]),); }
 
 @protected SessionCounters dco_decode_session_counters(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 7) throw Exception('unexpected arr length: expect 7 but see ${arr.length}');
+                if (arr.length != 9) throw Exception('unexpected arr length: expect 9 but see ${arr.length}');
                 return SessionCounters(fetches: dco_decode_CastedPrimitive_u_64(arr[0]),
 renewals: dco_decode_CastedPrimitive_u_64(arr[1]),
 failures: dco_decode_CastedPrimitive_u_64(arr[2]),
 emergencyFetches: dco_decode_CastedPrimitive_u_64(arr[3]),
 rejections: dco_decode_CastedPrimitive_u_64(arr[4]),
 lastFetchLatency: dco_decode_opt_box_autoadd_Chrono_Duration(arr[5]),
-expiredTotal: dco_decode_Chrono_Duration(arr[6]),); }
+expiredTotal: dco_decode_Chrono_Duration(arr[6]),
+storeFailures: dco_decode_CastedPrimitive_u_64(arr[7]),
+driverRestarts: dco_decode_CastedPrimitive_u_64(arr[8]),); }
 
 @protected SessionEvent dco_decode_session_event(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
@@ -1529,7 +1564,10 @@ var var_adaptiveLead = sse_decode_opt_box_autoadd_bool(deserializer);
 var var_freshRejectionWindow = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_assumedLifetime = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_tokenWait = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
-return RenewalPolicy(renewLead: var_renewLead, renewJitter: var_renewJitter, fetchTimeout: var_fetchTimeout, backoffInitial: var_backoffInitial, backoffMax: var_backoffMax, minRetryDelay: var_minRetryDelay, maxRetryAfter: var_maxRetryAfter, adaptiveLead: var_adaptiveLead, freshRejectionWindow: var_freshRejectionWindow, assumedLifetime: var_assumedLifetime, tokenWait: var_tokenWait); }
+var var_refreshAnswerWait = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
+var var_notBeforeLeeway = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
+var var_maxClockSkew = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
+return RenewalPolicy(renewLead: var_renewLead, renewJitter: var_renewJitter, fetchTimeout: var_fetchTimeout, backoffInitial: var_backoffInitial, backoffMax: var_backoffMax, minRetryDelay: var_minRetryDelay, maxRetryAfter: var_maxRetryAfter, adaptiveLead: var_adaptiveLead, freshRejectionWindow: var_freshRejectionWindow, assumedLifetime: var_assumedLifetime, tokenWait: var_tokenWait, refreshAnswerWait: var_refreshAnswerWait, notBeforeLeeway: var_notBeforeLeeway, maxClockSkew: var_maxClockSkew); }
 
 @protected SessionCounters sse_decode_session_counters(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_fetches = sse_decode_CastedPrimitive_u_64(deserializer);
@@ -1539,7 +1577,9 @@ var var_emergencyFetches = sse_decode_CastedPrimitive_u_64(deserializer);
 var var_rejections = sse_decode_CastedPrimitive_u_64(deserializer);
 var var_lastFetchLatency = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_expiredTotal = sse_decode_Chrono_Duration(deserializer);
-return SessionCounters(fetches: var_fetches, renewals: var_renewals, failures: var_failures, emergencyFetches: var_emergencyFetches, rejections: var_rejections, lastFetchLatency: var_lastFetchLatency, expiredTotal: var_expiredTotal); }
+var var_storeFailures = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_driverRestarts = sse_decode_CastedPrimitive_u_64(deserializer);
+return SessionCounters(fetches: var_fetches, renewals: var_renewals, failures: var_failures, emergencyFetches: var_emergencyFetches, rejections: var_rejections, lastFetchLatency: var_lastFetchLatency, expiredTotal: var_expiredTotal, storeFailures: var_storeFailures, driverRestarts: var_driverRestarts); }
 
 @protected SessionEvent sse_decode_session_event(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_sessionId = sse_decode_CastedPrimitive_u_64(deserializer);
@@ -1903,6 +1943,9 @@ sse_encode_opt_box_autoadd_bool(self.adaptiveLead, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.freshRejectionWindow, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.assumedLifetime, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.tokenWait, serializer);
+sse_encode_opt_box_autoadd_Chrono_Duration(self.refreshAnswerWait, serializer);
+sse_encode_opt_box_autoadd_Chrono_Duration(self.notBeforeLeeway, serializer);
+sse_encode_opt_box_autoadd_Chrono_Duration(self.maxClockSkew, serializer);
  }
 
 @protected void sse_encode_session_counters(SessionCounters self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -1913,6 +1956,8 @@ sse_encode_CastedPrimitive_u_64(self.emergencyFetches, serializer);
 sse_encode_CastedPrimitive_u_64(self.rejections, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.lastFetchLatency, serializer);
 sse_encode_Chrono_Duration(self.expiredTotal, serializer);
+sse_encode_CastedPrimitive_u_64(self.storeFailures, serializer);
+sse_encode_CastedPrimitive_u_64(self.driverRestarts, serializer);
  }
 
 @protected void sse_encode_session_event(SessionEvent self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2096,13 +2141,19 @@ serializer.buffer.putBigUint64(self); }
  int  id()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionId(that: this, );
 
 
-/// Renews now, even if the current token is still valid, and returns the new token: call it
-/// from the engine's "token will expire" callback. Also clears a fatal state (call it after
-/// the user signed in again). Shares an in-flight fetch.
+/// Renews now and returns a token newer than the current one, waiting like `token()` across
+/// failed attempts: call it from the engine's "token will expire" callback. Also clears a
+/// fatal state. Shares an in-flight fetch.
 ///
 /// # Errors
 /// As `token()`.
  Future<IssuedToken>  renewToken()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionRenewToken(that: this, );
+
+
+/// New credentials for this session's key (the user signed in again): used by the next
+/// fetch of every session sharing the key and saved to the credential store; a session
+/// stopped with `reauthRequired` resumes.
+ void  setCredentials({required String credentials })=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionSetCredentials(that: this, credentials: credentials);
 
 
 /// The current state.
@@ -2121,20 +2172,23 @@ serializer.buffer.putBigUint64(self); }
  Future<IssuedToken>  token()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionToken(that: this, );
 
 
-/// The engine reported the token expired (Agora `onRequestToken`, ZEGO token error): drops
-/// it and fetches at once.
+/// The engine reported a token expired (Agora `onRequestToken`, ZEGO token error): drops
+/// it and fetches at once, waiting like `token()`. `token`: the token the engine names, if
+/// it does (a report about a token that is no longer current changes nothing). Two freshly
+/// issued tokens reported expired in a row stop the session with `rejected`.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  tokenExpired()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionTokenExpired(that: this, );
+ Future<IssuedToken>  tokenExpired({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionTokenExpired(that: this, token: token);
 
 
-/// A server rejected the current token: drops it and fetches at once. Two fresh tokens
-/// rejected in a row stop the session with `rejected` instead of looping.
+/// A server rejected a token: drops it and fetches at once, waiting like `token()`.
+/// `token`: the rejected token, if known. Two fresh tokens rejected in a row stop the
+/// session with `rejected` instead of looping; a healthy renewal in between resets the count.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  tokenRejected()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionTokenRejected(that: this, );
+ Future<IssuedToken>  tokenRejected({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionTokenRejected(that: this, token: token);
 
 
 /// The user.

@@ -54,8 +54,16 @@ final Duration? assumedLifetime;
 /// How long `token()` waits for a valid token across failed attempts before it throws
 /// `retryLater` with the last failure; fatal errors are thrown at once. Default 30 s.
 final Duration? tokenWait;
+/// How long a refresh (a fetch that uses credentials) is waited for before another may
+/// start: replaying a refresh token the server may already have used can sign the user
+/// out. Default 60 s.
+final Duration? refreshAnswerWait;
+/// A token whose `nbf` is at most this far ahead is valid at once. Default 60 s.
+final Duration? notBeforeLeeway;
+/// A server time further than this from the device clock is ignored. Default 24 h.
+final Duration? maxClockSkew;
 
-                const RenewalPolicy({this.renewLead ,this.renewJitter ,this.fetchTimeout ,this.backoffInitial ,this.backoffMax ,this.minRetryDelay ,this.maxRetryAfter ,this.adaptiveLead ,this.freshRejectionWindow ,this.assumedLifetime ,this.tokenWait ,});
+                const RenewalPolicy({this.renewLead ,this.renewJitter ,this.fetchTimeout ,this.backoffInitial ,this.backoffMax ,this.minRetryDelay ,this.maxRetryAfter ,this.adaptiveLead ,this.freshRejectionWindow ,this.assumedLifetime ,this.tokenWait ,this.refreshAnswerWait ,this.notBeforeLeeway ,this.maxClockSkew ,});
 
                 static Future<RenewalPolicy>  default_()=>TokenKeeperLib.instance.api.crateApiConfigRenewalPolicyDefault();
 
@@ -73,7 +81,7 @@ static RenewalPolicy  defaults()=>TokenKeeperLib.instance.api.crateApiConfigRene
 
 
         @override
-        int get hashCode => renewLead.hashCode^renewJitter.hashCode^fetchTimeout.hashCode^backoffInitial.hashCode^backoffMax.hashCode^minRetryDelay.hashCode^maxRetryAfter.hashCode^adaptiveLead.hashCode^freshRejectionWindow.hashCode^assumedLifetime.hashCode^tokenWait.hashCode;
+        int get hashCode => renewLead.hashCode^renewJitter.hashCode^fetchTimeout.hashCode^backoffInitial.hashCode^backoffMax.hashCode^minRetryDelay.hashCode^maxRetryAfter.hashCode^adaptiveLead.hashCode^freshRejectionWindow.hashCode^assumedLifetime.hashCode^tokenWait.hashCode^refreshAnswerWait.hashCode^notBeforeLeeway.hashCode^maxClockSkew.hashCode;
 
 
 
@@ -82,7 +90,7 @@ static RenewalPolicy  defaults()=>TokenKeeperLib.instance.api.crateApiConfigRene
             identical(this, other) ||
             other is RenewalPolicy &&
                 runtimeType == other.runtimeType
-                && renewLead == other.renewLead&& renewJitter == other.renewJitter&& fetchTimeout == other.fetchTimeout&& backoffInitial == other.backoffInitial&& backoffMax == other.backoffMax&& minRetryDelay == other.minRetryDelay&& maxRetryAfter == other.maxRetryAfter&& adaptiveLead == other.adaptiveLead&& freshRejectionWindow == other.freshRejectionWindow&& assumedLifetime == other.assumedLifetime&& tokenWait == other.tokenWait;
+                && renewLead == other.renewLead&& renewJitter == other.renewJitter&& fetchTimeout == other.fetchTimeout&& backoffInitial == other.backoffInitial&& backoffMax == other.backoffMax&& minRetryDelay == other.minRetryDelay&& maxRetryAfter == other.maxRetryAfter&& adaptiveLead == other.adaptiveLead&& freshRejectionWindow == other.freshRejectionWindow&& assumedLifetime == other.assumedLifetime&& tokenWait == other.tokenWait&& refreshAnswerWait == other.refreshAnswerWait&& notBeforeLeeway == other.notBeforeLeeway&& maxClockSkew == other.maxClockSkew;
 
             }
 

@@ -62,15 +62,19 @@ final int rejections;
 final Duration? lastFetchLatency;
 /// Total time, after the first token, without a valid token.
 final Duration expiredTotal;
+/// Saves of rotated credentials that failed or did not answer in time (each retried).
+final int storeFailures;
+/// Times the session's driver restarted after a panic (a bug: please report it).
+final int driverRestarts;
 
-                const SessionCounters({required this.fetches ,required this.renewals ,required this.failures ,required this.emergencyFetches ,required this.rejections ,this.lastFetchLatency ,required this.expiredTotal ,});
+                const SessionCounters({required this.fetches ,required this.renewals ,required this.failures ,required this.emergencyFetches ,required this.rejections ,this.lastFetchLatency ,required this.expiredTotal ,required this.storeFailures ,required this.driverRestarts ,});
 
 
 
 
 
         @override
-        int get hashCode => fetches.hashCode^renewals.hashCode^failures.hashCode^emergencyFetches.hashCode^rejections.hashCode^lastFetchLatency.hashCode^expiredTotal.hashCode;
+        int get hashCode => fetches.hashCode^renewals.hashCode^failures.hashCode^emergencyFetches.hashCode^rejections.hashCode^lastFetchLatency.hashCode^expiredTotal.hashCode^storeFailures.hashCode^driverRestarts.hashCode;
 
 
 
@@ -79,7 +83,7 @@ final Duration expiredTotal;
             identical(this, other) ||
             other is SessionCounters &&
                 runtimeType == other.runtimeType
-                && fetches == other.fetches&& renewals == other.renewals&& failures == other.failures&& emergencyFetches == other.emergencyFetches&& rejections == other.rejections&& lastFetchLatency == other.lastFetchLatency&& expiredTotal == other.expiredTotal;
+                && fetches == other.fetches&& renewals == other.renewals&& failures == other.failures&& emergencyFetches == other.emergencyFetches&& rejections == other.rejections&& lastFetchLatency == other.lastFetchLatency&& expiredTotal == other.expiredTotal&& storeFailures == other.storeFailures&& driverRestarts == other.driverRestarts;
 
             }
 
@@ -155,6 +159,9 @@ expired,
 fetchFailed,
 /// A server rejected the current token (`fresh`: it had just been issued).
 rejected,
+/// Rotated credentials could not be saved (`message`); the token was handed out anyway,
+/// the credentials stay in memory and the save is retried. Check your secure storage.
+storeFailed,
 /// Fatal: the user must sign in again (`message`). No more fetches until `renewToken()`.
 reauthRequired,
 /// Fatal: access forbidden or revoked (`message`). No more fetches until `renewToken()`.

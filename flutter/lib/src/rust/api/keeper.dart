@@ -112,13 +112,19 @@ static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required Future
  int  id();
 
 
-/// Renews now, even if the current token is still valid, and returns the new token: call it
-/// from the engine's "token will expire" callback. Also clears a fatal state (call it after
-/// the user signed in again). Shares an in-flight fetch.
+/// Renews now and returns a token newer than the current one, waiting like `token()` across
+/// failed attempts: call it from the engine's "token will expire" callback. Also clears a
+/// fatal state. Shares an in-flight fetch.
 ///
 /// # Errors
 /// As `token()`.
  Future<IssuedToken>  renewToken();
+
+
+/// New credentials for this session's key (the user signed in again): used by the next
+/// fetch of every session sharing the key and saved to the credential store; a session
+/// stopped with `reauthRequired` resumes.
+ void  setCredentials({required String credentials });
 
 
 /// The current state.
@@ -137,20 +143,23 @@ static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required Future
  Future<IssuedToken>  token();
 
 
-/// The engine reported the token expired (Agora `onRequestToken`, ZEGO token error): drops
-/// it and fetches at once.
+/// The engine reported a token expired (Agora `onRequestToken`, ZEGO token error): drops
+/// it and fetches at once, waiting like `token()`. `token`: the token the engine names, if
+/// it does (a report about a token that is no longer current changes nothing). Two freshly
+/// issued tokens reported expired in a row stop the session with `rejected`.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  tokenExpired();
+ Future<IssuedToken>  tokenExpired({String? token });
 
 
-/// A server rejected the current token: drops it and fetches at once. Two fresh tokens
-/// rejected in a row stop the session with `rejected` instead of looping.
+/// A server rejected a token: drops it and fetches at once, waiting like `token()`.
+/// `token`: the rejected token, if known. Two fresh tokens rejected in a row stop the
+/// session with `rejected` instead of looping; a healthy renewal in between resets the count.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  tokenRejected();
+ Future<IssuedToken>  tokenRejected({String? token });
 
 
 /// The user.
