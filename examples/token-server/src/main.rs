@@ -27,6 +27,9 @@ struct Args {
     /// absent. Prefer the environment variable for a URL with a password.
     #[arg(long, env = "TOKENKEEPER_DB", hide_env_values = true)]
     db: Option<String>,
+    /// Seconds a client has to send a request's headers (also the keep-alive idle limit).
+    #[arg(long, default_value_t = tokenkeeper_server::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
     /// Open HTTP connections at most (lowered to fit `ulimit -n`).
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -127,6 +130,7 @@ async fn run(args: Args) -> ExitCode {
         addr: args.addr,
         db: args.db.as_deref().map_or(Database::Memory, Database::parse),
         max_connections: args.max_connections,
+        header_read_timeout: Duration::from_secs(args.header_timeout),
         token_ttl: Duration::from_secs(args.token_ttl.max(1)),
         room_warn_before: Duration::from_secs(args.warn_before),
         rate_limit: (!args.no_rate_limit).then_some(RateLimit {

@@ -49,9 +49,9 @@ pub(crate) async fn issue(
     peer: Peer,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    RawBody(body): RawBody,
+    body: Result<RawBody, ApiError>,
 ) -> Response {
-    handle(&st, peer, &headers, q.as_deref(), &body, Kind::Issue).await
+    handle(&st, peer, &headers, q.as_deref(), body, Kind::Issue).await
 }
 
 /// `POST /api/v1/rtc/token/refresh`.
@@ -60,9 +60,9 @@ pub(crate) async fn refresh(
     peer: Peer,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    RawBody(body): RawBody,
+    body: Result<RawBody, ApiError>,
 ) -> Response {
-    handle(&st, peer, &headers, q.as_deref(), &body, Kind::Refresh).await
+    handle(&st, peer, &headers, q.as_deref(), body, Kind::Refresh).await
 }
 
 /// Audit fields, filled only with values that passed validation.
@@ -81,7 +81,7 @@ async fn handle(
     peer: Peer,
     headers: &HeaderMap,
     q: Option<&str>,
-    body: &[u8],
+    body: Result<RawBody, ApiError>,
     kind: Kind,
 ) -> Response {
     let mut trail = Trail::default();
@@ -358,7 +358,7 @@ async fn process(
     peer: Peer,
     headers: &HeaderMap,
     q: Option<&str>,
-    body: &[u8],
+    body: Result<RawBody, ApiError>,
     kind: Kind,
     trail: &mut Trail,
 ) -> Result<(Response, i64), ApiError> {
@@ -400,7 +400,9 @@ async fn process(
             ));
         }
     };
-    let req = validate(st, body, &user, trail)?;
+    // An unreadable or oversized body is refused after the rate limit, like any bad request.
+    let RawBody(body) = body?;
+    let req = validate(st, &body, &user, trail)?;
     if user.banned {
         return Err(ApiError::forbidden(
             "user_banned",
