@@ -7,6 +7,7 @@ mod common;
 mod faults;
 mod hardening;
 mod logs;
+mod multi;
 mod oauth;
 mod oauth_security;
 mod room;
