@@ -5,6 +5,7 @@ mod bad_requests;
 mod binary;
 mod common;
 mod faults;
+mod fuzz;
 mod hardening;
 mod logs;
 mod multi;
