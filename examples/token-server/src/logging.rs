@@ -49,6 +49,7 @@ where
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(env)
         .with_filter(filter_fn(|m| allowed(m.target(), m.level())))
 }
