@@ -214,7 +214,7 @@ pub(crate) struct RefreshView {
 }
 
 /// One audit-log entry. It never holds a token; every text field is bounded (see
-/// [`AuditEntry::bounded`]).
+/// [`AUDIT_FIELD_MAX`]).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditEntry {
     /// Server time (unix ms).

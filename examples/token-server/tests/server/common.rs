@@ -190,6 +190,8 @@ pub fn wall_ms() -> i64 {
 /// A fresh PostgreSQL database for one test, made from `TOKENKEEPER_TEST_PG_URL` (which
 /// `scripts/setup-postgres.sh` prints). Without the variable the test is skipped with a loud
 /// message, except under CI (`CI` set), where that is a failure: CI must run these.
+// A skip must be loud: it is the only trace that these tests did not run.
+#[allow(clippy::print_stderr)]
 pub async fn pg_database(test: &str) -> Option<tokenkeeper_server::Database> {
     let Ok(url) = std::env::var("TOKENKEEPER_TEST_PG_URL") else {
         assert!(

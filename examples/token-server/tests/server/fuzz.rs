@@ -279,6 +279,7 @@ fn request(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // prints the mix of answers for whoever reads the test output
 async fn fuzzed_http_and_websocket_traffic_gets_no_5xx_and_no_panic() {
     count_worker_panics();
     let ctx = Ctx::start_with(ServerConfig {
