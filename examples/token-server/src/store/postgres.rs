@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use futures::StreamExt;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -30,12 +29,10 @@ use super::{
 use crate::config::RateLimit;
 use crate::limiter::retry_after_secs;
 
-/// Schema versions, applied in order.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/001_initial.sql")];
-/// Advisory lock held while migrating (any constant unique to this application).
-const MIGRATION_LOCK: i64 = 0x746b_6d69_6772;
-/// The `LISTEN`/`NOTIFY` channel of room kicks.
-const KICK_CHANNEL: &str = "tokenkeeper_kicks";
+mod kicks;
+mod migrate;
+
+use kicks::KICK_CHANNEL;
 /// Pooled connections per instance.
 pub const PG_POOL_SIZE: usize = 16;
 
@@ -56,7 +53,7 @@ impl std::fmt::Debug for PgStore {
 
 /// A driver error as a [`StoreError`]: the SQLSTATE and the server's message, never the query
 /// parameters (PostgreSQL's `DETAIL` can quote them).
-fn pg(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+pub(super) fn pg(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
     move |e| match e.as_db_error() {
         Some(db) => StoreError::new(op, format!("{} ({})", db.message(), db.code().code())),
         None => StoreError::new(op, e),
@@ -127,34 +124,7 @@ impl PgStore {
 
     async fn migrate(&self) -> StoreResult<()> {
         let mut c = self.client("migrate").await?;
-        let tx = c.transaction().await.map_err(pg("migrate"))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(pg("migrate"))?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        )
-        .await
-        .map_err(pg("migrate"))?;
-        let applied: i32 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                &[],
-            )
-            .await
-            .map_err(pg("migrate"))?
-            .get(0);
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let v = i32::try_from(i).unwrap_or(i32::MAX).saturating_add(1);
-            if v > applied {
-                tx.batch_execute(sql).await.map_err(pg("migrate"))?;
-                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[&v])
-                    .await
-                    .map_err(pg("migrate"))?;
-                tracing::info!(version = v, "PostgreSQL schema migrated");
-            }
-        }
-        tx.commit().await.map_err(pg("migrate"))
+        migrate::run(&mut c).await
     }
 
     async fn one_user(
@@ -617,44 +587,7 @@ impl Store for PgStore {
         &self,
         tx: tokio::sync::mpsc::UnboundedSender<KickNotice>,
     ) -> StoreResult<()> {
-        let config = self.config.clone();
-        // The first connection is made here, so a server that started is already listening.
-        let first = listen_once(&config).await?;
-        tokio::spawn(async move {
-            let mut session = Some(first);
-            loop {
-                if let Some((client, mut messages)) = session.take() {
-                    while let Some(msg) = messages.next().await {
-                        match msg {
-                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                                if let Ok(notice) = serde_json::from_str(n.payload()) {
-                                    if tx.send(notice).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %pg("listen")(e), "kick listener lost its connection; reconnecting");
-                                break;
-                            }
-                        }
-                    }
-                    drop(client);
-                }
-                if tx.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                match listen_once(&config).await {
-                    Ok(s) => session = Some(s),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "kick listener cannot reconnect; retrying")
-                    }
-                }
-            }
-        });
-        Ok(())
+        kicks::listen(self.config.clone(), tx).await
     }
 
     async fn maintain(&self, now_ms: i64) -> StoreResult<()> {
@@ -673,40 +606,4 @@ impl Store for PgStore {
         .map_err(pg("maintain"))?;
         Ok(())
     }
-}
-
-type Messages = futures::stream::BoxStream<
-    'static,
-    Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>,
->;
-
-/// Opens a dedicated connection and `LISTEN`s on the kick channel.
-async fn listen_once(
-    config: &tokio_postgres::Config,
-) -> StoreResult<(tokio_postgres::Client, Messages)> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(pg("listen"))?;
-    let messages: Messages =
-        futures::stream::poll_fn(move |cx| connection.poll_message(cx)).boxed();
-    // The connection must be polled for LISTEN to complete: drive it from a forwarding task.
-    let (fwd_tx, fwd_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages = messages;
-        while let Some(m) = messages.next().await {
-            if fwd_tx.send(m).is_err() {
-                return;
-            }
-        }
-    });
-    client
-        .batch_execute(&format!("LISTEN {KICK_CHANNEL}"))
-        .await
-        .map_err(pg("listen"))?;
-    let rx = tokio_stream_from(fwd_rx);
-    Ok((client, rx))
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
-) -> futures::stream::BoxStream<'static, T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
