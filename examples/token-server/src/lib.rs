@@ -30,6 +30,9 @@
 //!
 //! The endpoints, their bodies and status codes are listed in `examples/token-server/README.md`.
 
+// Integer arithmetic that could overflow on client input must be checked or saturating.
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod admin;
 mod clock;
 mod config;

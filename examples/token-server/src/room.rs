@@ -115,7 +115,9 @@ impl Rooms {
     }
 
     fn count(&self, kick: Kick) {
-        *self.disconnects.lock().entry(kick.reason()).or_default() += 1;
+        let mut counted = self.disconnects.lock();
+        let n = counted.entry(kick.reason()).or_default();
+        *n = n.saturating_add(1);
     }
 
     /// Kicks every connection of `user_id` (ban). Returns how many were told.

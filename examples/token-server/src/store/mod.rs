@@ -243,10 +243,10 @@ pub const AUDIT_FIELD_MAX: usize = 64;
 fn bound(s: Option<String>) -> Option<String> {
     s.map(|mut s| {
         if s.len() > AUDIT_FIELD_MAX {
-            let mut cut = AUDIT_FIELD_MAX;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
+            let cut = (0..=AUDIT_FIELD_MAX)
+                .rev()
+                .find(|i| s.is_char_boundary(*i))
+                .unwrap_or(0);
             s.truncate(cut);
         }
         s
