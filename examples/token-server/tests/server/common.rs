@@ -190,17 +190,19 @@ pub fn wall_ms() -> i64 {
 /// A fresh PostgreSQL database for one test, made from `TOKENKEEPER_TEST_PG_URL` (which
 /// `scripts/setup-postgres.sh` prints). Without the variable the test is skipped with a loud
 /// message, except under CI (`CI` set), where that is a failure: CI must run these.
-// A skip must be loud: it is the only trace that these tests did not run.
-#[allow(clippy::print_stderr)]
 pub async fn pg_database(test: &str) -> Option<tokenkeeper_server::Database> {
     let Ok(url) = std::env::var("TOKENKEEPER_TEST_PG_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
             "TOKENKEEPER_TEST_PG_URL is not set under CI: scripts/test.sh must run scripts/setup-postgres.sh"
         );
-        eprintln!(
-            "\n*** SKIPPED {test}: PostgreSQL test without TOKENKEEPER_TEST_PG_URL; \
+        // Straight to stderr, past the test harness's capture: a skip must be seen.
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!(
+                "\n*** SKIPPED {test}: PostgreSQL test without TOKENKEEPER_TEST_PG_URL; \
              run `export TOKENKEEPER_TEST_PG_URL=$(scripts/setup-postgres.sh)` ***\n"
+            ),
         );
         return None;
     };
