@@ -137,6 +137,7 @@ impl Server {
             audit_tx: RwLock::new(Some(audit_tx)),
             shutdown: shutdown_rx,
             instance_id: config::random_string(12),
+            recent_failures: Default::default(),
             config,
         });
         start_kick_listener(&st).await?;

@@ -111,7 +111,18 @@ pub(crate) struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Random id of this instance (room kicks it published itself are not applied twice).
     pub instance_id: String,
+    /// Addresses that failed to authenticate here lately (address → last failure, unix ms).
+    /// Only for these is the shared failure bucket read before a credential is checked, which
+    /// spares the database a read per request from well-behaved clients. A load balancer
+    /// spreads an attacker's attempts over every instance, so each one learns the address
+    /// after its first failure there.
+    pub recent_failures: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, i64>>,
 }
+
+/// Addresses remembered in [`AppState::recent_failures`] at most (then the map starts over).
+const RECENT_FAILURES_MAX: usize = 65_536;
+/// How long a failure keeps an address under watch: 15 minutes.
+const RECENT_FAILURE_MS: i64 = 15 * 60 * 1000;
 
 pub(crate) type Shared = Arc<AppState>;
 
@@ -184,6 +195,14 @@ impl AppState {
         subject: Option<&str>,
     ) -> Result<(), ApiError> {
         let limit = self.config.auth_failure_limit;
+        let now = self.clock.real_now_ms();
+        let watched = peer.is_some_and(|ip| {
+            self.recent_failures
+                .lock()
+                .get(&ip)
+                .is_some_and(|t| now.saturating_sub(*t) < RECENT_FAILURE_MS)
+        });
+        let peer = if watched { peer } else { None };
         for key in Self::auth_keys(peer, subject) {
             let blocked = self
                 .store
@@ -205,6 +224,13 @@ impl AppState {
         subject: Option<&str>,
     ) -> Result<(), ApiError> {
         let limit = self.config.auth_failure_limit;
+        if let Some(ip) = peer {
+            let mut recent = self.recent_failures.lock();
+            if recent.len() >= RECENT_FAILURES_MAX && !recent.contains_key(&ip) {
+                recent.clear();
+            }
+            recent.insert(ip, self.clock.real_now_ms());
+        }
         for key in Self::auth_keys(peer, subject) {
             self.take(&key, limit).await?;
         }
