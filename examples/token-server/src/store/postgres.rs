@@ -33,6 +33,8 @@ mod kicks;
 mod migrate;
 
 use kicks::KICK_CHANNEL;
+/// Makes the current transaction's commit wait for the WAL flush again.
+const DURABLE: &str = "SET LOCAL synchronous_commit TO on";
 /// Pooled connections per instance.
 pub const PG_POOL_SIZE: usize = 16;
 
@@ -81,12 +83,22 @@ impl PgStore {
     /// Connects, migrates the schema and returns the store.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let shown_url = redact_url(url);
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             StoreError::new(
                 "parse url",
                 format!("{shown_url} is not a PostgreSQL URL ({e}); use postgres://user:password@host:port/database"),
             )
         })?;
+        // Most writes are rate-limit buckets and audit rows: losing the last fraction of a second
+        // of them in a crash is harmless, waiting for a WAL flush on each request is not. So the
+        // pool's sessions commit asynchronously, and every write that must survive a crash
+        // (users, streams, bans, clients, codes, token families, rotations) turns the flush
+        // back on for its own transaction (`durable`).
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=off"),
+            _ => "-c synchronous_commit=off".to_owned(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -116,6 +128,22 @@ impl PgStore {
             )
         })?;
         Ok(store)
+    }
+
+    /// Runs one write that must survive a crash: in a transaction with `synchronous_commit`
+    /// on (pool connections run with it off, see [`PgStore::connect`]).
+    async fn durable(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<u64> {
+        let mut c = self.client(op).await?;
+        let tx = c.transaction().await.map_err(pg(op))?;
+        tx.batch_execute(DURABLE).await.map_err(pg(op))?;
+        let n = tx.execute(sql, params).await.map_err(pg(op))?;
+        tx.commit().await.map_err(pg(op))?;
+        Ok(n)
     }
 
     async fn client(&self, op: &'static str) -> StoreResult<deadpool_postgres::Object> {
@@ -170,12 +198,14 @@ impl Store for PgStore {
         new: NewUserRow,
         now_ms: i64,
     ) -> StoreResult<Result<User, UserConflict>> {
-        let c = self.client("insert user").await?;
+        let mut c = self.client("insert user").await?;
         let uid = new.uid.map(i64::from);
         // Instances may race for the next free uid: the unique index decides, and the loser
         // tries again with the next one.
         for _ in 0..8 {
-            let r = c
+            let tx = c.transaction().await.map_err(pg("insert user"))?;
+            tx.batch_execute(DURABLE).await.map_err(pg("insert user"))?;
+            let r = tx
                 .query_one(
                     "INSERT INTO users (id, uid, name, key_hash, banned, created_at)
                      VALUES ($1, COALESCE($2,
@@ -191,8 +221,10 @@ impl Store for PgStore {
                 Ok(row) => {
                     let user = row_user(&row).map_err(pg("insert user"))?;
                     if i64::from(user.uid) != row.get::<_, i64>("uid") {
+                        // past the u32 range: rolled back when `tx` drops
                         return Ok(Err(UserConflict::Uid));
                     }
+                    tx.commit().await.map_err(pg("insert user"))?;
                     return Ok(Ok(user));
                 }
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
@@ -215,14 +247,13 @@ impl Store for PgStore {
     }
 
     async fn set_banned(&self, id: &str, banned: bool) -> StoreResult<bool> {
-        let c = self.client("ban").await?;
-        let n = c
-            .execute(
+        let n = self
+            .durable(
+                "ban",
                 "UPDATE users SET banned = $2 WHERE id = $1",
                 &[&id, &banned],
             )
-            .await
-            .map_err(pg("ban"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -243,26 +274,24 @@ impl Store for PgStore {
     }
 
     async fn upsert_stream(&self, channel: &str, owner: &str, now_ms: i64) -> StoreResult<()> {
-        let c = self.client("upsert stream").await?;
-        c.execute(
+        self.durable(
+            "upsert stream",
             "INSERT INTO streams (channel, owner, live, created_at) VALUES ($1, $2, TRUE, $3)
              ON CONFLICT (channel) DO UPDATE SET owner = $2, live = TRUE, created_at = $3, ended_at = NULL",
             &[&channel, &owner, &now_ms],
         )
-        .await
-        .map_err(pg("upsert stream"))?;
+        .await?;
         Ok(())
     }
 
     async fn end_stream(&self, channel: &str, now_ms: i64) -> StoreResult<bool> {
-        let c = self.client("end stream").await?;
-        let n = c
-            .execute(
+        let n = self
+            .durable(
+                "end stream",
                 "UPDATE streams SET live = FALSE, ended_at = $2 WHERE channel = $1",
                 &[&channel, &now_ms],
             )
-            .await
-            .map_err(pg("end stream"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -317,14 +346,13 @@ impl Store for PgStore {
     }
 
     async fn upsert_client(&self, client: &ClientRec, now_ms: i64) -> StoreResult<()> {
-        let c = self.client("upsert client").await?;
-        c.execute(
+        self.durable(
+            "upsert client",
             "INSERT INTO oauth_clients (client_id, secret_hash, redirect_uris, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (client_id) DO UPDATE SET secret_hash = $2, redirect_uris = $3",
             &[&client.client_id, &client.secret_hash, &client.redirect_uris, &now_ms],
         )
-        .await
-        .map_err(pg("upsert client"))?;
+        .await?;
         Ok(())
     }
 
@@ -345,14 +373,13 @@ impl Store for PgStore {
     }
 
     async fn insert_code(&self, code_hash: &str, code: &CodeRec) -> StoreResult<()> {
-        let c = self.client("insert code").await?;
-        c.execute(
+        self.durable(
+            "insert code",
             "INSERT INTO oauth_codes (code_hash, client_id, user_id, scope, code_challenge, redirect_uri, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[&code_hash, &code.client_id, &code.user_id, &code.scope, &code.code_challenge, &code.redirect_uri, &code.expires_at],
         )
-        .await
-        .map_err(pg("insert code"))?;
+        .await?;
         Ok(())
     }
 
@@ -390,6 +417,7 @@ impl Store for PgStore {
     ) -> StoreResult<bool> {
         let mut c = self.client("claim code").await?;
         let tx = c.transaction().await.map_err(pg("claim code"))?;
+        tx.batch_execute(DURABLE).await.map_err(pg("claim code"))?;
         let n = tx
             .execute(
                 "UPDATE oauth_codes SET used = TRUE, family_id = $2 WHERE code_hash = $1 AND NOT used",
@@ -452,6 +480,9 @@ impl Store for PgStore {
     ) -> StoreResult<bool> {
         let mut c = self.client("rotate refresh token").await?;
         let tx = c.transaction().await.map_err(pg("rotate refresh token"))?;
+        tx.batch_execute(DURABLE)
+            .await
+            .map_err(pg("rotate refresh token"))?;
         // The row lock taken by this UPDATE makes a concurrent rotation of the same token wait
         // for our commit, then re-check `used_at IS NULL` and update nothing.
         let n = tx
@@ -478,15 +509,14 @@ impl Store for PgStore {
     }
 
     async fn revoke_family(&self, family_id: &str, reason: &str, now: i64) -> StoreResult<bool> {
-        let c = self.client("revoke family").await?;
-        let n = c
-            .execute(
+        let n = self
+            .durable(
+                "revoke family",
                 "UPDATE oauth_families SET revoked_at = $2, revoked_reason = $3
                  WHERE family_id = $1 AND revoked_at IS NULL",
                 &[&family_id, &now, &reason],
             )
-            .await
-            .map_err(pg("revoke family"))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -497,14 +527,13 @@ impl Store for PgStore {
         reason: &str,
         now: i64,
     ) -> StoreResult<u64> {
-        let c = self.client("revoke families").await?;
-        c.execute(
+        self.durable(
+            "revoke families",
             "UPDATE oauth_families SET revoked_at = $1, revoked_reason = $4
              WHERE revoked_at IS NULL AND ($2::text IS NULL OR user_id = $2) AND ($3::text IS NULL OR client_id = $3)",
             &[&now, &user_id, &client_id, &reason],
         )
         .await
-        .map_err(pg("revoke families"))
     }
 
     async fn family_revoked(&self, family_id: &str) -> StoreResult<Option<Option<String>>> {
