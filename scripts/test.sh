@@ -18,6 +18,9 @@ step "toolchain setup"
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 [ -x scripts/setup-jvm.sh ] && scripts/setup-jvm.sh
 [ -x scripts/setup-frb.sh ] && scripts/setup-frb.sh
+# PostgreSQL on loopback for the reference backend's multi-instance tests (installs it if missing).
+if pg_url=$(scripts/setup-postgres.sh); then export TOKENKEEPER_TEST_PG_URL="$pg_url"
+else echo "FAILED: postgres setup"; failures+=("postgres setup"); fi
 
 run "rustfmt" cargo fmt --all -- --check
 run "clippy (all targets, all features)" \

@@ -2,10 +2,9 @@
 //! Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tokenkeeper_server::{Server, ServerConfig};
+use tokenkeeper_server::{Database, Server, ServerConfig};
 
 /// Arguments of `tokenkeeper serve`.
 #[derive(Debug, clap::Args)]
@@ -13,10 +12,12 @@ pub struct ServeArgs {
     /// Listen address; port 0 picks a free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub addr: SocketAddr,
-    /// SQLite database file, created with its schema on first start. In memory when absent
-    /// (state is lost on exit).
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Where the state lives: a SQLite file (created with its schema on first start), or a
+    /// PostgreSQL URL `postgres://user:password@host/db` that several instances share. In memory
+    /// when absent (state is lost on exit). Prefer the environment variable for a URL with a
+    /// password.
+    #[arg(long, env = "TOKENKEEPER_DB", hide_env_values = true)]
+    pub db: Option<String>,
 }
 
 /// Starts the server, prints where it listens and how to administer it, and serves until Ctrl-C.
@@ -35,14 +36,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // The server log goes to stderr (RUST_LOG, default info); the WebSocket and HTTP libraries
+    // never log below INFO there, so no token reaches it.
+    tokenkeeper_server::logging::init("info");
+    let db = args.db.as_deref().map_or(Database::Memory, Database::parse);
     let config = ServerConfig {
         addr: args.addr,
-        db_path: args.db.clone(),
+        db: db.clone(),
         ..Default::default()
     };
     let server = match Server::start(config).await {
         Ok(server) => server,
         Err(e) => {
+            tracing::error!("{e}");
             eprintln!("tokenkeeper serve: {e}");
             return ExitCode::from(2);
         }
@@ -53,14 +59,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     println!("tokenkeeper reference backend listening on {base}");
     println!("  admin key      {}", server.secrets().admin_key);
     println!("  developer key  {}", server.secrets().samba_developer_key);
-    println!(
-        "  database       {}",
-        args.db
-            .as_ref()
-            .map_or("in memory (lost on exit; use --db FILE)".to_owned(), |p| p
-                .display()
-                .to_string())
-    );
+    match &db {
+        Database::Memory => println!("  database       in memory (lost on exit; use --db FILE)"),
+        other => println!("  database       {other}"),
+    }
     println!("try:");
     println!(
         "  curl -s -H 'authorization: Bearer <admin key>' -H 'content-type: application/json' \
@@ -78,8 +80,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     println!("  curl -s -H 'authorization: Bearer <admin key>' {base}/admin/stats");
     println!("Ctrl-C stops the server.");
     if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("tokenkeeper serve: cannot wait for Ctrl-C ({e}); stopping");
+        tracing::error!(error = %e, "cannot wait for Ctrl-C; stopping");
     }
+    tracing::info!("stopping");
     server.shutdown().await;
     ExitCode::SUCCESS
 }

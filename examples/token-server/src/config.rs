@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use tokenkeeper::clock::{Clock, SystemClock};
+
+use crate::store::Database;
 
 /// Shows a secret as its first four characters and its length, never the whole value.
 pub(crate) fn redact(secret: &str) -> String {
@@ -134,6 +135,22 @@ pub const DEFAULT_ROOM_WARN_BEFORE: Duration = Duration::from_secs(30);
 pub const DEFAULT_ROOM_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default request body cap: 64 KiB (larger bodies get `413`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default time a client has to send a request's headers (and, on a kept-alive connection,
+/// the next request's): 15 s. Slower connections are closed.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default time a client has to send a request body: 15 s (`408 body_timeout` after that).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default cap on open HTTP connections: 4096, lowered at start to fit the process's open-file
+/// limit (`ulimit -n`) with room for the database and the log. Past the cap, new connections
+/// wait in the listen backlog until one closes.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default throttle of failed authentications (wrong API key, admin key, developer key or
+/// OAuth client credentials), per client address and per OAuth client: bursts of 10, then one
+/// every two seconds. Past it: `429` with `Retry-After`, even for the right credential.
+pub const DEFAULT_AUTH_FAILURE_LIMIT: RateLimit = RateLimit {
+    per_sec: 0.5,
+    burst: 10,
+};
 
 /// Everything [`crate::Server::start`] needs. `ServerConfig::default()` is a loopback server on
 /// an ephemeral port with an in-memory database and random secrets.
@@ -151,9 +168,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ServerConfig {
     /// Listen address. Default `127.0.0.1:0` (loopback, ephemeral port).
     pub addr: SocketAddr,
-    /// SQLite database file, created with its schema on first start. Default `None`: in memory
-    /// (state is lost when the server stops).
-    pub db_path: Option<PathBuf>,
+    /// Where the state lives. Default [`Database::Memory`] (SQLite in memory, lost when the
+    /// server stops); [`Database::Sqlite`] for a file, [`Database::Postgres`] for several
+    /// instances sharing one database.
+    pub db: Database,
     /// Signing secrets and API keys. Default: random.
     pub secrets: Secrets,
     /// Lifetime of RTC tokens when the request names none. Default [`DEFAULT_TOKEN_TTL`].
@@ -175,6 +193,15 @@ pub struct ServerConfig {
     pub room_join_timeout: Duration,
     /// Request body cap in bytes. Default [`DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
+    /// Time to send request headers. Default [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// Time to send a request body. Default [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub body_read_timeout: Duration,
+    /// Open HTTP connections at most. Default [`DEFAULT_MAX_CONNECTIONS`] (fitted to the
+    /// open-file limit at start).
+    pub max_connections: usize,
+    /// Throttle of failed authentications. Default [`DEFAULT_AUTH_FAILURE_LIMIT`].
+    pub auth_failure_limit: RateLimit,
     /// Wall clock the server reads (the injected skew is added on top). Default: the system clock.
     pub clock: Arc<dyn Clock>,
 }
@@ -183,7 +210,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db_path: None,
+            db: Database::Memory,
             secrets: Secrets::generate(),
             token_ttl: DEFAULT_TOKEN_TTL,
             max_token_ttl: DEFAULT_MAX_TOKEN_TTL,
@@ -194,6 +221,10 @@ impl Default for ServerConfig {
             room_warn_before: DEFAULT_ROOM_WARN_BEFORE,
             room_join_timeout: DEFAULT_ROOM_JOIN_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            auth_failure_limit: DEFAULT_AUTH_FAILURE_LIMIT,
             clock: Arc::new(SystemClock::new()),
         }
     }

@@ -104,6 +104,22 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
+/// An `insufficient_scope` refusal (RFC 6750 §3.1) naming the scope needed.
+pub fn insufficient_scope(needed: &'static str, granted: &str) -> ApiError {
+    ApiError {
+        challenge: Some(match needed {
+            "rtc" => "Bearer realm=\"tokenkeeper\", error=\"insufficient_scope\", scope=\"rtc\"",
+            _ => "Bearer realm=\"tokenkeeper\", error=\"insufficient_scope\"",
+        }),
+        ..ApiError::forbidden(
+            "insufficient_scope",
+            format!(
+                "the OAuth access token's scope '{granted}' does not include '{needed}'; authorize the app with scope '{needed}'"
+            ),
+        )
+    }
+}
+
 /// Fallback for unknown routes: `404` in the same JSON shape.
 pub async fn not_found_route() -> ApiError {
     ApiError::not_found(
@@ -121,27 +137,120 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The raw request body, with rejections (too large, unreadable) as JSON [`ApiError`]s.
+/// The raw request body, with rejections (too large, too slow, unreadable) as JSON
+/// [`ApiError`]s. A body not complete within `body_read_timeout` gets `408 body_timeout`.
 #[derive(Debug)]
 pub struct RawBody(pub axum::body::Bytes);
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+impl axum::extract::FromRequest<crate::state::Shared> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        axum::body::Bytes::from_request(req, state)
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &crate::state::Shared,
+    ) -> Result<Self, ApiError> {
+        let limit = state.config.body_read_timeout;
+        let read = axum::body::Bytes::from_request(req, state);
+        match tokio::time::timeout(limit, read).await {
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s; send the whole body at once",
+                    limit.as_secs()
+                ),
+            )),
+            Ok(Ok(bytes)) => Ok(RawBody(bytes)),
+            Ok(Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is over the server's size limit (64 KiB by default); send a small JSON object",
+            )),
+            Ok(Err(e)) => Err(ApiError::new(
+                e.status(),
+                "unreadable_body",
+                format!("the request body could not be read: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+/// A path parameter, with rejections as JSON `400 invalid_path`.
+#[derive(Debug)]
+pub struct JsonPath<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for JsonPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
-            .map(RawBody)
+            .map(|p| JsonPath(p.0))
             .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        "the request body is over the server's size limit (64 KiB by default); send a small JSON object",
-                    )
-                } else {
-                    ApiError::new(e.status(), "unreadable_body", format!("the request body could not be read: {}", e.body_text()))
-                }
+                ApiError::bad_request(
+                    "invalid_path",
+                    format!(
+                        "the URL path is not valid here ({}); percent-encode names as UTF-8",
+                        e.body_text()
+                    ),
+                )
             })
+    }
+}
+
+/// Query parameters, with rejections as JSON `400 invalid_query`.
+#[derive(Debug)]
+pub struct JsonQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for JsonQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| JsonQuery(q.0))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "the query string is not valid here ({}); see the endpoint's parameters in the README",
+                        e.body_text()
+                    ),
+                )
+            })
+    }
+}
+
+/// The client's IP address (from the connection; `None` when unknown). Never fails.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }

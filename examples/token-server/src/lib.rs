@@ -1,6 +1,7 @@
 //! The tokenkeeper reference backend: the server the SDK's tests, the demo and QA run against.
 //!
-//! It stands in for an app's backend on loopback, with its state in SQLite:
+//! It stands in for an app's backend on loopback, with its state in SQLite (one instance) or
+//! PostgreSQL (several instances behind a load balancer, see [`Database`]):
 //!
 //! - `POST /api/v1/rtc/token` and `/api/v1/rtc/token/refresh`: Agora 007, ZEGO Token04 and JWT
 //!   tokens with access checks on every call (user exists and is not banned, the stream is live,
@@ -29,22 +30,30 @@
 //!
 //! The endpoints, their bodies and status codes are listed in `examples/token-server/README.md`.
 
+// Integer arithmetic that could overflow on client input must be checked or saturating.
+#![warn(clippy::arithmetic_side_effects)]
+
 pub mod admin;
 mod clock;
 mod config;
-mod db;
 mod error;
 mod jwt;
+mod limiter;
+pub mod logging;
 mod mint;
 mod oauth;
 pub mod room;
 mod rtc;
 mod samba;
+mod secret;
+mod serve;
 mod state;
+mod store;
 mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -54,24 +63,27 @@ use parking_lot::RwLock;
 pub use admin::AdminHandle;
 pub use clock::ServerClock;
 pub use config::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_TOKEN_TTL, DEFAULT_OAUTH_ACCESS_TTL,
-    DEFAULT_OAUTH_CODE_TTL, DEFAULT_OAUTH_REFRESH_TTL, DEFAULT_RATE_LIMIT,
-    DEFAULT_ROOM_JOIN_TIMEOUT, DEFAULT_ROOM_WARN_BEFORE, DEFAULT_TOKEN_TTL, RateLimit, Secrets,
-    ServerConfig,
+    DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_TOKEN_TTL,
+    DEFAULT_OAUTH_ACCESS_TTL, DEFAULT_OAUTH_CODE_TTL, DEFAULT_OAUTH_REFRESH_TTL,
+    DEFAULT_RATE_LIMIT, DEFAULT_ROOM_JOIN_TIMEOUT, DEFAULT_ROOM_WARN_BEFORE, DEFAULT_TOKEN_TTL,
+    RateLimit, Secrets, ServerConfig,
 };
-pub use db::{AuditEntry, AuditRow};
 pub use error::ApiError;
 pub use mint::Vendor;
 pub use state::{Faults, FaultsUpdate};
+pub use store::{AUDIT_FIELD_MAX, AuditEntry, AuditRow, Database, StoreError};
 
-use state::{AppState, Directory, Shared};
+use state::{AppState, Shared};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The database could not be opened or its schema created.
-    #[error("cannot open the database: {0}; check --db (path and permissions)")]
-    Db(#[from] db::DbError),
+    /// The database could not be opened, reached or migrated.
+    #[error(
+        "cannot open the database: {0}; check --db (path and permissions, or the PostgreSQL URL)"
+    )]
+    Db(#[from] StoreError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}; pick another --addr or port 0")]
     Bind {
@@ -87,32 +99,10 @@ pub enum StartError {
 pub struct Server;
 
 impl Server {
-    /// Opens the database (creating its schema), loads users and streams into memory, binds
-    /// `config.addr` and serves until [`RunningServer::shutdown`].
+    /// Opens the database (creating or migrating its schema), binds `config.addr` and serves
+    /// until [`RunningServer::shutdown`].
     pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-        let db = db::Db::open(config.db_path.as_deref())?;
-        let mut dir = Directory::default();
-        for u in db.load_users()? {
-            dir.keys.insert(u.key_hash.clone(), u.id.clone());
-            dir.uids.insert(u.uid, u.id.clone());
-            dir.users.insert(
-                u.id.clone(),
-                state::User {
-                    id: u.id,
-                    uid: u.uid,
-                    banned: u.banned,
-                },
-            );
-        }
-        for s in db.load_streams()? {
-            dir.streams.insert(
-                s.channel,
-                state::Stream {
-                    owner: s.owner,
-                    live: s.live,
-                },
-            );
-        }
+        let store = store::open(&config.db).await?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -123,7 +113,7 @@ impl Server {
             addr: config.addr,
             source,
         })?;
-        let (audit_tx, audit_thread) = db::spawn_audit_writer(db.clone());
+        let (audit_tx, audit_task) = state::spawn_audit_writer(Arc::clone(&store));
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let faults = Faults {
             error_rate: 0.0,
@@ -134,37 +124,108 @@ impl Server {
                 .unwrap_or(u64::MAX),
             rate_limit: config.rate_limit,
         };
+        let limits = serve::Limits {
+            max_connections: serve::effective_max_connections(config.max_connections),
+            header_read_timeout: config.header_read_timeout,
+        };
         let st: Shared = Arc::new(AppState {
             clock: ServerClock::new(config.clock.clone()),
-            db,
-            dir: RwLock::new(dir),
+            store: Arc::clone(&store),
             faults: RwLock::new(faults),
             counters: Default::default(),
-            limiter: Default::default(),
             rooms: Default::default(),
             audit_tx: RwLock::new(Some(audit_tx)),
             shutdown: shutdown_rx,
+            instance_id: config::random_string(12),
+            recent_failures: Default::default(),
             config,
         });
+        start_kick_listener(&st).await?;
+        spawn_maintenance(&st);
         let app = router(st.clone());
-        let mut rx = st.shutdown.clone();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        });
-        tracing::info!(addr = %local_addr, "tokenkeeper-server listening");
+        let task = tokio::spawn(serve::serve(listener, app, limits, st.shutdown.clone()));
+        tracing::info!(
+            addr = %local_addr,
+            db = %st.config.db,
+            max_connections = limits.max_connections,
+            "tokenkeeper-server listening"
+        );
         Ok(RunningServer {
             st,
             local_addr,
             shutdown_tx,
             task,
-            audit_thread: Some(audit_thread),
+            audit_task: Some(audit_task),
         })
     }
+}
+
+/// Applies room kicks published by the other instances (PostgreSQL only).
+async fn start_kick_listener(st: &Shared) -> Result<(), StartError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<store::KickNotice>();
+    st.store.listen_kicks(tx).await?;
+    let weak = Arc::downgrade(st);
+    tokio::spawn(async move {
+        while let Some(n) = rx.recv().await {
+            let Some(st) = weak.upgrade() else { return };
+            if n.origin == st.instance_id {
+                continue;
+            }
+            let kicked = match n.what.as_str() {
+                "user" => st.rooms.kick_user(&n.id),
+                "room" => st.rooms.kick_room(&n.id),
+                _ => 0,
+            };
+            tracing::debug!(what = %n.what, kicked, "applied a kick from another instance");
+        }
+    });
+    Ok(())
+}
+
+/// Drops stale rate-limit buckets and expired codes once a minute.
+fn spawn_maintenance(st: &Shared) {
+    let weak = Arc::downgrade(st);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(st) = weak.upgrade() else { return };
+            if *st.shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = st.store.maintain(st.clock.real_now_ms()).await {
+                tracing::warn!(error = %e, "maintenance failed");
+            }
+        }
+    });
+}
+
+/// Logs every request at DEBUG (method, path without the query, status, time) and every
+/// server error at WARN. Headers, query strings and bodies are never logged: they carry
+/// credentials.
+async fn access_log(
+    axum::extract::State(st): axum::extract::State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(128).collect();
+    let started = st.config.clock.monotonic();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = st
+        .config
+        .clock
+        .monotonic()
+        .saturating_sub(started)
+        .as_millis();
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, ms, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status, ms, "request");
+    }
+    resp
 }
 
 fn router(st: Shared) -> Router {
@@ -196,6 +257,7 @@ fn router(st: Shared) -> Router {
         .fallback(error::not_found_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(st.clone(), access_log))
         .with_state(st)
 }
 
@@ -206,7 +268,7 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    audit_thread: Option<std::thread::JoinHandle<()>>,
+    audit_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -252,8 +314,9 @@ impl RunningServer {
         let _ = (&mut self.task).await;
         self.st.flush_audit().await;
         self.st.audit_tx.write().take();
-        if let Some(t) = self.audit_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        if let Some(t) = self.audit_task.take() {
+            let _ = t.await;
         }
+        tracing::info!(addr = %self.local_addr, "tokenkeeper-server stopped");
     }
 }

@@ -1,18 +1,19 @@
 //! `tokenkeeper-server`: runs the reference backend until Ctrl-C.
 //!
 //! ```text
-//! tokenkeeper-server [--addr 127.0.0.1:8080] [--db state.sqlite] [--token-ttl 60] [--no-rate-limit]
+//! tokenkeeper-server [--addr 127.0.0.1:8080] [--db state.sqlite|postgres://…] [--token-ttl 60] [--no-rate-limit]
 //! ```
 //! Secrets default to random values; set them with the `TOKENKEEPER_*` environment variables
 //! (see `--help`). The admin key is printed once at start when it was generated.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tokenkeeper_server::{RateLimit, Secrets, Server, ServerConfig};
+use tokenkeeper_server::{
+    DEFAULT_MAX_CONNECTIONS, Database, RateLimit, Secrets, Server, ServerConfig,
+};
 
 /// The tokenkeeper reference backend (RTC, OAuth and room tokens; WebSocket room server).
 #[derive(Debug, Parser)]
@@ -21,9 +22,17 @@ struct Args {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// SQLite database file (created on first start); in memory when absent.
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// State: a SQLite file (created on first start), or a PostgreSQL URL
+    /// (`postgres://user:password@host/db`) that several instances share. In memory when
+    /// absent. Prefer the environment variable for a URL with a password.
+    #[arg(long, env = "TOKENKEEPER_DB", hide_env_values = true)]
+    db: Option<String>,
+    /// Seconds a client has to send a request's headers (also the keep-alive idle limit).
+    #[arg(long, default_value_t = tokenkeeper_server::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Open HTTP connections at most (lowered to fit `ulimit -n`).
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Default RTC token lifetime in seconds.
     #[arg(long, default_value_t = 60)]
     token_ttl: u64,
@@ -74,12 +83,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tokenkeeper_server::logging::init("info");
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         rt.worker_threads(n.max(1));
@@ -124,7 +128,9 @@ async fn run(args: Args) -> ExitCode {
     }
     let config = ServerConfig {
         addr: args.addr,
-        db_path: args.db,
+        db: args.db.as_deref().map_or(Database::Memory, Database::parse),
+        max_connections: args.max_connections,
+        header_read_timeout: Duration::from_secs(args.header_timeout),
         token_ttl: Duration::from_secs(args.token_ttl.max(1)),
         room_warn_before: Duration::from_secs(args.warn_before),
         rate_limit: (!args.no_rate_limit).then_some(RateLimit {

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Minted {
 /// Mints a token of `vendor` for `grant`. Errors are configuration problems (bad secret shape).
 pub(crate) fn mint(secrets: &Secrets, vendor: Vendor, grant: &Grant<'_>) -> Result<Minted, String> {
     let issued_at = grant.now_secs;
-    let expires_at = issued_at + i64::from(grant.ttl_secs);
+    let expires_at = issued_at.saturating_add(i64::from(grant.ttl_secs));
     let token = match vendor {
         Vendor::Agora => mint_agora(secrets, grant)?,
         Vendor::Zego => mint_zego(secrets, grant)?,

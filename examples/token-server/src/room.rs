@@ -25,16 +25,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, JsonPath};
 use crate::state::{AppState, Shared, bump};
 
 /// Why the server removed a member.
@@ -115,7 +115,9 @@ impl Rooms {
     }
 
     fn count(&self, kick: Kick) {
-        *self.disconnects.lock().entry(kick.reason()).or_default() += 1;
+        let mut counted = self.disconnects.lock();
+        let n = counted.entry(kick.reason()).or_default();
+        *n = n.saturating_add(1);
     }
 
     /// Kicks every connection of `user_id` (ban). Returns how many were told.
@@ -173,7 +175,7 @@ pub(crate) struct RoomGrant {
 }
 
 /// Verifies a token presented to the room server at the server's clock.
-pub(crate) fn verify_room_token(st: &AppState, token: &str) -> Result<RoomGrant, String> {
+pub(crate) async fn verify_room_token(st: &AppState, token: &str) -> Result<RoomGrant, String> {
     let now = st.clock.now_secs();
     let s = &st.config.secrets;
     if token.matches('.').count() == 2 {
@@ -201,7 +203,7 @@ pub(crate) fn verify_room_token(st: &AppState, token: &str) -> Result<RoomGrant,
             expires_at_ms: exp.saturating_mul(1000),
         });
     }
-    crate::verify::verify_vendor_token(st, token, now)
+    crate::verify::verify_vendor_token(st, token, now).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,9 +217,13 @@ struct ClientMsg {
 /// `GET /ws/rooms/{room}`.
 pub(crate) async fn ws(
     State(st): State<Shared>,
-    Path(room): Path<String>,
+    path: Result<JsonPath<String>, ApiError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let room = match path {
+        Ok(JsonPath(room)) => room,
+        Err(e) => return e.into_response(),
+    };
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(e) => {
@@ -257,16 +263,20 @@ async fn close(st: &AppState, socket: &mut WebSocket, kick: Kick, detail: &str) 
         .await;
 }
 
-/// Checks the directory: banned users and ended streams may not be in a room.
-fn admission(st: &AppState, grant: &RoomGrant) -> Result<(), Kick> {
-    let dir = st.dir.read();
-    if dir.users.get(&grant.user_id).is_some_and(|u| u.banned) {
-        return Err(Kick::Banned);
+/// Checks the store: banned users and ended streams may not be in a room. A store failure
+/// refuses admission too (as an ended stream would), and is logged.
+async fn admission(st: &AppState, grant: &RoomGrant) -> Result<(), Kick> {
+    let user = st.store.user(&grant.user_id).await;
+    let stream = st.store.stream(&grant.room).await;
+    match (user, stream) {
+        (Ok(u), _) if u.as_ref().is_some_and(|u| u.banned) => Err(Kick::Banned),
+        (_, Ok(s)) if s.as_ref().is_some_and(|s| !s.live) => Err(Kick::StreamEnded),
+        (Ok(_), Ok(_)) => Ok(()),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = st.store_error(e);
+            Err(Kick::StreamEnded)
+        }
     }
-    if dir.streams.get(&grant.room).is_some_and(|s| !s.live) {
-        return Err(Kick::StreamEnded);
-    }
-    Ok(())
 }
 
 async fn run(st: Shared, room: String, mut socket: WebSocket) {
@@ -301,7 +311,7 @@ async fn run(st: Shared, room: String, mut socket: WebSocket) {
         Ok(ClientMsg {
             kind,
             token: Some(tok),
-        }) if kind == "join" => verify_room_token(&st, &tok),
+        }) if kind == "join" => verify_room_token(&st, &tok).await,
         _ => Err("the first message must be {\"type\":\"join\",\"token\":\"…\"}".to_owned()),
     };
     let grant = match grant {
@@ -319,7 +329,7 @@ async fn run(st: Shared, room: String, mut socket: WebSocket) {
             return close(&st, &mut socket, Kick::JoinRejected, &msg).await;
         }
     };
-    if let Err(kick) = admission(&st, &grant) {
+    if let Err(kick) = admission(&st, &grant).await {
         return close(&st, &mut socket, kick, "not admitted").await;
     }
     let (member_id, mut kicks) = st.rooms.add(&room, &grant.user_id);
@@ -332,7 +342,7 @@ async fn run(st: Shared, room: String, mut socket: WebSocket) {
             "room": room,
             "user_id": grant.user_id,
             "expires_at": grant.expires_at_ms / 1000,
-            "expires_in_ms": grant.expires_at_ms - now,
+            "expires_in_ms": grant.expires_at_ms.saturating_sub(now),
             "server_time": now,
         }),
     )
@@ -366,7 +376,7 @@ async fn session(
         if now >= grant.expires_at_ms {
             let detail = format!(
                 "token expired {} ms ago; renew before expiry",
-                now - grant.expires_at_ms
+                now.saturating_sub(grant.expires_at_ms)
             );
             return close(st, socket, Kick::TokenExpired, &detail).await;
         }
@@ -375,14 +385,16 @@ async fn session(
         if !warned && now >= warn_at {
             warned = true;
             bump(&st.counters.room_warnings);
-            let in_ms = grant.expires_at_ms - now;
+            let in_ms = grant.expires_at_ms.saturating_sub(now);
             if !send_json(socket, json!({ "type": "will_expire", "in_ms": in_ms })).await {
                 return;
             }
         }
         let next = if warned { grant.expires_at_ms } else { warn_at };
         // Short naps pick up clock-skew changes made while a member waits.
-        let nap = Duration::from_millis(u64::try_from((next - now).clamp(1, 250)).unwrap_or(250));
+        let nap = Duration::from_millis(
+            u64::try_from(next.saturating_sub(now).clamp(1, 250)).unwrap_or(250),
+        );
         tokio::select! {
             msg = socket.recv() => {
                 let text = match msg {
@@ -396,14 +408,14 @@ async fn session(
                 };
                 match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(ClientMsg { kind, token: Some(tok) }) if kind == "renew" => {
-                        match verify_room_token(st, &tok) {
+                        match verify_room_token(st, &tok).await {
                             Ok(g) if g.room != room || g.user_id != grant.user_id => {
                                 bump(&st.counters.room_renew_rejected);
                                 let msg = format!("renew token is for user '{}' in room '{}', not '{}' in '{room}'", g.user_id, g.room, grant.user_id);
                                 if !send_json(socket, json!({ "type": "error", "code": "renew_rejected", "message": msg })).await { return; }
                             }
                             Ok(g) => {
-                                if let Err(kick) = admission(st, &g) {
+                                if let Err(kick) = admission(st, &g).await {
                                     return close(st, socket, kick, "not admitted").await;
                                 }
                                 bump(&st.counters.room_renewals);
@@ -412,7 +424,7 @@ async fn session(
                                     warned = false;
                                 }
                                 let now = st.clock.now_ms();
-                                let reply = json!({ "type": "renewed", "expires_at": grant.expires_at_ms / 1000, "expires_in_ms": grant.expires_at_ms - now, "server_time": now });
+                                let reply = json!({ "type": "renewed", "expires_at": grant.expires_at_ms / 1000, "expires_in_ms": grant.expires_at_ms.saturating_sub(now), "server_time": now });
                                 if !send_json(socket, reply).await { return; }
                             }
                             Err(msg) => {

@@ -1,9 +1,9 @@
 //! `POST /api/v1/rtc/token` and `POST /api/v1/rtc/token/refresh`: RTC tokens with access checks.
 //!
-//! Every call (issue or refresh) authenticates the user, rate-limits, and checks that the user is
-//! not banned, the stream is live, and only its owner publishes. Every outcome is audited.
+//! Every call runs, in this order: injected faults, credential (with the failed-authentication
+//! throttle), the per-user rate limit (bad requests count too), body validation, ban, uid/user,
+//! stream, owner. Only validated values reach the audit log.
 
-use crate::error::RawBody;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -12,10 +12,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clock::{iso_millis, iso_secs};
-use crate::db::AuditEntry;
-use crate::error::{ApiError, parse_json};
+use crate::error::{ApiError, Peer, RawBody, insufficient_scope, parse_json};
 use crate::mint::{Grant, Vendor, mint};
-use crate::state::{AppState, Shared, User, bump, sha256_hex};
+use crate::secret::sha256_hex;
+use crate::state::{AppState, Shared, bump};
+use crate::store::{AuditEntry, Decision, User};
 
 /// Body of the RTC token request.
 #[derive(Debug, Deserialize)]
@@ -45,61 +46,66 @@ enum Kind {
 /// `POST /api/v1/rtc/token`.
 pub(crate) async fn issue(
     State(st): State<Shared>,
+    peer: Peer,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    RawBody(body): RawBody,
+    body: Result<RawBody, ApiError>,
 ) -> Response {
-    handle(&st, &headers, q.as_deref(), &body, Kind::Issue).await
+    handle(&st, peer, &headers, q.as_deref(), body, Kind::Issue).await
 }
 
 /// `POST /api/v1/rtc/token/refresh`.
 pub(crate) async fn refresh(
     State(st): State<Shared>,
+    peer: Peer,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    RawBody(body): RawBody,
+    body: Result<RawBody, ApiError>,
 ) -> Response {
-    handle(&st, &headers, q.as_deref(), &body, Kind::Refresh).await
+    handle(&st, peer, &headers, q.as_deref(), body, Kind::Refresh).await
 }
 
-/// Audit fields collected while a request is processed.
+/// Audit fields, filled only with values that passed validation.
 #[derive(Default)]
 struct Trail {
     user_id: Option<String>,
-    vendor: Option<String>,
+    vendor: Option<&'static str>,
     channel: Option<String>,
-    role: Option<String>,
+    role: Option<&'static str>,
+    /// `false` for refusals that are not audited (repeated 429s, throttled authentication).
+    skip: bool,
 }
 
 async fn handle(
     st: &AppState,
+    peer: Peer,
     headers: &HeaderMap,
     q: Option<&str>,
-    body: &[u8],
+    body: Result<RawBody, ApiError>,
     kind: Kind,
 ) -> Response {
     let mut trail = Trail::default();
-    let result = process(st, headers, q, body, kind, &mut trail).await;
-    let now_ms = st.clock.now_ms();
-    let kind_name = match kind {
-        Kind::Issue => "rtc_issue",
-        Kind::Refresh => "rtc_refresh",
-    };
+    let result = process(st, peer, headers, q, body, kind, &mut trail).await;
     let (status, outcome, expires_at) = match &result {
         Ok((_, exp)) => (200, "issued".to_owned(), Some(*exp)),
         Err(e) => (e.status.as_u16(), e.code.to_owned(), None),
     };
-    st.audit(AuditEntry {
-        ts_ms: now_ms,
-        kind: kind_name,
-        user_id: trail.user_id,
-        vendor: trail.vendor,
-        channel: trail.channel,
-        role: trail.role,
-        status,
-        outcome,
-        expires_at,
-    });
+    if !trail.skip {
+        st.audit(AuditEntry {
+            ts_ms: st.clock.now_ms(),
+            kind: match kind {
+                Kind::Issue => "rtc_issue",
+                Kind::Refresh => "rtc_refresh",
+            },
+            user_id: trail.user_id,
+            vendor: trail.vendor.map(str::to_owned),
+            channel: trail.channel,
+            role: trail.role.map(str::to_owned),
+            status,
+            outcome,
+            expires_at,
+        });
+    }
     match result {
         Ok((resp, _)) => resp,
         Err(e) => {
@@ -142,13 +148,26 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     }
 }
 
-/// Resolves the caller: a user API key, or an OAuth access token (HS256 JWT) issued here.
-pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
+/// Resolves the caller: a user API key, or an OAuth access token (HS256 JWT) issued here whose
+/// family is not revoked and whose scope includes `rtc`.
+async fn authenticate(st: &AppState, peer: Peer, headers: &HeaderMap) -> Result<User, ApiError> {
     let cred = bearer(headers).ok_or_else(|| {
         ApiError::unauthenticated(
             "missing credential: send `Authorization: Bearer <user api key or OAuth access token>`",
         )
     })?;
+    st.check_auth_throttle(peer.0, None).await?;
+    match resolve(st, cred).await {
+        Ok(user) => Ok(user),
+        Err(e) if e.status.as_u16() == 401 => {
+            st.note_auth_failure(peer.0, None).await?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn resolve(st: &AppState, cred: &str) -> Result<User, ApiError> {
     let user_id = if cred.matches('.').count() == 2 {
         let claims = crate::jwt::verify_hs256(
             st.config.secrets.oauth_signing_key.as_bytes(),
@@ -160,25 +179,48 @@ pub(crate) fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<User, A
                 "OAuth access token refused: {e}; refresh it at /oauth/token"
             ))
         })?;
+        let family = claims.get("fid").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::unauthenticated("OAuth access token has no token family; authorize again")
+        })?;
+        match st.store.family_revoked(family).await {
+            Err(e) => return Err(st.store_error(e)),
+            Ok(None) => {
+                return Err(ApiError::unauthenticated(
+                    "OAuth access token belongs to no known authorization; authorize again",
+                ));
+            }
+            Ok(Some(Some(reason))) => {
+                return Err(ApiError::unauthenticated(format!(
+                    "OAuth access token was revoked ({reason}); the user must authorize again"
+                )));
+            }
+            Ok(Some(None)) => {}
+        }
+        let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");
+        if !scope.split(' ').any(|s| s == "rtc") {
+            return Err(insufficient_scope("rtc", scope));
+        }
         claims
             .get("sub")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| ApiError::unauthenticated("OAuth access token has no `sub` claim"))?
     } else {
-        let dir = st.dir.read();
-        dir.keys.get(&sha256_hex(cred)).cloned().ok_or_else(|| {
-            ApiError::unauthenticated(
+        return match st.store.user_by_key_hash(&sha256_hex(cred)).await {
+            Err(e) => Err(st.store_error(e)),
+            Ok(Some(u)) => Ok(u),
+            Ok(None) => Err(ApiError::unauthenticated(
                 "unknown user API key; create the user with POST /admin/users",
-            )
-        })?
+            )),
+        };
     };
-    let dir = st.dir.read();
-    let user =
-        dir.users.get(&user_id).cloned().ok_or_else(|| {
-            ApiError::unauthenticated(format!("user '{user_id}' no longer exists"))
-        })?;
-    Ok(user)
+    match st.store.user(&user_id).await {
+        Err(e) => Err(st.store_error(e)),
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(ApiError::unauthenticated(format!(
+            "user '{user_id}' no longer exists"
+        ))),
+    }
 }
 
 /// Validates a channel/room name: 1–64 bytes, no control characters or whitespace.
@@ -192,9 +234,9 @@ fn parse_role(role: Option<&str>) -> Result<bool, ApiError> {
     match role.map(str::to_ascii_lowercase).as_deref() {
         None | Some("subscriber") | Some("audience") => Ok(false),
         Some("publisher") | Some("host") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(
+        Some(_) => Err(ApiError::bad_request(
             "unknown_role",
-            format!("unknown role '{other}'; expected `publisher` or `subscriber`"),
+            "unknown role; expected `publisher` or `subscriber`",
         )),
     }
 }
@@ -207,85 +249,68 @@ fn parse_uid(v: &Value) -> Option<u32> {
     }
 }
 
-async fn process(
+/// Shows a client-supplied value in a message: at most 64 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The validated request.
+struct Checked {
+    vendor: Vendor,
+    channel: String,
+    publisher: bool,
+    ttl: u32,
+    uid_sent: bool,
+    user_id_sent: bool,
+}
+
+fn validate(
     st: &AppState,
-    headers: &HeaderMap,
-    q: Option<&str>,
     body: &[u8],
-    kind: Kind,
+    user: &User,
     trail: &mut Trail,
-) -> Result<(Response, i64), ApiError> {
-    st.inject_faults().await?;
-    let shape = query_param(q, "shape");
-    let seed_shape = match shape.as_deref() {
-        None | Some("default") => false,
-        Some("seed") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "unknown_shape",
-                format!("unknown response shape '{other}'; expected `seed` or `default`"),
-            ));
-        }
-    };
-    let user = authenticate(st, headers)?;
-    trail.user_id = Some(user.id.clone());
+) -> Result<Checked, ApiError> {
     let req: RtcTokenRequest = parse_json(body)?;
-    trail.vendor = Some(req.vendor.clone());
-    trail.channel = Some(req.channel.clone());
-    trail.role = req.role.clone();
     let vendor = Vendor::parse(&req.vendor).ok_or_else(|| {
         ApiError::bad_request(
             "unknown_vendor",
             format!(
                 "unknown vendor '{}'; expected `agora`, `zego` or `jwt`",
-                req.vendor
+                shown(&req.vendor)
             ),
         )
     })?;
+    trail.vendor = Some(vendor.as_str());
     if !valid_channel(&req.channel) {
         return Err(ApiError::bad_request(
             "invalid_channel",
             "channel must be 1-64 bytes without whitespace or control characters",
         ));
     }
+    trail.channel = Some(req.channel.clone());
     let publisher = parse_role(req.role.as_deref())?;
-    trail.role = Some(if publisher { "publisher" } else { "subscriber" }.into());
-    let faults = st.faults();
+    trail.role = Some(if publisher { "publisher" } else { "subscriber" });
+    let max_ttl = st.config.max_token_ttl.as_secs();
     let ttl = match req.ttl_secs {
-        None => faults.token_ttl_secs,
-        Some(t) if t >= 1 && t <= st.config.max_token_ttl.as_secs() => t,
+        None => st.faults.read().token_ttl_secs,
+        Some(t) if t >= 1 && t <= max_ttl => t,
         Some(t) => {
             return Err(ApiError::bad_request(
                 "invalid_ttl",
-                format!(
-                    "ttl_secs {t} is out of range 1..={}",
-                    st.config.max_token_ttl.as_secs()
-                ),
+                format!("ttl_secs {t} is out of range 1..={max_ttl}"),
             ));
         }
     };
-    let ttl = u32::try_from(ttl).unwrap_or(u32::MAX);
-
-    if user.banned {
-        return Err(ApiError::forbidden(
-            "user_banned",
-            format!("user '{}' is banned; no tokens are issued", user.id),
-        ));
-    }
-    if let Some(limit) = faults.rate_limit {
-        if let Err(retry) = st.limiter.check(&user.id, limit, st.clock.real_now_ms()) {
-            bump(&st.counters.rate_limited);
-            return Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "too many token requests for user '{}' (limit {}/s, burst {}); retry after {retry} s",
-                    user.id, limit.per_sec, limit.burst
-                ),
-            )
-            .with_retry_after(retry));
-        }
-    }
+    let ttl = u32::try_from(ttl).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_ttl",
+            format!("ttl_secs is out of range 1..={max_ttl}"),
+        )
+    })?;
     if let Some(v) = &req.uid {
         match parse_uid(v) {
             Some(uid) if uid == user.uid => {}
@@ -311,44 +336,113 @@ async fn process(
             return Err(ApiError::forbidden(
                 "user_mismatch",
                 format!(
-                    "user_id '{id}' is not yours (you are '{}'); request tokens for yourself",
+                    "user_id '{}' is not yours (you are '{}'); request tokens for yourself",
+                    shown(id),
                     user.id
                 ),
             ));
         }
     }
-    {
-        let dir = st.dir.read();
-        match dir.streams.get(&req.channel) {
-            None => {
-                return Err(ApiError::not_found(
-                    "stream_not_found",
-                    format!(
-                        "no stream named '{}'; its owner must start it first",
-                        req.channel
-                    ),
-                ));
-            }
-            Some(s) if !s.live => {
-                return Err(ApiError::not_found(
-                    "stream_ended",
-                    format!(
-                        "stream '{}' has ended; no new tokens are issued for it",
-                        req.channel
-                    ),
-                ));
-            }
-            Some(s) if publisher && s.owner != user.id => {
-                return Err(ApiError::forbidden(
-                    "not_owner",
-                    format!(
-                        "only the owner of stream '{}' may publish; request role `subscriber` instead",
-                        req.channel
-                    ),
-                ));
-            }
-            Some(_) => {}
+    Ok(Checked {
+        vendor,
+        channel: req.channel,
+        publisher,
+        ttl,
+        uid_sent: req.uid.is_some(),
+        user_id_sent: req.user_id.is_some(),
+    })
+}
+
+async fn process(
+    st: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    q: Option<&str>,
+    body: Result<RawBody, ApiError>,
+    kind: Kind,
+    trail: &mut Trail,
+) -> Result<(Response, i64), ApiError> {
+    st.inject_faults().await?;
+    let user = authenticate(st, peer, headers).await.inspect_err(|e| {
+        trail.skip = e.code == "too_many_failed_attempts";
+    })?;
+    trail.user_id = Some(user.id.clone());
+    let faults = st.faults();
+    if let Some(limit) = faults.rate_limit {
+        if let Decision::Denied {
+            retry_after_secs: retry,
+            first,
+        } = st.take(&format!("rtc:{}", user.id), limit).await?
+        {
+            bump(&st.counters.rate_limited);
+            trail.skip = !first;
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many token requests for user '{}' (limit {}/s, burst {}); retry after {retry} s",
+                    user.id, limit.per_sec, limit.burst
+                ),
+            )
+            .with_retry_after(retry));
         }
+    }
+    let seed_shape = match query_param(q, "shape").as_deref() {
+        None | Some("default") => false,
+        Some("seed") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unknown_shape",
+                format!(
+                    "unknown response shape '{}'; expected `seed` or `default`",
+                    shown(other)
+                ),
+            ));
+        }
+    };
+    // An unreadable or oversized body is refused after the rate limit, like any bad request.
+    let RawBody(body) = body?;
+    let req = validate(st, &body, &user, trail)?;
+    if user.banned {
+        return Err(ApiError::forbidden(
+            "user_banned",
+            format!("user '{}' is banned; no tokens are issued", user.id),
+        ));
+    }
+    match st
+        .store
+        .stream(&req.channel)
+        .await
+        .map_err(|e| st.store_error(e))?
+    {
+        None => {
+            return Err(ApiError::not_found(
+                "stream_not_found",
+                format!(
+                    "no stream named '{}'; its owner must start it first",
+                    req.channel
+                ),
+            ));
+        }
+        Some(s) if !s.live => {
+            return Err(ApiError::not_found(
+                "stream_ended",
+                format!(
+                    "stream '{}' has ended; no new tokens are issued for it",
+                    req.channel
+                ),
+            ));
+        }
+        Some(s) if req.publisher && s.owner != user.id => {
+            return Err(ApiError::forbidden(
+                "not_owner",
+                format!(
+                    "only the owner of stream '{}' may publish; request role `subscriber` instead",
+                    req.channel
+                ),
+            ));
+        }
+        Some(_) => {}
     }
 
     let now_ms = st.clock.now_ms();
@@ -356,37 +450,37 @@ async fn process(
         channel: &req.channel,
         user_id: &user.id,
         uid: user.uid,
-        agora_account: req.uid.is_none() && req.user_id.is_some(),
-        publisher,
-        ttl_secs: ttl,
+        agora_account: !req.uid_sent && req.user_id_sent,
+        publisher: req.publisher,
+        ttl_secs: req.ttl,
         now_secs: now_ms.div_euclid(1000),
     };
-    let minted = mint(&st.config.secrets, vendor, &grant).map_err(|e| {
-        tracing::error!(vendor = vendor.as_str(), error = %e, "minting failed");
-        ApiError::internal(format!("cannot mint a {} token: {e}", vendor.as_str()))
+    let minted = mint(&st.config.secrets, req.vendor, &grant).map_err(|e| {
+        tracing::error!(vendor = req.vendor.as_str(), error = %e, "minting failed");
+        ApiError::internal(format!("cannot mint a {} token: {e}", req.vendor.as_str()))
     })?;
     bump(&st.counters.tokens_issued);
     if kind == Kind::Refresh {
         bump(&st.counters.refreshes);
     }
     let expires_at = iso_secs(minted.expires_at);
-    let expires_in = minted.expires_at - grant.now_secs;
+    let expires_in = minted.expires_at.saturating_sub(grant.now_secs);
     let body = if seed_shape {
         json!({ "success": true, "data": { "token": minted.token, "expiresAt": expires_at } })
     } else {
-        let app_id = match vendor {
+        let app_id = match req.vendor {
             Vendor::Agora => json!(st.config.secrets.agora_app_id),
             Vendor::Zego => json!(st.config.secrets.zego_app_id),
             Vendor::Jwt => Value::Null,
         };
         json!({
             "token": minted.token,
-            "vendor": vendor.as_str(),
+            "vendor": req.vendor.as_str(),
             "appId": app_id,
             "channel": req.channel,
             "uid": user.uid,
             "userId": user.id,
-            "role": if publisher { "publisher" } else { "subscriber" },
+            "role": if req.publisher { "publisher" } else { "subscriber" },
             "issuedAt": iso_secs(minted.issued_at),
             "expiresAt": expires_at,
             "expiresIn": expires_in,

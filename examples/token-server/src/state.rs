@@ -1,52 +1,18 @@
-//! Shared server state: the in-memory directory (users, streams), faults, counters, rate limiter.
+//! Shared server state: the store, faults, counters, rooms, and the audit queue.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::clock::ServerClock;
 use crate::config::{RateLimit, ServerConfig};
-use crate::db::{AuditEntry, AuditMsg, Db};
+use crate::error::ApiError;
 use crate::room::Rooms;
+use crate::store::{AuditEntry, Decision, Store};
 
-/// Hex sha256 of a credential (how keys, codes and refresh tokens are stored and looked up).
-pub(crate) fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-/// A user as cached in memory.
-#[derive(Debug, Clone)]
-pub(crate) struct User {
-    pub id: String,
-    pub uid: u32,
-    pub banned: bool,
-}
-
-/// A stream as cached in memory.
-#[derive(Debug, Clone)]
-pub(crate) struct Stream {
-    pub owner: String,
-    pub live: bool,
-}
-
-/// Users and streams, read on every token request, written only by admin calls (write-through
-/// to SQLite).
-#[derive(Debug, Default)]
-pub(crate) struct Directory {
-    pub users: HashMap<String, User>,
-    /// sha256(api key) → user id.
-    pub keys: HashMap<String, String>,
-    /// Agora uid → user id.
-    pub uids: HashMap<u32, String>,
-    pub streams: HashMap<String, Stream>,
-}
-
-/// Runtime fault injection and tunables (`GET`/`PUT /admin/faults`).
+/// Runtime fault injection and tunables (`GET`/`PUT /admin/faults`). Per instance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Faults {
     /// Fraction (0..=1) of token requests answered with an injected `503` (with `Retry-After: 1`)
@@ -72,11 +38,11 @@ pub struct FaultsUpdate {
     pub error_rate: Option<f64>,
     /// New [`Faults::latency_ms`] (at most 60 000).
     pub latency_ms: Option<u64>,
-    /// New [`Faults::clock_skew_ms`].
+    /// New [`Faults::clock_skew_ms`] (within ±10 years).
     pub clock_skew_ms: Option<i64>,
     /// New [`Faults::token_ttl_secs`] (1..=max token TTL).
     pub token_ttl_secs: Option<u64>,
-    /// New [`Faults::room_warn_before_ms`].
+    /// New [`Faults::room_warn_before_ms`] (at most one day).
     pub room_warn_before_ms: Option<u64>,
     /// `null` turns rate limiting off; absent leaves it unchanged.
     #[serde(default, deserialize_with = "double_option")]
@@ -89,7 +55,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Option::<RateLimit>::deserialize(d).map(Some)
 }
 
-/// Counters (`GET /admin/stats`).
+/// Counters (`GET /admin/stats`). Per instance.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub tokens_issued: AtomicU64,
@@ -99,6 +65,7 @@ pub(crate) struct Counters {
     pub errors_injected: AtomicU64,
     pub bad_requests: AtomicU64,
     pub unauthenticated: AtomicU64,
+    pub auth_throttled: AtomicU64,
     pub oauth_tokens_issued: AtomicU64,
     pub oauth_refreshes: AtomicU64,
     pub oauth_invalid_client: AtomicU64,
@@ -110,87 +77,77 @@ pub(crate) struct Counters {
     pub room_warnings: AtomicU64,
     pub room_renew_rejected: AtomicU64,
     pub audit_dropped: AtomicU64,
+    pub store_errors: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Per-user token buckets.
-#[derive(Debug, Default)]
-pub(crate) struct RateLimiter {
-    buckets: Mutex<HashMap<String, (f64, i64)>>,
+/// A message to the audit writer task.
+#[derive(Debug)]
+pub(crate) enum AuditMsg {
+    Entry(AuditEntry),
+    /// Write everything queued so far, then acknowledge.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-impl RateLimiter {
-    /// Takes one token from `key`'s bucket; `Err(retry_after_secs)` when empty.
-    pub fn check(&self, key: &str, limit: RateLimit, now_ms: i64) -> Result<(), u64> {
-        let burst = f64::from(limit.burst.max(1));
-        let mut buckets = self.buckets.lock();
-        if buckets.len() > 100_000 {
-            buckets.clear();
-        }
-        let (tokens, last) = match buckets.get_mut(key) {
-            Some(b) => b,
-            None => buckets.entry(key.to_owned()).or_insert((burst, now_ms)),
-        };
-        let elapsed = (now_ms - *last).max(0) as f64 / 1000.0;
-        *tokens = (*tokens + elapsed * limit.per_sec).min(burst);
-        *last = now_ms;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else if limit.per_sec <= 0.0 {
-            Err(60)
-        } else {
-            let wait = (1.0 - *tokens) / limit.per_sec;
-            Err(wait.ceil().max(1.0) as u64)
-        }
-    }
-}
+/// Audit entries queued at most; past that, entries are dropped and counted
+/// (`audit_dropped`), so a flood cannot grow the server's memory.
+pub(crate) const AUDIT_QUEUE: usize = 65_536;
+/// Largest number of rows written in one batch.
+const AUDIT_BATCH: usize = 4096;
 
 /// Everything the handlers share.
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub config: ServerConfig,
     pub clock: ServerClock,
-    pub db: Db,
-    pub dir: RwLock<Directory>,
+    pub store: Arc<dyn Store>,
     pub faults: RwLock<Faults>,
     pub counters: Counters,
-    pub limiter: RateLimiter,
     pub rooms: Rooms,
-    pub audit_tx: RwLock<Option<mpsc::Sender<AuditMsg>>>,
+    pub audit_tx: RwLock<Option<tokio::sync::mpsc::Sender<AuditMsg>>>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Random id of this instance (room kicks it published itself are not applied twice).
+    pub instance_id: String,
+    /// Addresses that failed to authenticate here lately (address → last failure, unix ms).
+    /// Only for these is the shared failure bucket read before a credential is checked, which
+    /// spares the database a read per request from well-behaved clients. A load balancer
+    /// spreads an attacker's attempts over every instance, so each one learns the address
+    /// after its first failure there.
+    pub recent_failures: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, i64>>,
 }
+
+/// Addresses remembered in [`AppState::recent_failures`] at most (then the map starts over).
+const RECENT_FAILURES_MAX: usize = 65_536;
+/// How long a failure keeps an address under watch: 15 minutes.
+const RECENT_FAILURE_MS: i64 = 15 * 60 * 1000;
 
 pub(crate) type Shared = Arc<AppState>;
 
 impl AppState {
-    /// Queues an audit entry (never blocks).
+    /// Queues an audit entry (never blocks; its text fields are bounded first).
     pub fn audit(&self, entry: AuditEntry) {
         let sent = self
             .audit_tx
             .read()
             .as_ref()
-            .map(|tx| tx.send(AuditMsg::Entry(entry)).is_ok())
+            .map(|tx| tx.try_send(AuditMsg::Entry(entry.bounded())).is_ok())
             .unwrap_or(false);
         if !sent {
             bump(&self.counters.audit_dropped);
         }
     }
 
-    /// Waits until every queued audit entry is in SQLite.
+    /// Waits until every queued audit entry is written.
     pub async fn flush_audit(&self) {
         let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
-        let sent = self
-            .audit_tx
-            .read()
-            .as_ref()
-            .map(|tx| tx.send(AuditMsg::Flush(ack_tx)).is_ok())
-            .unwrap_or(false);
-        if sent {
-            let _ = ack_rx.await;
+        let tx = self.audit_tx.read().clone();
+        if let Some(tx) = tx {
+            if tx.send(AuditMsg::Flush(ack_tx)).await.is_ok() {
+                let _ = ack_rx.await;
+            }
         }
     }
 
@@ -198,11 +155,102 @@ impl AppState {
     pub fn faults(&self) -> Faults {
         self.faults.read().clone()
     }
+
+    /// Takes one request from `key`'s bucket; a store failure is a `500` naming the cause.
+    pub async fn take(&self, key: &str, limit: RateLimit) -> Result<Decision, ApiError> {
+        self.store
+            .take(key, limit, self.clock.real_now_ms())
+            .await
+            .map_err(|e| self.store_error(e))
+    }
+
+    /// Logs a store failure and turns it into a `500` (the cause stays in the log).
+    pub fn store_error(&self, e: crate::store::StoreError) -> ApiError {
+        bump(&self.counters.store_errors);
+        tracing::error!(error = %e, "store error");
+        ApiError::internal(
+            "the server's database failed; retry later (the cause is in the server log)",
+        )
+    }
+
+    /// The failed-authentication throttle keys of `peer` and `subject` (an OAuth client id
+    /// or a key's name).
+    fn auth_keys(peer: Option<std::net::IpAddr>, subject: Option<&str>) -> Vec<String> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(ip) = peer {
+            keys.push(format!("authfail:ip:{ip}"));
+        }
+        if let Some(s) = subject {
+            keys.push(format!("authfail:sub:{s}"));
+        }
+        keys
+    }
+
+    /// `Err(429)` while `peer` or `subject` has no failed-authentication allowance left.
+    /// Checked before a credential is compared, so a right guess is refused too and guessing
+    /// gains nothing.
+    pub async fn check_auth_throttle(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        subject: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let limit = self.config.auth_failure_limit;
+        let now = self.clock.real_now_ms();
+        let watched = peer.is_some_and(|ip| {
+            self.recent_failures
+                .lock()
+                .get(&ip)
+                .is_some_and(|t| now.saturating_sub(*t) < RECENT_FAILURE_MS)
+        });
+        let peer = if watched { peer } else { None };
+        for key in Self::auth_keys(peer, subject) {
+            let blocked = self
+                .store
+                .blocked(&key, limit, self.clock.real_now_ms())
+                .await
+                .map_err(|e| self.store_error(e))?;
+            if let Some(retry_after_secs) = blocked {
+                bump(&self.counters.auth_throttled);
+                return Err(auth_throttled(retry_after_secs));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed authentication from `peer` and for `subject`.
+    pub async fn note_auth_failure(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        subject: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let limit = self.config.auth_failure_limit;
+        if let Some(ip) = peer {
+            let mut recent = self.recent_failures.lock();
+            if recent.len() >= RECENT_FAILURES_MAX && !recent.contains_key(&ip) {
+                recent.clear();
+            }
+            recent.insert(ip, self.clock.real_now_ms());
+        }
+        for key in Self::auth_keys(peer, subject) {
+            self.take(&key, limit).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `429` of an exhausted failed-authentication throttle.
+pub(crate) fn auth_throttled(retry_after_secs: u64) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_attempts",
+        format!("too many failed authentications from this address or for this client; check the credential and retry after {retry_after_secs} s"),
+    )
+    .with_retry_after(retry_after_secs)
 }
 
 impl AppState {
     /// Applies injected latency and errors to a token request.
-    pub async fn inject_faults(&self) -> Result<(), crate::error::ApiError> {
+    pub async fn inject_faults(&self) -> Result<(), ApiError> {
         use axum::http::StatusCode;
         use rand::Rng;
         let (latency_ms, error_rate) = {
@@ -213,18 +261,21 @@ impl AppState {
             tokio::time::sleep(std::time::Duration::from_millis(latency_ms)).await;
         }
         if error_rate > 0.0 {
-            let mut rng = rand::thread_rng();
-            if rng.r#gen::<f64>() < error_rate {
+            let (fail, unavailable) = {
+                let mut rng = rand::thread_rng();
+                (rng.r#gen::<f64>() < error_rate, rng.r#gen::<bool>())
+            };
+            if fail {
                 bump(&self.counters.errors_injected);
-                return Err(if rng.r#gen::<bool>() {
-                    crate::error::ApiError::new(
+                return Err(if unavailable {
+                    ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "injected_unavailable",
                         "injected fault: service unavailable (error_rate in /admin/faults); retry later",
                     )
                     .with_retry_after(1)
                 } else {
-                    crate::error::ApiError::new(
+                    ApiError::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "injected_internal",
                         "injected fault: internal error (error_rate in /admin/faults); retry later",
@@ -236,51 +287,38 @@ impl AppState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LIMIT: RateLimit = RateLimit {
-        per_sec: 2.0,
-        burst: 3,
-    };
-
-    #[test]
-    fn bucket_allows_the_burst_then_asks_to_retry_after_the_refill_time() {
-        let rl = RateLimiter::default();
-        for _ in 0..3 {
-            assert_eq!(rl.check("alice", LIMIT, 10_000), Ok(()));
+/// Starts the audit writer: entries arrive over a bounded channel and are written in batches,
+/// so the token endpoints never wait on the database. Ends when every sender is dropped.
+pub(crate) fn spawn_audit_writer(
+    store: Arc<dyn Store>,
+) -> (
+    tokio::sync::mpsc::Sender<AuditMsg>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditMsg>(AUDIT_QUEUE);
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut entries = Vec::new();
+            let mut acks = Vec::new();
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match m {
+                    AuditMsg::Entry(e) => entries.push(e),
+                    AuditMsg::Flush(ack) => acks.push(ack),
+                }
+                if entries.len() < AUDIT_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !entries.is_empty() {
+                if let Err(e) = store.write_audit(&entries).await {
+                    tracing::error!(error = %e, rows = entries.len(), "audit batch not written");
+                }
+            }
+            for ack in acks {
+                let _ = ack.send(());
+            }
         }
-        assert_eq!(rl.check("alice", LIMIT, 10_000), Err(1));
-        // other users have their own bucket
-        assert_eq!(rl.check("bob", LIMIT, 10_000), Ok(()));
-    }
-
-    #[test]
-    fn bucket_refills_at_the_sustained_rate() {
-        let rl = RateLimiter::default();
-        for _ in 0..3 {
-            rl.check("alice", LIMIT, 0).unwrap();
-        }
-        assert!(rl.check("alice", LIMIT, 400).is_err()); // 0.8 tokens
-        assert_eq!(rl.check("alice", LIMIT, 500), Ok(())); // 0.8 + 0.2 = 1.0
-        assert!(rl.check("alice", LIMIT, 500).is_err());
-        // a long pause refills to the burst, not beyond
-        for _ in 0..3 {
-            assert_eq!(rl.check("alice", LIMIT, 60_000), Ok(()));
-        }
-        assert!(rl.check("alice", LIMIT, 60_000).is_err());
-    }
-
-    #[test]
-    fn slow_limit_reports_whole_seconds_to_wait() {
-        let rl = RateLimiter::default();
-        let slow = RateLimit {
-            per_sec: 0.25,
-            burst: 1,
-        };
-        rl.check("alice", slow, 0).unwrap();
-        assert_eq!(rl.check("alice", slow, 0), Err(4));
-        assert_eq!(rl.check("alice", slow, 2_000), Err(2));
-    }
+    });
+    (tx, task)
 }

@@ -14,7 +14,7 @@ use crate::room::RoomGrant;
 use crate::state::AppState;
 
 /// Verifies an Agora or ZEGO token this server issued, at `now` (unix s, server clock).
-pub(crate) fn verify_vendor_token(
+pub(crate) async fn verify_vendor_token(
     st: &AppState,
     token: &str,
     now: i64,
@@ -34,13 +34,14 @@ pub(crate) fn verify_vendor_token(
             })
             .ok_or("Agora token has no RTC service")?;
         let user_id = match uid.parse::<u32>() {
-            Ok(n) => st
-                .dir
-                .read()
-                .uids
-                .get(&n)
-                .cloned()
-                .ok_or_else(|| format!("Agora uid {n} belongs to no user"))?,
+            Ok(n) => match st.store.user_by_uid(n).await {
+                Ok(Some(u)) => u.id,
+                Ok(None) => return Err(format!("Agora uid {n} belongs to no user")),
+                Err(e) => {
+                    let _ = st.store_error(e);
+                    return Err("the server's database failed; retry later".into());
+                }
+            },
             Err(_) if uid.is_empty() => {
                 return Err("Agora token for uid 0 (any user) is not accepted".into());
             }
@@ -71,10 +72,10 @@ pub(crate) fn verify_vendor_token(
     } else {
         return Err("unrecognised token: expected a JWT, an Agora 007 or a ZEGO 04 token".into());
     };
-    if now * 1000 >= grant.expires_at_ms {
+    if now.saturating_mul(1000) >= grant.expires_at_ms {
         return Err(format!(
             "token expired {} s ago (server clock)",
-            now - grant.expires_at_ms.div_euclid(1000)
+            now.saturating_sub(grant.expires_at_ms.div_euclid(1000))
         ));
     }
     Ok(grant)

@@ -3,6 +3,7 @@
 
 mod e2e;
 mod oauth;
+mod two_instances;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -144,4 +145,69 @@ fn serve_prints_its_address_and_answers_health_checks() {
     );
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("ok"), "{reply}");
+}
+
+#[test]
+fn serve_writes_its_log_to_stderr_with_start_and_request_lines() {
+    let mut child = tokenkeeper()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "debug")
+        .env_remove("TOKENKEEPER_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tokenkeeper serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a first line");
+    let addr = first.trim().rsplit("http://").next().unwrap().to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("server listens");
+    write!(
+        stream,
+        "GET /healthz?probe=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().expect("stopped");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let _ = child.wait();
+    assert!(log.contains("tokenkeeper-server listening"), "{log}");
+    assert!(log.contains(&addr), "{log}");
+    assert!(
+        log.contains("path=/healthz") && log.contains("status=200"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("probe=1"),
+        "query strings are not logged: {log}"
+    );
+}
+
+#[test]
+fn serve_with_an_unreachable_postgres_url_names_the_cause_and_exits_2() {
+    let out = tokenkeeper()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env(
+            "TOKENKEEPER_DB",
+            "postgres://tk:hunter2-not-logged@127.0.0.1:1/tk",
+        )
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("tokenkeeper runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    assert!(
+        stderr.contains("postgres://tk:***@127.0.0.1:1/tk"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2-not-logged"), "{stderr}");
 }

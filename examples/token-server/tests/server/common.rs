@@ -186,3 +186,46 @@ pub fn wall_ms() -> i64 {
     use tokenkeeper::clock::Clock;
     tokenkeeper::clock::SystemClock::new().now_unix_ms()
 }
+
+/// A fresh PostgreSQL database for one test, made from `TOKENKEEPER_TEST_PG_URL` (which
+/// `scripts/setup-postgres.sh` prints). Without the variable the test is skipped with a loud
+/// message, except under CI (`CI` set), where that is a failure: CI must run these.
+pub async fn pg_database(test: &str) -> Option<tokenkeeper_server::Database> {
+    let Ok(url) = std::env::var("TOKENKEEPER_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TOKENKEEPER_TEST_PG_URL is not set under CI: scripts/test.sh must run scripts/setup-postgres.sh"
+        );
+        // Straight to stderr, past the test harness's capture: a skip must be seen.
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!(
+                "\n*** SKIPPED {test}: PostgreSQL test without TOKENKEEPER_TEST_PG_URL; \
+             run `export TOKENKEEPER_TEST_PG_URL=$(scripts/setup-postgres.sh)` ***\n"
+            ),
+        );
+        return None;
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("the test PostgreSQL server answers");
+    tokio::spawn(conn);
+    let name = format!(
+        "tk_{}",
+        tokenkeeper::clock::Clock::now_unix_ms(&tokenkeeper::clock::SystemClock::new())
+            .to_string()
+            .chars()
+            .rev()
+            .take(9)
+            .collect::<String>()
+            + &format!("{:08x}", rand::random::<u32>())
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("CREATE DATABASE");
+    let (base, _) = url.rsplit_once('/').expect("URL with a database");
+    Some(tokenkeeper_server::Database::Postgres(format!(
+        "{base}/{name}"
+    )))
+}

@@ -348,7 +348,7 @@ async fn state_persists_in_sqlite_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.sqlite");
     let config = tokenkeeper_server::ServerConfig {
-        db_path: Some(db.clone()),
+        db: tokenkeeper_server::Database::Sqlite(db.clone()),
         rate_limit: None,
         ..Default::default()
     };

@@ -65,7 +65,7 @@ fn rtc_source(b: &Backend, query: &str, mapping: ResponseMapping) -> HttpSource 
 
 /// The policy of the e2e runs: the engine's defaults with the scenario's 1 s lead (what an app
 /// with such short tokens sets). The engine paces retries to the tokens' lifetime itself.
-fn short_token_policy() -> Policy {
+pub(super) fn short_token_policy() -> Policy {
     Policy {
         renew_lead: Duration::from_secs(1),
         ..Policy::default()
@@ -80,12 +80,12 @@ fn disconnects(admin: &AdminHandle, reason: &str) -> u64 {
 
 /// What the member loop saw.
 #[derive(Debug, Default)]
-struct Member {
+pub(super) struct Member {
     /// The last events and room messages (time, what), for failure messages.
-    log: std::collections::VecDeque<String>,
-    renewals_sent: u64,
-    kicked: Option<String>,
-    revoked: Option<String>,
+    pub log: std::collections::VecDeque<String>,
+    pub renewals_sent: u64,
+    pub kicked: Option<String>,
+    pub revoked: Option<String>,
 }
 
 type Socket =
@@ -142,7 +142,7 @@ async fn step(
 /// Joins the room with the session's token and renews in-band on every `Issued` event, until
 /// the session made `renewals` renewals, or the room kicked us or the session stopped for
 /// good (then waits up to 3 s for the other side's verdict).
-async fn hold_in_room(
+pub(super) async fn hold_in_room(
     base: &str,
     channel: &str,
     session: &Session,

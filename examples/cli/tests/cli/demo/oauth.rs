@@ -39,6 +39,10 @@ async fn clients(b: &Backend) {
         .expect("public client");
 }
 
+/// PKCE pair of RFC 7636 appendix B (public clients must use PKCE).
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
 /// The authorization-code step a browser would do: returns alice's first refresh token.
 async fn sign_in(b: &Backend, client_id: &str, secret: Option<&str>) -> String {
     let code = b
@@ -47,7 +51,7 @@ async fn sign_in(b: &Backend, client_id: &str, secret: Option<&str>) -> String {
             client_id: client_id.into(),
             user_id: "alice".into(),
             scope: None,
-            code_challenge: None,
+            code_challenge: secret.is_none().then(|| CHALLENGE.to_owned()),
         })
         .await
         .expect("code");
@@ -55,6 +59,9 @@ async fn sign_in(b: &Backend, client_id: &str, secret: Option<&str>) -> String {
         ("grant_type", "authorization_code".to_owned()),
         ("code", code),
     ];
+    if secret.is_none() {
+        form.push(("code_verifier", VERIFIER.to_owned()));
+    }
     let http = reqwest::Client::new();
     let mut request = http.post(format!("{}/oauth/token", b.server.base_url()));
     match secret {
