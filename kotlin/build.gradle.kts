@@ -1,22 +1,49 @@
-// Android library: generated uniffi Kotlin (src/main/kotlin/dev/tokenkeeper/tokenkeeper.kt),
-// the hand-written sugar beside it, and the native library per ABI under src/main/jniLibs/
-// (built with cargo-ndk, see README.md).
+// Android library `dev.tokenkeeper:tokenkeeper` (AAR): the generated uniffi Kotlin
+// (src/main/kotlin/dev/tokenkeeper/tokenkeeper.kt), the hand-written sugar beside it, and
+// libtokenkeeper_uniffi.so for four ABIs, built from the Rust workspace (the parent directory) by
+// cargo-ndk during the build. Coordinates, version and POM metadata: gradle.properties.
+//
+//   ./gradlew assembleRelease                    # AAR in build/outputs/aar/
+//   ./gradlew publishReleasePublicationToLocalRepository   # Maven layout in build/repo/
+//   ./gradlew assembleRelease -Ptokenkeeper.jniLibsDir=/path/to/jniLibs   # prebuilt .so files
+//
+// Needs the Android SDK + NDK, a Rust toolchain with the four Android targets and cargo-ndk
+// (README.md). Not run on the machine that wrote it (no Android SDK, no Gradle distribution).
+import org.gradle.api.publish.maven.MavenPublication
+
 plugins {
     id("com.android.library") version "8.7.3"
     id("org.jetbrains.kotlin.android") version "2.2.21"
+    `maven-publish`
 }
+
+fun prop(name: String): String = providers.gradleProperty(name).get()
+
+group = prop("GROUP")
+version = prop("VERSION_NAME")
+
+// minSdk 24 (Android 7.0): JNA 5.15 and later, needed for 16 KB page support, crash on older
+// Android versions. The Rust library itself needs API 21.
+val tokenkeeperMinSdk = 24
+// The ABIs cargo-ndk builds (Rust targets aarch64-linux-android, armv7-linux-androideabi,
+// x86_64-linux-android, i686-linux-android).
+val rustAbis = listOf("arm64-v8a", "armeabi-v7a", "x86_64", "x86")
+val workspaceDir = rootDir.parentFile
+val rustJniLibs = layout.buildDirectory.dir("rustJniLibs")
+val prebuiltJniLibs = providers.gradleProperty("tokenkeeper.jniLibsDir")
 
 android {
     namespace = "dev.tokenkeeper"
     compileSdk = 35
 
     defaultConfig {
-        minSdk = 24
+        minSdk = tokenkeeperMinSdk
         consumerProguardFiles("consumer-rules.pro")
-        testInstrumentationRunner = "androidx.test.runner.AndroidJUnitRunner"
     }
 
-    sourceSets["main"].jniLibs.srcDirs("src/main/jniLibs")
+    sourceSets["main"].jniLibs.srcDir(
+        if (prebuiltJniLibs.isPresent) file(prebuiltJniLibs.get()) else rustJniLibs.get().asFile
+    )
 
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
@@ -28,6 +55,12 @@ android {
             isMinifyEnabled = false
         }
     }
+
+    publishing {
+        singleVariant("release") {
+            withSourcesJar()
+        }
+    }
 }
 
 kotlin {
@@ -36,12 +69,75 @@ kotlin {
 
 dependencies {
     // The generated bindings call the Rust library through JNA; the AAR flavour ships
-    // libjnidispatch.so for every Android ABI.
-    implementation("net.java.dev.jna:jna:5.13.0@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.8.0")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.8.0")
+    // libjnidispatch.so for every Android ABI (16 KB aligned from 5.17 on).
+    api("net.java.dev.jna:jna:${prop("JNA_VERSION")}@aar")
+    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:${prop("COROUTINES_VERSION")}")
+    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:${prop("COROUTINES_VERSION")}")
 
+    // src/test/kotlin runs on the JVM against the reference backend; scripts/test-kotlin.sh runs
+    // it (with the host library) on machines without Android tooling.
     testImplementation("junit:junit:4.13.2")
     testImplementation("org.jetbrains.kotlin:kotlin-test-junit:2.2.21")
-    testImplementation("net.java.dev.jna:jna:5.13.0")
+    testImplementation("net.java.dev.jna:jna:${prop("JNA_VERSION")}")
+}
+
+// libtokenkeeper_uniffi.so for every ABI, size-tuned (profile release-small) and linked with 16 KB
+// page alignment (bindings/elf_page_size.rs). Skipped when -Ptokenkeeper.jniLibsDir is given.
+val cargoNdkBuild by tasks.registering(Exec::class) {
+    group = "build"
+    description = "Builds libtokenkeeper_uniffi.so for $rustAbis with cargo-ndk."
+    onlyIf { !prebuiltJniLibs.isPresent }
+    workingDir = workspaceDir
+    inputs.files(
+        fileTree(workspaceDir.resolve("core/src")),
+        fileTree(workspaceDir.resolve("bindings/uniffi/src")),
+        workspaceDir.resolve("bindings/elf_page_size.rs"),
+        workspaceDir.resolve("Cargo.lock"),
+    )
+    outputs.dir(rustJniLibs)
+    commandLine(
+        listOf("cargo", "ndk", "--platform", "$tokenkeeperMinSdk") +
+            rustAbis.flatMap { listOf("-t", it) } +
+            listOf(
+                "-o", rustJniLibs.get().asFile.absolutePath,
+                "build", "-p", "tokenkeeper-uniffi", "--lib", "--profile", "release-small", "--locked",
+            )
+    )
+    doFirst {
+        // cargo-ndk finds the NDK through ANDROID_NDK_HOME; use the one this build resolved.
+        environment("ANDROID_NDK_HOME", android.ndkDirectory.absolutePath)
+    }
+}
+tasks.named("preBuild") { dependsOn(cargoNdkBuild) }
+
+publishing {
+    publications {
+        register<MavenPublication>("release") {
+            groupId = prop("GROUP")
+            artifactId = "tokenkeeper"
+            version = prop("VERSION_NAME")
+            afterEvaluate { from(components["release"]) }
+            pom {
+                name.set(prop("POM_NAME"))
+                description.set(prop("POM_DESCRIPTION"))
+                url.set(prop("POM_URL"))
+                licenses {
+                    license {
+                        name.set(prop("POM_LICENSE_NAME"))
+                        url.set(prop("POM_LICENSE_URL"))
+                    }
+                }
+                scm {
+                    url.set(prop("POM_URL"))
+                }
+            }
+        }
+    }
+    repositories {
+        // A Maven repository layout under build/repo, to inspect or to upload as it is.
+        maven {
+            name = "local"
+            url = uri(layout.buildDirectory.dir("repo"))
+        }
+    }
 }

@@ -30,10 +30,11 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 log "regenerating the glue in $scratch"
-# Sources only: no build outputs (target/, build/, .dart_tool/, .gradle/), no VCS data, and not
-# the fuzzing tree (outside the workspace; its corpus and target are large).
+# Sources only: no build outputs (target/, build/, .dart_tool/, .gradle/), no VCS data, no
+# installed tools (.tools/), and not the fuzzing tree (outside the workspace; its corpus and
+# target are large).
 tar -C "$ROOT" --exclude=.git --exclude=target --exclude=build --exclude=.dart_tool \
-    --exclude=.gradle --exclude=node_modules --exclude=./fuzz -cf - . | tar -C "$scratch" -xf -
+    --exclude=.gradle --exclude=node_modules --exclude=./fuzz --exclude=./.tools -cf - . | tar -C "$scratch" -xf -
 # The generator expands the crate with `--cfg frb_expand`; a target dir of its own keeps those
 # artefacts from invalidating the workspace's normal build cache.
 (

@@ -4,8 +4,11 @@
 #   Kotlin -> kotlin/src/main/kotlin/dev/tokenkeeper/tokenkeeper.kt
 #   Swift  -> swift/Sources/TokenKeeper/TokenKeeper.swift
 #             swift/Sources/TokenKeeperFFI/include/{TokenKeeperFFI.h,module.modulemap}
-#   Python -> python/tokenkeeper/tokenkeeper.py
-# The generated files are committed and never edited by hand.
+# The generated files are committed and never edited by hand. One adjustment is made here, on
+# every run: the module map loses uniffi's `use "Darwin"` / `use "_Builtin_*"` lines, which stop
+# the FFI module from building under Xcode 26/27 (uniffi-rs#2917); Clang needs none of them.
+# Python is not committed: maturin runs the same pinned uniffi-bindgen when it builds the wheel
+# (python/pyproject.toml), so the Python module cannot go stale.
 #
 # Usage: scripts/gen-uniffi.sh [--check]
 #   --check  regenerate into a temporary directory and fail if anything differs from the
@@ -41,7 +44,7 @@ cargo build --quiet -p tokenkeeper-uniffi --features cli --lib --bin uniffi-bind
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 
-for lang in kotlin swift python; do
+for lang in kotlin swift; do
     "$BINDGEN" generate --no-format --language "$lang" --out-dir "$OUT/$lang" "$LIB" \
         >/dev/null || fail "uniffi-bindgen generate --language $lang"
 done
@@ -52,8 +55,13 @@ MAP=(
     "swift/TokenKeeper.swift swift/Sources/TokenKeeper/TokenKeeper.swift"
     "swift/TokenKeeperFFI.h swift/Sources/TokenKeeperFFI/include/TokenKeeperFFI.h"
     "swift/TokenKeeperFFI.modulemap swift/Sources/TokenKeeperFFI/include/module.modulemap"
-    "python/tokenkeeper.py python/tokenkeeper/tokenkeeper.py"
 )
+
+# uniffi-rs#2917: drop the `use` declarations from the module map (see the header comment).
+sed -i.orig -E '/^[[:space:]]*use "[^"]+"[[:space:]]*$/d' "$OUT/swift/TokenKeeperFFI.modulemap"
+rm -f "$OUT/swift/TokenKeeperFFI.modulemap.orig"
+! grep -q '^[[:space:]]*use ' "$OUT/swift/TokenKeeperFFI.modulemap" \
+    || fail "the module map still has \`use\` lines"
 
 # Every generated file must be mapped: a new one appearing means the layout changed.
 expected=$(for m in "${MAP[@]}"; do echo "${m%% *}"; done | sort)
@@ -94,12 +102,12 @@ if [[ "$MODE" == "check" ]]; then
         fi
     done
     ((diffs == 0)) || fail "$diffs generated file(s) differ from the committed ones"
-    echo "gen-uniffi: ok: Kotlin, Swift and Python bindings up to date; header and library agree on $nsyms symbols"
+    echo "gen-uniffi: ok: Kotlin and Swift bindings up to date; header and library agree on $nsyms symbols"
 else
     for m in "${MAP[@]}"; do
         repo="$ROOT/${m##* }"
         mkdir -p "$(dirname "$repo")"
         cp "$OUT/${m%% *}" "$repo"
     done
-    echo "gen-uniffi: ok: wrote Kotlin, Swift and Python bindings; header and library agree on $nsyms symbols"
+    echo "gen-uniffi: ok: wrote Kotlin and Swift bindings; header and library agree on $nsyms symbols"
 fi

@@ -18,6 +18,10 @@
 /// thrown by your token source into typed outcomes.
 library;
 
+// What initTokenKeeper() takes, so that apps need no import of flutter_rust_bridge themselves.
+export 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart'
+    show ExternalLibrary;
+
 export 'src/init.dart';
 export 'src/rust/api/config.dart';
 export 'src/rust/api/error.dart';

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the tokenkeeper native library (Rust crate `tokenkeeper-frb`) for the Flutter package
-# and puts it where the package's Android and iOS build pick it up:
+# Builds the tokenkeeper native library (Rust crate `tokenkeeper-frb`) ahead of time, for app
+# builds on machines without Rust, and puts it where the package's Android and iOS builds pick it
+# up instead of building it themselves with cargokit (README.md, "Prebuilt libraries instead"):
 #
 #   scripts/build-native.sh android   → android/src/main/jniLibs/<abi>/libtokenkeeper_frb.so
 #                                        (arm64-v8a, armeabi-v7a, x86_64)
@@ -14,7 +15,8 @@
 # instead of aborting the app.
 #
 # Environment: TOKENKEEPER_ANDROID_ABIS (default "arm64-v8a armeabi-v7a x86_64"),
-# ANDROID_MIN_SDK (default 23), CARGO_PROFILE (default release).
+# ANDROID_MIN_SDK (default 21, the plugin's minSdk), CARGO_PROFILE (default release). The Android
+# libraries get 16 KB page alignment from the crate's build script (bindings/elf_page_size.rs).
 set -euo pipefail
 
 PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,7 +46,7 @@ android() {
     done
     rustup target add "${targets[@]}"
     local out="$PKG/android/src/main/jniLibs"
-    (cd "$WORKSPACE" && cargo ndk --platform "${ANDROID_MIN_SDK:-23}" "${args[@]}" -o "$out" \
+    (cd "$WORKSPACE" && cargo ndk --platform "${ANDROID_MIN_SDK:-21}" "${args[@]}" -o "$out" \
         build -p "$CRATE" --profile "$PROFILE")
     log "Android libraries in $out:"
     find "$out" -name "$LIB.so" -exec ls -l {} + >&2

@@ -1,7 +1,7 @@
 """tokenkeeper: keeps short-lived real-time access tokens alive (Python bindings).
 
-The generated module (``tokenkeeper.tokenkeeper``, made by ``scripts/gen-uniffi.sh``, never
-edited by hand) provides ``Keeper``, ``Session``, the records and the errors; this package adds
+The generated module (``tokenkeeper._native.tokenkeeper``, written by uniffi-bindgen when maturin
+builds the wheel, never edited by hand) provides ``Keeper``, ``Session``, the records and the errors; this package adds
 what belongs in Python only: an async iterator over events, a context manager for sessions and
 the event-loop hook that host token sources written with ``async def`` need.
 
@@ -35,9 +35,9 @@ import atexit
 import contextlib
 from typing import Iterator, Union
 
-from . import tokenkeeper as _generated
-from .tokenkeeper import *  # noqa: F401,F403  (the generated API)
-from .tokenkeeper import (
+from ._native import tokenkeeper as _generated
+from ._native.tokenkeeper import *  # noqa: F401,F403  (the generated API)
+from ._native.tokenkeeper import (
     EventSubscription,
     Keeper,
     Session,

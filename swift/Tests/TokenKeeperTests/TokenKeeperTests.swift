@@ -1,6 +1,6 @@
-// XCTest suite for the Swift package (run with `swift test` on a Mac after
-// scripts/build-xcframework.sh). Nothing here has been run on this repository's Linux CI: there
-// is no Swift toolchain there.
+// XCTest suite for the Swift package: `swift test` on a Mac after scripts/build-xcframework.sh
+// (TOKENKEEPER_LOCAL_XCFRAMEWORK=1), or on Linux against libtokenkeeper_uniffi.so (swift/README.md).
+// Not run on this repository's CI, which has no Swift toolchain.
 import XCTest
 @testable import TokenKeeper
 

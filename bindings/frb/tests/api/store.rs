@@ -114,7 +114,8 @@ async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
             client_id: "qa-app".into(),
             user_id: "alice".into(),
             scope: None,
-            code_challenge: None,
+            // RFC 7636 appendix B: public clients must use PKCE (RFC 9700 §2.1.1)
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
         })
         .await
         .unwrap();
@@ -124,6 +125,7 @@ async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
+            ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             ("client_id", "qa-app"),
         ])
         .send()
