@@ -917,20 +917,25 @@ public func FfiConverterTypeCredentialStore_lower(_ value: CredentialStore) -> U
 
 
 /**
- * Receives events, in order, on an SDK thread. Keep it quick: hand the event to your UI thread
- * and do not call back into the session from it.
+ * Receives events, in order, on the SDK's event thread, never on the renewal path: a listener
+ * that is slow, blocks or throws delays only later events, never a renewal. An exception it
+ * throws is logged and the listener keeps receiving events.
  */
 public protocol EventListener: AnyObject, Sendable {
     
     /**
      * Called once per event.
+     *
+     * # Errors
+     * Whatever the host throws; it is logged and ignored.
      */
-    func onEvent(event: SessionEvent) 
+    func onEvent(event: SessionEvent) throws 
     
 }
 /**
- * Receives events, in order, on an SDK thread. Keep it quick: hand the event to your UI thread
- * and do not call back into the session from it.
+ * Receives events, in order, on the SDK's event thread, never on the renewal path: a listener
+ * that is slow, blocks or throws delays only later events, never a renewal. An exception it
+ * throws is logged and the listener keeps receiving events.
  */
 open class EventListenerImpl: EventListener, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -987,8 +992,11 @@ open class EventListenerImpl: EventListener, @unchecked Sendable {
     
     /**
      * Called once per event.
+     *
+     * # Errors
+     * Whatever the host throws; it is logged and ignored.
      */
-open func onEvent(event: SessionEvent)  {try! rustCall() {
+open func onEvent(event: SessionEvent)throws   {try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_eventlistener_on_event(
             self.uniffiCloneHandle(),
@@ -1036,17 +1044,18 @@ fileprivate struct UniffiCallbackInterfaceEventListener {
                 guard let uniffiObj = try? FfiConverterTypeEventListener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onEvent(
+                return try uniffiObj.onEvent(
                      event: try FfiConverterTypeSessionEvent_lift(event)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTokenKeeperError_lower
             )
         }
     )
@@ -1333,7 +1342,14 @@ public protocol KeeperProtocol: AnyObject, Sendable {
     func addListener(listener: EventListener)  -> ListenerRegistration
     
     /**
-     * Connectivity came back: pending retries run now.
+     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * `false` if a listener is still busy. For tests and orderly shutdown.
+     */
+    func flushListeners(timeoutMs: UInt64)  -> Bool
+    
+    /**
+     * Connectivity came back or changed: pending retries run now, and a fetch stuck on the
+     * old network is retried beside it.
      */
     func networkAvailable() 
     
@@ -1363,6 +1379,13 @@ public protocol KeeperProtocol: AnyObject, Sendable {
      * Number of open sessions.
      */
     func sessionCount()  -> UInt64
+    
+    /**
+     * New credentials for `key` (the user signed in again): saved to the credential store and
+     * used by the next fetch of every session naming the key; sessions stopped with
+     * `ReauthRequired` resume.
+     */
+    func setCredentials(key: String, credentials: Secret) 
     
     /**
      * Closes every session. Also done when the keeper is released.
@@ -1469,7 +1492,22 @@ open func addListener(listener: EventListener) -> ListenerRegistration  {
 }
     
     /**
-     * Connectivity came back: pending retries run now.
+     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * `false` if a listener is still busy. For tests and orderly shutdown.
+     */
+open func flushListeners(timeoutMs: UInt64) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(timeoutMs),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Connectivity came back or changed: pending retries run now, and a fetch stuck on the
+     * old network is retried beside it.
      */
 open func networkAvailable()  {try! rustCall() {
         uniffiCallStatus in
@@ -1535,6 +1573,21 @@ open func sessionCount() -> UInt64  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * New credentials for `key` (the user signed in again): saved to the credential store and
+     * used by the next fetch of every session naming the key; sessions stopped with
+     * `ReauthRequired` resume.
+     */
+open func setCredentials(key: String, credentials: Secret)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_keeper_set_credentials(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(key),
+        FfiConverterTypeSecret_lower(credentials),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -1743,19 +1796,24 @@ public func FfiConverterTypeListenerRegistration_lower(_ value: ListenerRegistra
 
 /**
  * Receives the SDK's log records; implemented by the host (e.g. `Log.println` on Android,
- * `os_log` on iOS). Called from SDK threads: it must be thread-safe, quick and must not throw.
+ * `os_log` on iOS). Called from SDK threads: it must be thread-safe and quick. An exception it
+ * throws drops that record and nothing else.
  */
 public protocol LogSink: AnyObject, Sendable {
     
     /**
      * Handles one record.
+     *
+     * # Errors
+     * Whatever the host throws; the record is dropped.
      */
-    func log(record: LogRecord) 
+    func log(record: LogRecord) throws 
     
 }
 /**
  * Receives the SDK's log records; implemented by the host (e.g. `Log.println` on Android,
- * `os_log` on iOS). Called from SDK threads: it must be thread-safe, quick and must not throw.
+ * `os_log` on iOS). Called from SDK threads: it must be thread-safe and quick. An exception it
+ * throws drops that record and nothing else.
  */
 open class LogSinkImpl: LogSink, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1812,8 +1870,11 @@ open class LogSinkImpl: LogSink, @unchecked Sendable {
     
     /**
      * Handles one record.
+     *
+     * # Errors
+     * Whatever the host throws; the record is dropped.
      */
-open func log(record: LogRecord)  {try! rustCall() {
+open func log(record: LogRecord)throws   {try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_logsink_log(
             self.uniffiCloneHandle(),
@@ -1861,17 +1922,18 @@ fileprivate struct UniffiCallbackInterfaceLogSink {
                 guard let uniffiObj = try? FfiConverterTypeLogSink.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.log(
+                return try uniffiObj.log(
                      record: try FfiConverterTypeLogRecord_lift(record)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTokenKeeperError_lower
             )
         }
     )
@@ -2235,13 +2297,20 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func id()  -> UInt64
     
     /**
-     * Renews now, even if the current token is still valid, and returns the new token. Also
-     * clears a fatal state (call it after the user signed in again).
+     * Renews now (the engine's "token will expire" callback) and returns a token newer than the
+     * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
      * # Errors
      * As [`Session::token`].
      */
     func renewToken() async throws  -> IssuedToken
+    
+    /**
+     * New credentials for this session's key (the user signed in again): used by the next
+     * fetch of every session sharing the key and saved to the credential store; a session
+     * stopped with `ReauthRequired` resumes.
+     */
+    func setCredentials(credentials: Secret) 
     
     /**
      * The session's channel, user and role.
@@ -2272,21 +2341,26 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func token() async throws  -> IssuedToken
     
     /**
-     * The engine reported the token expired: drop it and fetch at once.
+     * The engine reported a token expired ("request token"): it is dropped and a fresh one
+     * fetched at once; waits like `token()`. `token`: the token the engine names, if it does
+     * (a report about a token that is no longer current changes nothing). Two freshly issued
+     * tokens reported expired in a row stop the session with `Rejected`.
      *
      * # Errors
      * As [`Session::token`].
      */
-    func tokenExpired() async throws  -> IssuedToken
+    func tokenExpired(token: Secret?) async throws  -> IssuedToken
     
     /**
-     * A server rejected the current token: drop it and fetch at once. Two fresh tokens
-     * rejected in a row stop the session with `Rejected`.
+     * A server rejected a token: it is dropped and a fresh one fetched at once; waits like
+     * `token()`. `token`: the rejected token, if known (a rejection of a token that is no
+     * longer current changes nothing). Two fresh tokens rejected in a row stop the session with
+     * `Rejected`; a healthy renewal in between resets the count.
      *
      * # Errors
      * As [`Session::token`].
      */
-    func tokenRejected() async throws  -> IssuedToken
+    func tokenRejected(token: Secret?) async throws  -> IssuedToken
     
 }
 /**
@@ -2408,8 +2482,8 @@ open func id() -> UInt64  {
 }
     
     /**
-     * Renews now, even if the current token is still valid, and returns the new token. Also
-     * clears a fatal state (call it after the user signed in again).
+     * Renews now (the engine's "token will expire" callback) and returns a token newer than the
+     * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
      * # Errors
      * As [`Session::token`].
@@ -2428,6 +2502,20 @@ open func renewToken()async throws  -> IssuedToken  {
             liftFunc: FfiConverterTypeIssuedToken_lift,
             errorHandler: FfiConverterTypeTokenKeeperError_lift
         )
+}
+    
+    /**
+     * New credentials for this session's key (the user signed in again): used by the next
+     * fetch of every session sharing the key and saved to the credential store; a session
+     * stopped with `ReauthRequired` resumes.
+     */
+open func setCredentials(credentials: Secret)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_session_set_credentials(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSecret_lower(credentials),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -2494,17 +2582,20 @@ open func token()async throws  -> IssuedToken  {
 }
     
     /**
-     * The engine reported the token expired: drop it and fetch at once.
+     * The engine reported a token expired ("request token"): it is dropped and a fresh one
+     * fetched at once; waits like `token()`. `token`: the token the engine names, if it does
+     * (a report about a token that is no longer current changes nothing). Two freshly issued
+     * tokens reported expired in a row stop the session with `Rejected`.
      *
      * # Errors
      * As [`Session::token`].
      */
-open func tokenExpired()async throws  -> IssuedToken  {
+open func tokenExpired(token: Secret? = nil)async throws  -> IssuedToken  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_tokenkeeper_uniffi_fn_method_session_token_expired(
-                        self.uniffiCloneHandle()
+                        self.uniffiCloneHandle(),FfiConverterOptionTypeSecret.lower(token)
                 )
             },
             pollFunc: ffi_tokenkeeper_uniffi_rust_future_poll_rust_buffer,
@@ -2516,18 +2607,20 @@ open func tokenExpired()async throws  -> IssuedToken  {
 }
     
     /**
-     * A server rejected the current token: drop it and fetch at once. Two fresh tokens
-     * rejected in a row stop the session with `Rejected`.
+     * A server rejected a token: it is dropped and a fresh one fetched at once; waits like
+     * `token()`. `token`: the rejected token, if known (a rejection of a token that is no
+     * longer current changes nothing). Two fresh tokens rejected in a row stop the session with
+     * `Rejected`; a healthy renewal in between resets the count.
      *
      * # Errors
      * As [`Session::token`].
      */
-open func tokenRejected()async throws  -> IssuedToken  {
+open func tokenRejected(token: Secret? = nil)async throws  -> IssuedToken  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_tokenkeeper_uniffi_fn_method_session_token_rejected(
-                        self.uniffiCloneHandle()
+                        self.uniffiCloneHandle(),FfiConverterOptionTypeSecret.lower(token)
                 )
             },
             pollFunc: ffi_tokenkeeper_uniffi_rust_future_poll_rust_buffer,
@@ -2870,6 +2963,14 @@ public struct Counters: Equatable, Hashable {
      * Total time without a valid token after the first one, milliseconds.
      */
     public let expiredMs: UInt64
+    /**
+     * Saves of rotated credentials that failed or did not answer in time (each retried).
+     */
+    public let storeFailures: UInt64
+    /**
+     * Times the session's driver restarted after a panic (a bug: please report it).
+     */
+    public let driverRestarts: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2894,7 +2995,13 @@ public struct Counters: Equatable, Hashable {
          */lastFetchLatencyMs: UInt64?, 
         /**
          * Total time without a valid token after the first one, milliseconds.
-         */expiredMs: UInt64) {
+         */expiredMs: UInt64, 
+        /**
+         * Saves of rotated credentials that failed or did not answer in time (each retried).
+         */storeFailures: UInt64, 
+        /**
+         * Times the session's driver restarted after a panic (a bug: please report it).
+         */driverRestarts: UInt64) {
         self.fetches = fetches
         self.renewals = renewals
         self.failures = failures
@@ -2902,6 +3009,8 @@ public struct Counters: Equatable, Hashable {
         self.rejections = rejections
         self.lastFetchLatencyMs = lastFetchLatencyMs
         self.expiredMs = expiredMs
+        self.storeFailures = storeFailures
+        self.driverRestarts = driverRestarts
     }
 
     
@@ -2926,7 +3035,9 @@ public struct FfiConverterTypeCounters: FfiConverterRustBuffer {
                 emergencyFetches: FfiConverterUInt64.read(from: &buf), 
                 rejections: FfiConverterUInt64.read(from: &buf), 
                 lastFetchLatencyMs: FfiConverterOptionUInt64.read(from: &buf), 
-                expiredMs: FfiConverterUInt64.read(from: &buf)
+                expiredMs: FfiConverterUInt64.read(from: &buf), 
+                storeFailures: FfiConverterUInt64.read(from: &buf), 
+                driverRestarts: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2938,6 +3049,8 @@ public struct FfiConverterTypeCounters: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.rejections, into: &buf)
         FfiConverterOptionUInt64.write(value.lastFetchLatencyMs, into: &buf)
         FfiConverterUInt64.write(value.expiredMs, into: &buf)
+        FfiConverterUInt64.write(value.storeFailures, into: &buf)
+        FfiConverterUInt64.write(value.driverRestarts, into: &buf)
     }
 }
 
@@ -3566,6 +3679,12 @@ public struct PolicyConfig: Equatable, Hashable {
      */
     public let fetchTimeoutMs: UInt64
     /**
+     * How long a refresh (a fetch that uses credentials) is waited for before another may
+     * start: replaying a refresh token the server may already have used can sign the user out.
+     * Such sessions renew early enough for it. Default 60 000 ms.
+     */
+    public let refreshAnswerWaitMs: UInt64
+    /**
      * First retry delay. Default 1 000 ms.
      */
     public let backoffInitialMs: UInt64
@@ -3603,6 +3722,16 @@ public struct PolicyConfig: Equatable, Hashable {
      * 30 000 ms.
      */
     public let tokenWaitMs: UInt64
+    /**
+     * A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
+     * a later one is a scheduled token, held until its start. Default 60 000 ms.
+     */
+    public let notBeforeLeewayMs: UInt64
+    /**
+     * A server time further than this from the device clock is ignored. Default 86 400 000 ms
+     * (24 h).
+     */
+    public let maxClockSkewMs: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3617,6 +3746,11 @@ public struct PolicyConfig: Equatable, Hashable {
         /**
          * A fetch that takes longer is abandoned and retried. Default 10 000 ms.
          */fetchTimeoutMs: UInt64 = UInt64(10000), 
+        /**
+         * How long a refresh (a fetch that uses credentials) is waited for before another may
+         * start: replaying a refresh token the server may already have used can sign the user out.
+         * Such sessions renew early enough for it. Default 60 000 ms.
+         */refreshAnswerWaitMs: UInt64 = UInt64(60000), 
         /**
          * First retry delay. Default 1 000 ms.
          */backoffInitialMs: UInt64 = UInt64(1000), 
@@ -3646,10 +3780,19 @@ public struct PolicyConfig: Equatable, Hashable {
          * How long `Session.token()` waits for a valid token across failed attempts before it
          * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
          * 30 000 ms.
-         */tokenWaitMs: UInt64 = UInt64(30000)) {
+         */tokenWaitMs: UInt64 = UInt64(30000), 
+        /**
+         * A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
+         * a later one is a scheduled token, held until its start. Default 60 000 ms.
+         */notBeforeLeewayMs: UInt64 = UInt64(60000), 
+        /**
+         * A server time further than this from the device clock is ignored. Default 86 400 000 ms
+         * (24 h).
+         */maxClockSkewMs: UInt64 = UInt64(86400000)) {
         self.renewLeadMs = renewLeadMs
         self.renewJitterMs = renewJitterMs
         self.fetchTimeoutMs = fetchTimeoutMs
+        self.refreshAnswerWaitMs = refreshAnswerWaitMs
         self.backoffInitialMs = backoffInitialMs
         self.backoffMaxMs = backoffMaxMs
         self.minRetryDelayMs = minRetryDelayMs
@@ -3658,6 +3801,8 @@ public struct PolicyConfig: Equatable, Hashable {
         self.freshRejectionWindowMs = freshRejectionWindowMs
         self.assumedLifetimeMs = assumedLifetimeMs
         self.tokenWaitMs = tokenWaitMs
+        self.notBeforeLeewayMs = notBeforeLeewayMs
+        self.maxClockSkewMs = maxClockSkewMs
     }
 
     
@@ -3679,6 +3824,7 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
                 renewLeadMs: FfiConverterUInt64.read(from: &buf), 
                 renewJitterMs: FfiConverterUInt64.read(from: &buf), 
                 fetchTimeoutMs: FfiConverterUInt64.read(from: &buf), 
+                refreshAnswerWaitMs: FfiConverterUInt64.read(from: &buf), 
                 backoffInitialMs: FfiConverterUInt64.read(from: &buf), 
                 backoffMaxMs: FfiConverterUInt64.read(from: &buf), 
                 minRetryDelayMs: FfiConverterUInt64.read(from: &buf), 
@@ -3686,7 +3832,9 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
                 adaptiveLead: FfiConverterBool.read(from: &buf), 
                 freshRejectionWindowMs: FfiConverterUInt64.read(from: &buf), 
                 assumedLifetimeMs: FfiConverterUInt64.read(from: &buf), 
-                tokenWaitMs: FfiConverterUInt64.read(from: &buf)
+                tokenWaitMs: FfiConverterUInt64.read(from: &buf), 
+                notBeforeLeewayMs: FfiConverterUInt64.read(from: &buf), 
+                maxClockSkewMs: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3694,6 +3842,7 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.renewLeadMs, into: &buf)
         FfiConverterUInt64.write(value.renewJitterMs, into: &buf)
         FfiConverterUInt64.write(value.fetchTimeoutMs, into: &buf)
+        FfiConverterUInt64.write(value.refreshAnswerWaitMs, into: &buf)
         FfiConverterUInt64.write(value.backoffInitialMs, into: &buf)
         FfiConverterUInt64.write(value.backoffMaxMs, into: &buf)
         FfiConverterUInt64.write(value.minRetryDelayMs, into: &buf)
@@ -3702,6 +3851,8 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.freshRejectionWindowMs, into: &buf)
         FfiConverterUInt64.write(value.assumedLifetimeMs, into: &buf)
         FfiConverterUInt64.write(value.tokenWaitMs, into: &buf)
+        FfiConverterUInt64.write(value.notBeforeLeewayMs, into: &buf)
+        FfiConverterUInt64.write(value.maxClockSkewMs, into: &buf)
     }
 }
 
@@ -4202,7 +4353,17 @@ public enum EventKind: Equatable, Hashable {
          */fresh: Bool
     )
     /**
-     * Fatal: sign the user in again, then call `renewToken()`.
+     * Rotated credentials (a refresh token) could not be saved. The token that came with them
+     * was handed out anyway; the credentials stay in memory and the save is retried. Check
+     * your credential store (a locked keychain).
+     */
+    case storeFailed(
+        /**
+         * What the store said.
+         */message: String
+    )
+    /**
+     * Fatal: sign the user in again, then call `setCredentials()` or `renewToken()`.
      */
     case reauthRequired(
         /**
@@ -4271,16 +4432,19 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         case 7: return .rejected(fresh: try FfiConverterBool.read(from: &buf)
         )
         
-        case 8: return .reauthRequired(message: try FfiConverterString.read(from: &buf)
+        case 8: return .storeFailed(message: try FfiConverterString.read(from: &buf)
         )
         
-        case 9: return .revoked(reason: try FfiConverterString.read(from: &buf)
+        case 9: return .reauthRequired(message: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .failed(error: try FfiConverterTypeTokenKeeperError.read(from: &buf)
+        case 10: return .revoked(reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .closed
+        case 11: return .failed(error: try FfiConverterTypeTokenKeeperError.read(from: &buf)
+        )
+        
+        case 12: return .closed
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4331,23 +4495,28 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             FfiConverterBool.write(fresh, into: &buf)
             
         
-        case let .reauthRequired(message):
+        case let .storeFailed(message):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .revoked(reason):
+        case let .reauthRequired(message):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .revoked(reason):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .failed(error):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
             FfiConverterTypeTokenKeeperError.write(error, into: &buf)
             
         
         case .closed:
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
         
         }
     }
@@ -5527,7 +5696,7 @@ public func clearLogSink()  {try! rustCall() {
  * ```kotlin
  * setLogSink(object : LogSink {
  * override fun log(record: LogRecord) { Log.println(Log.INFO, "tokenkeeper", record.message) }
- * }, LogLevel.INFO)
+ * }, LogLevel.INFO)   // throws TokenKeeperException.Misconfigured if another subscriber owns logging
  * ```
  */
 public func setLogSink(sink: LogSink, minLevel: LogLevel)throws   {try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
@@ -5579,13 +5748,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_func_clear_log_sink() != 56556) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() != 7150) {
+    if (uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() != 47489) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() != 20920) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() != 7373) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() != 23467) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_cancel() != 60142) {
@@ -5615,7 +5784,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_add_listener() != 34771) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() != 65186) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners() != 32524) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() != 24146) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session() != 62812) {
@@ -5628,6 +5800,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_session_count() != 6260) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_set_credentials() != 38154) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_shutdown() != 7971) {
@@ -5651,7 +5826,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_id() != 61777) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token() != 12658) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token() != 42443) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_set_credentials() != 12225) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_spec() != 28881) {
@@ -5666,13 +5844,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 55498) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() != 50108) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() != 2467) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected() != 41756) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected() != 58982) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() != 48204) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() != 6798) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_secret_expose() != 42286) {

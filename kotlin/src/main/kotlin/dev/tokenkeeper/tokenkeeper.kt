@@ -814,6 +814,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_add_listener(
     ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners(
+    ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session(
@@ -823,6 +825,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_resumed(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_session_count(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_set_credentials(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_keeper_shutdown(
     ): Int
@@ -839,6 +843,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_id(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_session_set_credentials(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_spec(
     ): Int
@@ -940,6 +946,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_add_listener(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(`ptr`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_network_available(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_open_http_session(`ptr`: Long,`config`: RustBuffer.ByValue,`http`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -950,6 +958,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_session_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_set_credentials(`ptr`: Long,`key`: RustBuffer.ByValue,`credentials`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_shutdown(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_subscribe(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -970,6 +980,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_renew_token(`ptr`: Long,
     ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_set_credentials(`ptr`: Long,`credentials`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_spec(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -978,9 +990,9 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_token(`ptr`: Long,
     ): Long
-    external fun uniffi_tokenkeeper_uniffi_fn_method_session_token_expired(`ptr`: Long,
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_token_expired(`ptr`: Long,`token`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_tokenkeeper_uniffi_fn_method_session_token_rejected(`ptr`: Long,
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_token_rejected(`ptr`: Long,`token`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_clone_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1161,13 +1173,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_clear_log_sink() and 0xFFFF) != 56556) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() and 0xFFFF) != 7150) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() and 0xFFFF) != 47489) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() and 0xFFFF) != 20920) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 7373) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 23467) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventsubscription_cancel() and 0xFFFF) != 60142) {
@@ -1197,7 +1209,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_add_listener() and 0xFFFF) != 34771) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() and 0xFFFF) != 65186) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners() and 0xFFFF) != 32524) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() and 0xFFFF) != 24146) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session() and 0xFFFF) != 62812) {
@@ -1210,6 +1225,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_session_count() and 0xFFFF) != 6260) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_set_credentials() and 0xFFFF) != 38154) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_shutdown() and 0xFFFF) != 7971) {
@@ -1233,7 +1251,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_id() and 0xFFFF) != 61777) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token() and 0xFFFF) != 12658) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token() and 0xFFFF) != 42443) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_set_credentials() and 0xFFFF) != 12225) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_spec() and 0xFFFF) != 28881) {
@@ -1248,13 +1269,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() and 0xFFFF) != 55498) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() and 0xFFFF) != 50108) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() and 0xFFFF) != 2467) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected() and 0xFFFF) != 41756) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected() and 0xFFFF) != 58982) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() and 0xFFFF) != 48204) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() and 0xFFFF) != 6798) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_expose() and 0xFFFF) != 42286) {
@@ -2286,13 +2307,17 @@ public object FfiConverterTypeCredentialStore: FfiConverter<CredentialStore, Lon
 
 
 /**
- * Receives events, in order, on an SDK thread. Keep it quick: hand the event to your UI thread
- * and do not call back into the session from it.
+ * Receives events, in order, on the SDK's event thread, never on the renewal path: a listener
+ * that is slow, blocks or throws delays only later events, never a renewal. An exception it
+ * throws is logged and the listener keeps receiving events.
  */
 public interface EventListener {
     
     /**
      * Called once per event.
+     *
+     * # Errors
+     * Whatever the host throws; it is logged and ignored.
      */
     fun `onEvent`(`event`: SessionEvent)
     
@@ -2300,8 +2325,9 @@ public interface EventListener {
 }
 
 /**
- * Receives events, in order, on an SDK thread. Keep it quick: hand the event to your UI thread
- * and do not call back into the session from it.
+ * Receives events, in order, on the SDK's event thread, never on the renewal path: a listener
+ * that is slow, blocks or throws delays only later events, never a renewal. An exception it
+ * throws is logged and the listener keeps receiving events.
  */
 open class EventListenerImpl: Disposable, AutoCloseable, EventListener
 {
@@ -2407,10 +2433,14 @@ open class EventListenerImpl: Disposable, AutoCloseable, EventListener
     
     /**
      * Called once per event.
-     */override fun `onEvent`(`event`: SessionEvent)
+     *
+     * # Errors
+     * Whatever the host throws; it is logged and ignored.
+     */
+    @Throws(TokenKeeperException::class)override fun `onEvent`(`event`: SessionEvent)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(TokenKeeperException) { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_eventlistener_on_event(
         it,
         
@@ -2447,7 +2477,12 @@ internal object uniffiCallbackInterfaceEventListener {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: TokenKeeperException -> FfiConverterTypeTokenKeeperError.lower(e) }
+            )
         }
     }
 
@@ -2962,7 +2997,14 @@ public interface KeeperInterface {
     fun `addListener`(`listener`: EventListener): ListenerRegistration
     
     /**
-     * Connectivity came back: pending retries run now.
+     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * `false` if a listener is still busy. For tests and orderly shutdown.
+     */
+    fun `flushListeners`(`timeoutMs`: kotlin.ULong): kotlin.Boolean
+    
+    /**
+     * Connectivity came back or changed: pending retries run now, and a fetch stuck on the
+     * old network is retried beside it.
      */
     fun `networkAvailable`()
     
@@ -2992,6 +3034,13 @@ public interface KeeperInterface {
      * Number of open sessions.
      */
     fun `sessionCount`(): kotlin.ULong
+    
+    /**
+     * New credentials for `key` (the user signed in again): saved to the credential store and
+     * used by the next fetch of every session naming the key; sessions stopped with
+     * `ReauthRequired` resume.
+     */
+    fun `setCredentials`(`key`: kotlin.String, `credentials`: Secret)
     
     /**
      * Closes every session. Also done when the keeper is released.
@@ -3153,7 +3202,26 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
 
     
     /**
-     * Connectivity came back: pending retries run now.
+     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * `false` if a listener is still busy. For tests and orderly shutdown.
+     */override fun `flushListeners`(`timeoutMs`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(
+        it,
+        
+        FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Connectivity came back or changed: pending retries run now, and a fetch stuck on the
+     * old network is retried beside it.
      */override fun `networkAvailable`()
         = 
     callWithHandle {
@@ -3239,6 +3307,25 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
     }
     )
     }
+    
+
+    
+    /**
+     * New credentials for `key` (the user signed in again): saved to the credential store and
+     * used by the next fetch of every session naming the key; sessions stopped with
+     * `ReauthRequired` resume.
+     */override fun `setCredentials`(`key`: kotlin.String, `credentials`: Secret)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_keeper_set_credentials(
+        it,
+        
+        FfiConverterString.lower(`key`),
+        FfiConverterTypeSecret.lower(`credentials`),_status)
+}
+    }
+    
     
 
     
@@ -3677,12 +3764,16 @@ public object FfiConverterTypeListenerRegistration: FfiConverter<ListenerRegistr
 
 /**
  * Receives the SDK's log records; implemented by the host (e.g. `Log.println` on Android,
- * `os_log` on iOS). Called from SDK threads: it must be thread-safe, quick and must not throw.
+ * `os_log` on iOS). Called from SDK threads: it must be thread-safe and quick. An exception it
+ * throws drops that record and nothing else.
  */
 public interface LogSink {
     
     /**
      * Handles one record.
+     *
+     * # Errors
+     * Whatever the host throws; the record is dropped.
      */
     fun `log`(`record`: LogRecord)
     
@@ -3691,7 +3782,8 @@ public interface LogSink {
 
 /**
  * Receives the SDK's log records; implemented by the host (e.g. `Log.println` on Android,
- * `os_log` on iOS). Called from SDK threads: it must be thread-safe, quick and must not throw.
+ * `os_log` on iOS). Called from SDK threads: it must be thread-safe and quick. An exception it
+ * throws drops that record and nothing else.
  */
 open class LogSinkImpl: Disposable, AutoCloseable, LogSink
 {
@@ -3797,10 +3889,14 @@ open class LogSinkImpl: Disposable, AutoCloseable, LogSink
     
     /**
      * Handles one record.
-     */override fun `log`(`record`: LogRecord)
+     *
+     * # Errors
+     * Whatever the host throws; the record is dropped.
+     */
+    @Throws(TokenKeeperException::class)override fun `log`(`record`: LogRecord)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
+    uniffiRustCallWithError(TokenKeeperException) { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_logsink_log(
         it,
         
@@ -3837,7 +3933,12 @@ internal object uniffiCallbackInterfaceLogSink {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: TokenKeeperException -> FfiConverterTypeTokenKeeperError.lower(e) }
+            )
         }
     }
 
@@ -4420,13 +4521,20 @@ public interface SessionInterface {
     fun `id`(): kotlin.ULong
     
     /**
-     * Renews now, even if the current token is still valid, and returns the new token. Also
-     * clears a fatal state (call it after the user signed in again).
+     * Renews now (the engine's "token will expire" callback) and returns a token newer than the
+     * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
      * # Errors
      * As [`Session::token`].
      */
     suspend fun `renewToken`(): IssuedToken
+    
+    /**
+     * New credentials for this session's key (the user signed in again): used by the next
+     * fetch of every session sharing the key and saved to the credential store; a session
+     * stopped with `ReauthRequired` resumes.
+     */
+    fun `setCredentials`(`credentials`: Secret)
     
     /**
      * The session's channel, user and role.
@@ -4457,21 +4565,26 @@ public interface SessionInterface {
     suspend fun `token`(): IssuedToken
     
     /**
-     * The engine reported the token expired: drop it and fetch at once.
+     * The engine reported a token expired ("request token"): it is dropped and a fresh one
+     * fetched at once; waits like `token()`. `token`: the token the engine names, if it does
+     * (a report about a token that is no longer current changes nothing). Two freshly issued
+     * tokens reported expired in a row stop the session with `Rejected`.
      *
      * # Errors
      * As [`Session::token`].
      */
-    suspend fun `tokenExpired`(): IssuedToken
+    suspend fun `tokenExpired`(`token`: Secret? = null): IssuedToken
     
     /**
-     * A server rejected the current token: drop it and fetch at once. Two fresh tokens
-     * rejected in a row stop the session with `Rejected`.
+     * A server rejected a token: it is dropped and a fresh one fetched at once; waits like
+     * `token()`. `token`: the rejected token, if known (a rejection of a token that is no
+     * longer current changes nothing). Two fresh tokens rejected in a row stop the session with
+     * `Rejected`; a healthy renewal in between resets the count.
      *
      * # Errors
      * As [`Session::token`].
      */
-    suspend fun `tokenRejected`(): IssuedToken
+    suspend fun `tokenRejected`(`token`: Secret? = null): IssuedToken
     
     companion object
 }
@@ -4664,8 +4777,8 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
-     * Renews now, even if the current token is still valid, and returns the new token. Also
-     * clears a fatal state (call it after the user signed in again).
+     * Renews now (the engine's "token will expire" callback) and returns a token newer than the
+     * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
      * # Errors
      * As [`Session::token`].
@@ -4689,6 +4802,24 @@ open class Session: Disposable, AutoCloseable, SessionInterface
         TokenKeeperException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * New credentials for this session's key (the user signed in again): used by the next
+     * fetch of every session sharing the key and saved to the credential store; a session
+     * stopped with `ReauthRequired` resumes.
+     */override fun `setCredentials`(`credentials`: Secret)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_set_credentials(
+        it,
+        
+        FfiConverterTypeSecret.lower(`credentials`),_status)
+}
+    }
+    
+    
 
     
     /**
@@ -4772,19 +4903,23 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
-     * The engine reported the token expired: drop it and fetch at once.
+     * The engine reported a token expired ("request token"): it is dropped and a fresh one
+     * fetched at once; waits like `token()`. `token`: the token the engine names, if it does
+     * (a report about a token that is no longer current changes nothing). Two freshly issued
+     * tokens reported expired in a row stop the session with `Rejected`.
      *
      * # Errors
      * As [`Session::token`].
      */
     @Throws(TokenKeeperException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `tokenExpired`() : IssuedToken {
+    override suspend fun `tokenExpired`(`token`: Secret?) : IssuedToken {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_token_expired(
                 uniffiHandle,
                 
+        FfiConverterOptionalTypeSecret.lower(`token`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -4799,20 +4934,23 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
-     * A server rejected the current token: drop it and fetch at once. Two fresh tokens
-     * rejected in a row stop the session with `Rejected`.
+     * A server rejected a token: it is dropped and a fresh one fetched at once; waits like
+     * `token()`. `token`: the rejected token, if known (a rejection of a token that is no
+     * longer current changes nothing). Two fresh tokens rejected in a row stop the session with
+     * `Rejected`; a healthy renewal in between resets the count.
      *
      * # Errors
      * As [`Session::token`].
      */
     @Throws(TokenKeeperException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `tokenRejected`() : IssuedToken {
+    override suspend fun `tokenRejected`(`token`: Secret?) : IssuedToken {
         return uniffiRustCallAsync(
         callWithHandle { uniffiHandle ->
             UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_token_rejected(
                 uniffiHandle,
                 
+        FfiConverterOptionalTypeSecret.lower(`token`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -5273,6 +5411,16 @@ data class Counters (
      * Total time without a valid token after the first one, milliseconds.
      */
     val `expiredMs`: kotlin.ULong
+    , 
+    /**
+     * Saves of rotated credentials that failed or did not answer in time (each retried).
+     */
+    val `storeFailures`: kotlin.ULong
+    , 
+    /**
+     * Times the session's driver restarted after a panic (a bug: please report it).
+     */
+    val `driverRestarts`: kotlin.ULong
     
 ){
     
@@ -5296,6 +5444,8 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
             FfiConverterULong.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -5306,7 +5456,9 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
             FfiConverterULong.allocationSize(value.`emergencyFetches`) +
             FfiConverterULong.allocationSize(value.`rejections`) +
             FfiConverterOptionalULong.allocationSize(value.`lastFetchLatencyMs`) +
-            FfiConverterULong.allocationSize(value.`expiredMs`)
+            FfiConverterULong.allocationSize(value.`expiredMs`) +
+            FfiConverterULong.allocationSize(value.`storeFailures`) +
+            FfiConverterULong.allocationSize(value.`driverRestarts`)
     )
 
     override fun write(value: Counters, buf: ByteBuffer) {
@@ -5317,6 +5469,8 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
             FfiConverterULong.write(value.`rejections`, buf)
             FfiConverterOptionalULong.write(value.`lastFetchLatencyMs`, buf)
             FfiConverterULong.write(value.`expiredMs`, buf)
+            FfiConverterULong.write(value.`storeFailures`, buf)
+            FfiConverterULong.write(value.`driverRestarts`, buf)
     }
 }
 
@@ -5831,6 +5985,13 @@ data class PolicyConfig (
     val `fetchTimeoutMs`: kotlin.ULong = 10000uL 
     , 
     /**
+     * How long a refresh (a fetch that uses credentials) is waited for before another may
+     * start: replaying a refresh token the server may already have used can sign the user out.
+     * Such sessions renew early enough for it. Default 60 000 ms.
+     */
+    val `refreshAnswerWaitMs`: kotlin.ULong = 60000uL 
+    , 
+    /**
      * First retry delay. Default 1 000 ms.
      */
     val `backoffInitialMs`: kotlin.ULong = 1000uL 
@@ -5875,6 +6036,18 @@ data class PolicyConfig (
      * 30 000 ms.
      */
     val `tokenWaitMs`: kotlin.ULong = 30000uL 
+    , 
+    /**
+     * A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
+     * a later one is a scheduled token, held until its start. Default 60 000 ms.
+     */
+    val `notBeforeLeewayMs`: kotlin.ULong = 60000uL 
+    , 
+    /**
+     * A server time further than this from the device clock is ignored. Default 86 400 000 ms
+     * (24 h).
+     */
+    val `maxClockSkewMs`: kotlin.ULong = 86400000uL 
     
 ){
     
@@ -5898,7 +6071,10 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
@@ -5909,6 +6085,7 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterULong.allocationSize(value.`renewLeadMs`) +
             FfiConverterULong.allocationSize(value.`renewJitterMs`) +
             FfiConverterULong.allocationSize(value.`fetchTimeoutMs`) +
+            FfiConverterULong.allocationSize(value.`refreshAnswerWaitMs`) +
             FfiConverterULong.allocationSize(value.`backoffInitialMs`) +
             FfiConverterULong.allocationSize(value.`backoffMaxMs`) +
             FfiConverterULong.allocationSize(value.`minRetryDelayMs`) +
@@ -5916,13 +6093,16 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterBoolean.allocationSize(value.`adaptiveLead`) +
             FfiConverterULong.allocationSize(value.`freshRejectionWindowMs`) +
             FfiConverterULong.allocationSize(value.`assumedLifetimeMs`) +
-            FfiConverterULong.allocationSize(value.`tokenWaitMs`)
+            FfiConverterULong.allocationSize(value.`tokenWaitMs`) +
+            FfiConverterULong.allocationSize(value.`notBeforeLeewayMs`) +
+            FfiConverterULong.allocationSize(value.`maxClockSkewMs`)
     )
 
     override fun write(value: PolicyConfig, buf: ByteBuffer) {
             FfiConverterULong.write(value.`renewLeadMs`, buf)
             FfiConverterULong.write(value.`renewJitterMs`, buf)
             FfiConverterULong.write(value.`fetchTimeoutMs`, buf)
+            FfiConverterULong.write(value.`refreshAnswerWaitMs`, buf)
             FfiConverterULong.write(value.`backoffInitialMs`, buf)
             FfiConverterULong.write(value.`backoffMaxMs`, buf)
             FfiConverterULong.write(value.`minRetryDelayMs`, buf)
@@ -5931,6 +6111,8 @@ public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig>
             FfiConverterULong.write(value.`freshRejectionWindowMs`, buf)
             FfiConverterULong.write(value.`assumedLifetimeMs`, buf)
             FfiConverterULong.write(value.`tokenWaitMs`, buf)
+            FfiConverterULong.write(value.`notBeforeLeewayMs`, buf)
+            FfiConverterULong.write(value.`maxClockSkewMs`, buf)
     }
 }
 
@@ -6357,7 +6539,24 @@ sealed class EventKind {
     }
     
     /**
-     * Fatal: sign the user in again, then call `renewToken()`.
+     * Rotated credentials (a refresh token) could not be saved. The token that came with them
+     * was handed out anyway; the credentials stay in memory and the save is retried. Check
+     * your credential store (a locked keychain).
+     */
+    data class StoreFailed(
+        /**
+         * What the store said.
+         */
+        val `message`: kotlin.String) : EventKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Fatal: sign the user in again, then call `setCredentials()` or `renewToken()`.
      */
     data class ReauthRequired(
         /**
@@ -6450,16 +6649,19 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
             7 -> EventKind.Rejected(
                 FfiConverterBoolean.read(buf),
                 )
-            8 -> EventKind.ReauthRequired(
+            8 -> EventKind.StoreFailed(
                 FfiConverterString.read(buf),
                 )
-            9 -> EventKind.Revoked(
+            9 -> EventKind.ReauthRequired(
                 FfiConverterString.read(buf),
                 )
-            10 -> EventKind.Failed(
+            10 -> EventKind.Revoked(
+                FfiConverterString.read(buf),
+                )
+            11 -> EventKind.Failed(
                 FfiConverterTypeTokenKeeperError.read(buf),
                 )
-            11 -> EventKind.Closed
+            12 -> EventKind.Closed
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -6518,6 +6720,13 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
             (
                 4UL
                 + FfiConverterBoolean.allocationSize(value.`fresh`)
+            )
+        }
+        is EventKind.StoreFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
             )
         }
         is EventKind.ReauthRequired -> {
@@ -6592,23 +6801,28 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
                 FfiConverterBoolean.write(value.`fresh`, buf)
                 Unit
             }
-            is EventKind.ReauthRequired -> {
+            is EventKind.StoreFailed -> {
                 buf.putInt(8)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is EventKind.Revoked -> {
+            is EventKind.ReauthRequired -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is EventKind.Revoked -> {
+                buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is EventKind.Failed -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 FfiConverterTypeTokenKeeperError.write(value.`error`, buf)
                 Unit
             }
             is EventKind.Closed -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -7636,7 +7850,7 @@ public object FfiConverterMapStringTypeSecret: FfiConverterRustBuffer<Map<kotlin
          * ```kotlin
          * setLogSink(object : LogSink {
          * override fun log(record: LogRecord) { Log.println(Log.INFO, "tokenkeeper", record.message) }
-         * }, LogLevel.INFO)
+         * }, LogLevel.INFO)   // throws TokenKeeperException.Misconfigured if another subscriber owns logging
          * ```
          */
     @Throws(TokenKeeperException::class) fun `setLogSink`(`sink`: LogSink, `minLevel`: LogLevel)

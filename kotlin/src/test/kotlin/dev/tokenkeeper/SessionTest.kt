@@ -142,6 +142,7 @@ class SessionTest {
                 Backend.ban(user)
                 val e = assertFailsWith<TokenKeeperException.Forbidden> { session.renewToken() }
                 assertTrue(e.reason.contains("banned"), e.reason)
+                assertTrue(keeper.flushListeners(5_000uL), "listeners run on the SDK's event thread")
                 assertTrue(events.any { it.kind is EventKind.Revoked }, "listener saw Revoked: $events")
                 assertTrue(registration.remove())
                 registration.close()
