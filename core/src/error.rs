@@ -29,7 +29,7 @@ pub enum Error {
     /// Access is forbidden or was revoked (403, stream ended). Retries stopped; leave the
     /// channel or ask the user.
     #[error("access forbidden or revoked: {reason}")]
-    Revoked {
+    Forbidden {
         /// Why, as far as the backend said.
         reason: String,
     },
@@ -82,9 +82,11 @@ impl Error {
             SourceError::ReauthRequired { message } => Self::ReauthRequired {
                 message: message.clone(),
             },
-            SourceError::Forbidden { reason } | SourceError::Revoked { reason } => Self::Revoked {
-                reason: reason.clone(),
-            },
+            SourceError::Forbidden { reason } | SourceError::Revoked { reason } => {
+                Self::Forbidden {
+                    reason: reason.clone(),
+                }
+            }
             SourceError::Misconfigured { setting, message } => Self::Misconfigured {
                 setting: setting.clone(),
                 message: message.clone(),
@@ -97,7 +99,7 @@ impl Error {
         matches!(
             self,
             Self::ReauthRequired { .. }
-                | Self::Revoked { .. }
+                | Self::Forbidden { .. }
                 | Self::Misconfigured { .. }
                 | Self::Rejected { .. }
         )

@@ -1544,7 +1544,7 @@ impl SseDecode for crate::api::error::ErrorKind {
         return match inner {
             0 => crate::api::error::ErrorKind::RetryLater,
             1 => crate::api::error::ErrorKind::ReauthRequired,
-            2 => crate::api::error::ErrorKind::Revoked,
+            2 => crate::api::error::ErrorKind::Forbidden,
             3 => crate::api::error::ErrorKind::Misconfigured,
             4 => crate::api::error::ErrorKind::Rejected,
             5 => crate::api::error::ErrorKind::NotYetValid,
@@ -1967,11 +1967,13 @@ impl SseDecode for crate::api::events::SessionEventKind {
             4 => crate::api::events::SessionEventKind::Expired,
             5 => crate::api::events::SessionEventKind::FetchFailed,
             6 => crate::api::events::SessionEventKind::Rejected,
-            7 => crate::api::events::SessionEventKind::StoreFailed,
-            8 => crate::api::events::SessionEventKind::ReauthRequired,
-            9 => crate::api::events::SessionEventKind::Revoked,
-            10 => crate::api::events::SessionEventKind::Failed,
-            11 => crate::api::events::SessionEventKind::Closed,
+            7 => crate::api::events::SessionEventKind::Applied,
+            8 => crate::api::events::SessionEventKind::ApplyFailed,
+            9 => crate::api::events::SessionEventKind::StoreFailed,
+            10 => crate::api::events::SessionEventKind::ReauthRequired,
+            11 => crate::api::events::SessionEventKind::Forbidden,
+            12 => crate::api::events::SessionEventKind::Failed,
+            13 => crate::api::events::SessionEventKind::Closed,
             _ => unreachable!("Invalid variant for SessionEventKind: {}", inner),
         };
     }
@@ -2263,7 +2265,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::error::ErrorKind {
         match self {
             Self::RetryLater => 0.into_dart(),
             Self::ReauthRequired => 1.into_dart(),
-            Self::Revoked => 2.into_dart(),
+            Self::Forbidden => 2.into_dart(),
             Self::Misconfigured => 3.into_dart(),
             Self::Rejected => 4.into_dart(),
             Self::NotYetValid => 5.into_dart(),
@@ -2531,11 +2533,13 @@ impl flutter_rust_bridge::IntoDart for crate::api::events::SessionEventKind {
             Self::Expired => 4.into_dart(),
             Self::FetchFailed => 5.into_dart(),
             Self::Rejected => 6.into_dart(),
-            Self::StoreFailed => 7.into_dart(),
-            Self::ReauthRequired => 8.into_dart(),
-            Self::Revoked => 9.into_dart(),
-            Self::Failed => 10.into_dart(),
-            Self::Closed => 11.into_dart(),
+            Self::Applied => 7.into_dart(),
+            Self::ApplyFailed => 8.into_dart(),
+            Self::StoreFailed => 9.into_dart(),
+            Self::ReauthRequired => 10.into_dart(),
+            Self::Forbidden => 11.into_dart(),
+            Self::Failed => 12.into_dart(),
+            Self::Closed => 13.into_dart(),
             _ => unreachable!(),
         }
     }
@@ -2813,7 +2817,7 @@ impl SseEncode for crate::api::error::ErrorKind {
             match self {
                 crate::api::error::ErrorKind::RetryLater => 0,
                 crate::api::error::ErrorKind::ReauthRequired => 1,
-                crate::api::error::ErrorKind::Revoked => 2,
+                crate::api::error::ErrorKind::Forbidden => 2,
                 crate::api::error::ErrorKind::Misconfigured => 3,
                 crate::api::error::ErrorKind::Rejected => 4,
                 crate::api::error::ErrorKind::NotYetValid => 5,
@@ -3160,11 +3164,13 @@ impl SseEncode for crate::api::events::SessionEventKind {
                 crate::api::events::SessionEventKind::Expired => 4,
                 crate::api::events::SessionEventKind::FetchFailed => 5,
                 crate::api::events::SessionEventKind::Rejected => 6,
-                crate::api::events::SessionEventKind::StoreFailed => 7,
-                crate::api::events::SessionEventKind::ReauthRequired => 8,
-                crate::api::events::SessionEventKind::Revoked => 9,
-                crate::api::events::SessionEventKind::Failed => 10,
-                crate::api::events::SessionEventKind::Closed => 11,
+                crate::api::events::SessionEventKind::Applied => 7,
+                crate::api::events::SessionEventKind::ApplyFailed => 8,
+                crate::api::events::SessionEventKind::StoreFailed => 9,
+                crate::api::events::SessionEventKind::ReauthRequired => 10,
+                crate::api::events::SessionEventKind::Forbidden => 11,
+                crate::api::events::SessionEventKind::Failed => 12,
+                crate::api::events::SessionEventKind::Closed => 13,
                 _ => {
                     unimplemented!("");
                 }

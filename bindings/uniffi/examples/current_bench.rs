@@ -21,10 +21,10 @@ impl TokenSource for Static {
     async fn fetch(&self, _: FetchRequest) -> Result<FetchedToken, TokenKeeperError> {
         Ok(FetchedToken {
             token: Secret::new(JWT.into()),
-            expires_at_ms: None,
-            expires_in_ms: None,
-            issued_at_ms: None,
-            server_time_ms: None,
+            expires_at: None,
+            expires_in: None,
+            issued_at: None,
+            server_time: None,
             rotated_credentials: None,
         })
     }
@@ -44,7 +44,7 @@ fn main() -> Result<(), TokenKeeperError> {
         policy: None,
         prefetch: false,
     };
-    let session = keeper.open_session(config, Arc::new(Static));
+    let session = keeper.open_session(config, Arc::new(Static), None);
     futures::executor::block_on(session.token())?;
     for _ in 0..20_000 {
         black_box(session.current());

@@ -4,7 +4,7 @@
 //! (the `From` impls below), which is also where
 //! the message shown to the app is chosen. Messages never hold a token or a secret.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokenkeeper::source::{RetryKind, SourceError};
 
@@ -15,16 +15,17 @@ use tokenkeeper::source::{RetryKind, SourceError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum TokenKeeperError {
     /// A temporary failure (network, timeout, HTTP 5xx, 429). The session keeps retrying by
-    /// itself; a caller that cannot wait may try again after `retry_after_ms` (when known).
+    /// itself; a caller that cannot wait may try again after `retry_after` (when known).
     #[error("temporary failure, retry later: {reason}")]
     RetryLater {
         /// What failed, without secrets.
         reason: String,
-        /// Server-requested delay before the next attempt (HTTP `Retry-After`), if any.
-        retry_after_ms: Option<u64>,
+        /// When the next attempt is due (or the server's `Retry-After`), if known.
+        retry_after: Option<Duration>,
     },
     /// The user's credentials are no longer accepted (HTTP 401, OAuth `invalid_grant`): sign the
-    /// user in again, then call `renewToken()`. The session stops retrying until then.
+    /// user in again, then call `setCredentials()` (or `renewToken()`). The session stops
+    /// retrying until then.
     #[error("re-authentication required: {reason}")]
     ReauthRequired {
         /// What the backend said, without secrets.
@@ -59,15 +60,15 @@ pub enum TokenKeeperError {
         /// Context, without secrets.
         reason: String,
     },
-    /// The token only becomes valid at `starts_at_ms` (a scheduled meeting); the session holds
+    /// The token only becomes valid at `starts_at` (a scheduled meeting); the session holds
     /// it and becomes valid by itself then. Wait, or show a countdown.
-    #[error("token not valid before unix ms {starts_at_ms}")]
+    #[error("token not valid before {starts_at:?}")]
     NotYetValid {
-        /// When the token becomes valid, unix milliseconds (device clock).
-        starts_at_ms: i64,
+        /// When the token becomes valid (device clock).
+        starts_at: SystemTime,
     },
-    /// Rotated credentials could not be saved to the credential store, so the token that came
-    /// with them was withheld. The session retries; check the keychain/keystore.
+    /// The credentials could not be read from the credential store (a locked keychain), and no
+    /// others are held. The session retries; check the keychain/keystore.
     #[error("could not save rotated credentials: {reason}")]
     StoreFailed {
         /// What the store said.
@@ -108,10 +109,6 @@ impl From<tokenkeeper::formats::FormatError> for TokenKeeperError {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl From<tokenkeeper::error::Error> for TokenKeeperError {
     fn from(e: tokenkeeper::error::Error) -> Self {
         use tokenkeeper::error::Error as E;
@@ -121,15 +118,17 @@ impl From<tokenkeeper::error::Error> for TokenKeeperError {
                 message,
             } => Self::RetryLater {
                 reason: message,
-                retry_after_ms: retry_after.map(millis),
+                retry_after,
             },
             E::ReauthRequired { message } => Self::ReauthRequired { reason: message },
-            E::Revoked { reason } => Self::Forbidden { reason },
+            E::Forbidden { reason } => Self::Forbidden { reason },
             E::Misconfigured { setting, message } => Self::Misconfigured {
                 reason: format!("`{setting}`: {message}"),
             },
             E::Rejected { message } => Self::Rejected { reason: message },
-            E::NotYetValid { starts_at_ms } => Self::NotYetValid { starts_at_ms },
+            E::NotYetValid { starts_at_ms } => Self::NotYetValid {
+                starts_at: crate::time::instant(starts_at_ms),
+            },
             E::StoreFailed { message } => Self::StoreFailed { reason: message },
             E::Closed => Self::Closed {
                 reason: "the session was closed; open a new one".into(),
@@ -145,10 +144,10 @@ impl From<TokenKeeperError> for SourceError {
         match e {
             TokenKeeperError::RetryLater {
                 reason,
-                retry_after_ms,
+                retry_after,
             } => Self::RetryLater {
                 kind: RetryKind::Network,
-                retry_after: retry_after_ms.map(Duration::from_millis),
+                retry_after,
                 message: reason,
             },
             TokenKeeperError::ReauthRequired { reason } => Self::ReauthRequired { message: reason },
@@ -164,10 +163,10 @@ impl From<TokenKeeperError> for SourceError {
             },
             TokenKeeperError::Closed { reason } => Self::Revoked { reason },
             TokenKeeperError::Rejected { reason } => Self::Forbidden { reason },
-            TokenKeeperError::NotYetValid { starts_at_ms } => Self::RetryLater {
+            TokenKeeperError::NotYetValid { starts_at } => Self::RetryLater {
                 kind: RetryKind::BadToken,
                 retry_after: None,
-                message: format!("token not valid before unix ms {starts_at_ms}"),
+                message: format!("token not valid before {starts_at:?}"),
             },
             TokenKeeperError::StoreFailed { reason }
             | TokenKeeperError::HostCallback { reason }
@@ -179,7 +178,7 @@ impl From<TokenKeeperError> for SourceError {
 }
 
 /// Classifies an HTTP error status the way the built-in HTTP source does, for host token
-/// sources to throw: 408/425/429/5xx → `RetryLater` (with `retry_after_ms`), 401 →
+/// sources to throw: 408/425/429/5xx → `RetryLater` (with `retry_after`), 401 →
 /// `ReauthRequired`, 403 → `Forbidden`, 404/410 → `Forbidden` (revoked), other 4xx →
 /// `Misconfigured`.
 ///
@@ -190,12 +189,12 @@ impl From<TokenKeeperError> for SourceError {
 #[uniffi::export]
 pub fn error_for_http_status(
     status: u16,
-    retry_after_ms: Option<u64>,
+    retry_after: Option<Duration>,
     message: String,
 ) -> TokenKeeperError {
     tokenkeeper::error::Error::from_source(&SourceError::from_http_status(
         status,
-        retry_after_ms.map(Duration::from_millis),
+        retry_after,
         "token source",
         message,
     ))

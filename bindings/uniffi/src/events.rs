@@ -4,17 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokenkeeper::lifecycle as core;
 
 use crate::error::TokenKeeperError;
 use crate::host::{FetchReason, SessionSpec};
 use crate::runtime;
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+use crate::time::instant;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -52,39 +49,40 @@ impl From<core::SessionState> for SessionState {
     }
 }
 
-/// What happened. Times are device wall-clock unix milliseconds.
+/// What happened. Times are the device's clock (corrected for server clock skew).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum EventKind {
-    /// A new token was accepted: pass it to your engine (`renewToken`).
+    /// A new token was accepted. With a sink it is handed to the engine next (`Applied`);
+    /// without one, pass it to your engine (`renewToken`).
     Issued {
         /// Why it was fetched.
         reason: FetchReason,
         /// When it expires.
-        expires_at_ms: i64,
+        expires_at: SystemTime,
         /// When its renewal starts.
-        renew_at_ms: i64,
+        renew_at: SystemTime,
         /// How long the fetch took.
-        fetch_latency_ms: u64,
+        fetch_latency: Duration,
     },
-    /// The accepted token becomes valid only at `starts_at_ms`; it is held until then.
+    /// The accepted token becomes valid only at `starts_at`; it is held until then.
     NotYetValid {
         /// When it becomes valid.
-        starts_at_ms: i64,
+        starts_at: SystemTime,
     },
     /// A held token became valid.
     BecameValid {
         /// When it expires.
-        expires_at_ms: i64,
+        expires_at: SystemTime,
     },
     /// Scheduled renewal started: the current token expires soon.
     WillExpire {
         /// When the current token expires.
-        expires_at_ms: i64,
+        expires_at: SystemTime,
     },
     /// The token expired before a replacement arrived.
     Expired {
         /// When it expired.
-        expired_at_ms: i64,
+        expired_at: SystemTime,
     },
     /// A fetch failed; another attempt is scheduled.
     FetchFailed {
@@ -95,12 +93,25 @@ pub enum EventKind {
         /// What failed.
         error: TokenKeeperError,
         /// When the next attempt is due.
-        next_retry_at_ms: i64,
+        next_retry_at: SystemTime,
     },
     /// A server rejected the current token (`tokenRejected()`).
     Rejected {
         /// Whether it had just been issued.
         fresh: bool,
+    },
+    /// The sink handed a new token to the engine.
+    Applied {
+        /// When that token expires.
+        expires_at: SystemTime,
+    },
+    /// The sink could not hand a token to the engine; it is retried (a fresh token the engine
+    /// keeps refusing is treated as rejected).
+    ApplyFailed {
+        /// Consecutive failures for this token (1, 2, …).
+        attempt: u32,
+        /// What the engine said.
+        message: String,
     },
     /// Rotated credentials (a refresh token) could not be saved. The token that came with them
     /// was handed out anyway; the credentials stay in memory and the save is retried. Check
@@ -115,7 +126,7 @@ pub enum EventKind {
         message: String,
     },
     /// Fatal: access forbidden or revoked (banned, stream ended). Leave the channel.
-    Revoked {
+    Forbidden {
         /// Why.
         reason: String,
     },
@@ -124,7 +135,7 @@ pub enum EventKind {
         /// The error.
         error: TokenKeeperError,
     },
-    /// The session was closed.
+    /// The session was closed. Its event streams end after this.
     Closed,
 }
 
@@ -135,8 +146,8 @@ pub struct SessionEvent {
     pub session_id: u64,
     /// The session's channel, user, role.
     pub session: SessionSpec,
-    /// When it happened, unix milliseconds.
-    pub at_ms: i64,
+    /// When it happened (device clock).
+    pub at: SystemTime,
     /// What happened.
     pub kind: EventKind,
 }
@@ -152,21 +163,21 @@ impl From<&core::Event> for SessionEvent {
                 fetch_latency,
             } => EventKind::Issued {
                 reason: (*reason).into(),
-                expires_at_ms: *expires_at_ms,
-                renew_at_ms: *renew_at_ms,
-                fetch_latency_ms: ms(*fetch_latency),
+                expires_at: instant(*expires_at_ms),
+                renew_at: instant(*renew_at_ms),
+                fetch_latency: *fetch_latency,
             },
             K::NotYetValid { starts_at_ms } => EventKind::NotYetValid {
-                starts_at_ms: *starts_at_ms,
+                starts_at: instant(*starts_at_ms),
             },
             K::BecameValid { expires_at_ms } => EventKind::BecameValid {
-                expires_at_ms: *expires_at_ms,
+                expires_at: instant(*expires_at_ms),
             },
             K::WillExpire { expires_at_ms } => EventKind::WillExpire {
-                expires_at_ms: *expires_at_ms,
+                expires_at: instant(*expires_at_ms),
             },
             K::Expired { expired_at_ms } => EventKind::Expired {
-                expired_at_ms: *expired_at_ms,
+                expired_at: instant(*expired_at_ms),
             },
             K::FetchFailed {
                 reason,
@@ -177,16 +188,23 @@ impl From<&core::Event> for SessionEvent {
                 reason: (*reason).into(),
                 attempt: *attempt,
                 error: error.clone().into(),
-                next_retry_at_ms: *next_retry_at_ms,
+                next_retry_at: instant(*next_retry_at_ms),
             },
             K::Rejected { fresh } => EventKind::Rejected { fresh: *fresh },
+            K::Applied { expires_at_ms } => EventKind::Applied {
+                expires_at: instant(*expires_at_ms),
+            },
+            K::ApplyFailed { attempt, message } => EventKind::ApplyFailed {
+                attempt: *attempt,
+                message: message.clone(),
+            },
             K::StoreFailed { message } => EventKind::StoreFailed {
                 message: message.clone(),
             },
             K::ReauthRequired { message } => EventKind::ReauthRequired {
                 message: message.clone(),
             },
-            K::Revoked { reason } => EventKind::Revoked {
+            K::Forbidden { reason } => EventKind::Forbidden {
                 reason: reason.clone(),
             },
             K::Failed { error } => EventKind::Failed {
@@ -197,8 +215,30 @@ impl From<&core::Event> for SessionEvent {
         Self {
             session_id: e.session_id,
             session: e.session.as_ref().into(),
-            at_ms: e.at_ms,
+            at: instant(e.at_ms),
             kind,
+        }
+    }
+}
+
+/// Where a session is and what it holds: the value replaying state streams carry (Kotlin
+/// `StateFlow`, Swift `AsyncStream`, Python `async for`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SessionStatus {
+    /// Where the session is.
+    pub state: SessionState,
+    /// When the current valid token expires, if there is one.
+    pub expires_at: Option<SystemTime>,
+    /// What stopped the session, in state `Failed`.
+    pub error: Option<TokenKeeperError>,
+}
+
+impl From<core::Status> for SessionStatus {
+    fn from(s: core::Status) -> Self {
+        Self {
+            state: s.state.into(),
+            expires_at: s.expires_at_ms.map(instant),
+            error: s.error.map(Into::into),
         }
     }
 }
@@ -216,14 +256,18 @@ pub struct Counters {
     pub emergency_fetches: u64,
     /// Tokens reported rejected.
     pub rejections: u64,
-    /// Duration of the last completed fetch, milliseconds.
-    pub last_fetch_latency_ms: Option<u64>,
-    /// Total time without a valid token after the first one, milliseconds.
-    pub expired_ms: u64,
+    /// Duration of the last completed fetch.
+    pub last_fetch_latency: Option<Duration>,
+    /// Total time without a valid token after the first one.
+    pub time_without_token: Duration,
     /// Saves of rotated credentials that failed or did not answer in time (each retried).
     pub store_failures: u64,
     /// Times the session's driver restarted after a panic (a bug: please report it).
     pub driver_restarts: u64,
+    /// Tokens the sink handed to the engine.
+    pub applies: u64,
+    /// Failed hand-overs to the engine (each retried).
+    pub apply_failures: u64,
 }
 
 impl From<core::Counters> for Counters {
@@ -234,10 +278,12 @@ impl From<core::Counters> for Counters {
             failures: c.failures,
             emergency_fetches: c.emergency_fetches,
             rejections: c.rejections,
-            last_fetch_latency_ms: c.last_fetch_latency.map(ms),
-            expired_ms: c.expired_ms,
+            last_fetch_latency: c.last_fetch_latency,
+            time_without_token: Duration::from_millis(c.expired_ms),
             store_failures: c.store_failures,
             driver_restarts: c.driver_restarts,
+            applies: c.applies,
+            apply_failures: c.apply_failures,
         }
     }
 }
@@ -362,5 +408,85 @@ impl EventSubscription {
     /// `next()` is pending).
     pub fn lagged(&self) -> u64 {
         self.stream.try_lock().map_or(0, |s| s.lagged())
+    }
+}
+
+/// A session's status, replayed: the first `next()` returns the status now, each later one the
+/// next change; after the `Closed` status (or `cancel()`) it returns null. The Kotlin
+/// `StateFlow`, the Swift `AsyncStream` and the Python async iterator wrap this.
+#[derive(uniffi::Object)]
+pub struct StatusSubscription {
+    rx: tokio::sync::Mutex<tokio::sync::watch::Receiver<core::Status>>,
+    started: AtomicBool,
+    done: AtomicBool,
+    cancelled: AtomicBool,
+    cancel: tokio::sync::Notify,
+}
+
+impl fmt::Debug for StatusSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatusSubscription")
+            .field("done", &self.done.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl StatusSubscription {
+    pub(crate) fn new(rx: tokio::sync::watch::Receiver<core::Status>) -> Arc<Self> {
+        Arc::new(Self {
+            rx: tokio::sync::Mutex::new(rx),
+            started: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            cancel: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn deliver(&self, status: core::Status) -> Option<SessionStatus> {
+        if status.state == core::SessionState::Closed {
+            self.done.store(true, Ordering::SeqCst);
+        }
+        Some(status.into())
+    }
+}
+
+#[uniffi::export]
+impl StatusSubscription {
+    /// The status now (first call), then the next change; null once the session closed (after
+    /// delivering `Closed`) or the subscription was cancelled.
+    ///
+    /// # Errors
+    /// [`TokenKeeperError::Internal`] if the SDK runtime cannot start.
+    pub async fn next(self: Arc<Self>) -> Result<Option<SessionStatus>, TokenKeeperError> {
+        runtime::run(async move {
+            let cancelled = self.cancel.notified();
+            tokio::pin!(cancelled);
+            cancelled.as_mut().enable();
+            if self.cancelled.load(Ordering::SeqCst) || self.done.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let mut rx = self.rx.lock().await;
+            if !self.started.swap(true, Ordering::SeqCst) {
+                let now = rx.borrow_and_update().clone();
+                return Ok(self.deliver(now));
+            }
+            tokio::select! {
+                changed = rx.changed() => Ok(match changed {
+                    Ok(()) => {
+                        let now = rx.borrow_and_update().clone();
+                        self.deliver(now)
+                    }
+                    Err(_) => None,
+                }),
+                () = cancelled => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Ends the subscription: a pending and every later `next()` returns null.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.cancel.notify_waiters();
     }
 }

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokenkeeper::source as core;
 use tokenkeeper::store as core_store;
 
 use crate::error::TokenKeeperError;
 use crate::secret::Secret;
+use crate::time::unix_ms;
 
 /// Why the SDK asks for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
@@ -93,8 +94,8 @@ pub struct FetchRequest {
     pub credentials: Option<Arc<Secret>>,
     /// The token being replaced, if any.
     pub previous_token: Option<Arc<Secret>>,
-    /// The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
-    pub timeout_ms: u64,
+    /// The SDK abandons the fetch after this long; use it as your HTTP timeout.
+    pub timeout: Duration,
 }
 
 impl From<core::FetchRequest> for FetchRequest {
@@ -105,7 +106,7 @@ impl From<core::FetchRequest> for FetchRequest {
             attempt: r.attempt,
             credentials: r.credentials.map(|c| Secret::wrap(c.expose())),
             previous_token: r.previous.map(|t| Secret::wrap(t.expose())),
-            timeout_ms: u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
+            timeout: r.timeout,
         }
     }
 }
@@ -113,25 +114,25 @@ impl From<core::FetchRequest> for FetchRequest {
 /// A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
 /// Safe to log: secrets are [`Secret`]s.
 ///
-/// Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
-/// `expires_in_ms` after the response. All hints default to none.
+/// Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at` and
+/// `expires_in` after the response. All hints default to none.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct FetchedToken {
     /// The access token.
     pub token: Arc<Secret>,
-    /// Absolute expiry, server clock, unix milliseconds.
+    /// Absolute expiry, server clock.
     #[uniffi(default = None)]
-    pub expires_at_ms: Option<i64>,
-    /// Lifetime from the response, milliseconds (OAuth `expires_in` × 1000).
+    pub expires_at: Option<SystemTime>,
+    /// Lifetime from the response (OAuth `expires_in`).
     #[uniffi(default = None)]
-    pub expires_in_ms: Option<u64>,
-    /// Issue time, server clock, unix milliseconds.
+    pub expires_in: Option<Duration>,
+    /// Issue time, server clock.
     #[uniffi(default = None)]
-    pub issued_at_ms: Option<i64>,
-    /// The server's current time (HTTP `Date`, a `serverTime` field), unix milliseconds; corrects
-    /// device clock skew.
+    pub issued_at: Option<SystemTime>,
+    /// The server's current time (HTTP `Date`, a `serverTime` field); corrects device clock
+    /// skew.
     #[uniffi(default = None)]
-    pub server_time_ms: Option<i64>,
+    pub server_time: Option<SystemTime>,
     /// New long-lived credentials (a rotated refresh token), saved to the credential store
     /// before the token is handed out.
     #[uniffi(default = None)]
@@ -142,10 +143,10 @@ impl From<FetchedToken> for core::FetchedToken {
     fn from(t: FetchedToken) -> Self {
         Self {
             token: t.token.to_token(),
-            expires_at_ms: t.expires_at_ms,
-            expires_in: t.expires_in_ms.map(Duration::from_millis),
-            issued_at_ms: t.issued_at_ms,
-            server_time_ms: t.server_time_ms,
+            expires_at_ms: t.expires_at.map(unix_ms),
+            expires_in: t.expires_in,
+            issued_at_ms: t.issued_at.map(unix_ms),
+            server_time_ms: t.server_time.map(unix_ms),
             rotated: t.rotated_credentials.map(|c| c.to_credentials()),
         }
     }
@@ -250,5 +251,42 @@ impl core_store::CredentialStore for HostStore {
     async fn delete(&self, key: &str) -> Result<(), core_store::StoreError> {
         let key = key.to_owned();
         self.call(move |s| s.delete(key)).await
+    }
+}
+
+/// The engine's "renew token" call, implemented by the host: Agora
+/// `engine.renewToken(token.token.expose())`, ZEGO `engine.renewToken(roomID, token)`, a
+/// WebSocket re-auth message. The session calls it once for every token after the one the app
+/// joined with, in order, never with an expired token, from an SDK thread (one call at a time).
+///
+/// Throw to say the engine did not take the token: it is retried, and a fresh token the engine
+/// keeps refusing is treated as rejected (a new one is fetched). A call that blocks longer than
+/// the policy's fetch timeout counts as failed.
+#[uniffi::export(foreign)]
+pub trait TokenSink: Send + Sync {
+    /// Hands `token` to the engine.
+    ///
+    /// # Errors
+    /// Whatever the host throws: the apply is retried.
+    fn apply(&self, token: crate::keeper::IssuedToken) -> Result<(), TokenKeeperError>;
+}
+
+/// Plugs a host [`TokenSink`] into the core. The host's call may block (engines are
+/// synchronous), so it runs on the runtime's blocking pool.
+pub(crate) struct HostSink(pub(crate) Arc<dyn TokenSink>);
+
+#[async_trait::async_trait]
+impl tokenkeeper::lifecycle::TokenSink for HostSink {
+    async fn apply(
+        &self,
+        token: &tokenkeeper::lifecycle::IssuedToken,
+    ) -> Result<(), tokenkeeper::lifecycle::SinkError> {
+        let (host, token) = (Arc::clone(&self.0), token.clone().into());
+        match tokio::task::spawn_blocking(move || host.apply(token)).await {
+            Ok(result) => result.map_err(|e| tokenkeeper::lifecycle::SinkError::new(e.to_string())),
+            Err(_) => Err(tokenkeeper::lifecycle::SinkError::new(
+                "the host token sink panicked or was cancelled",
+            )),
+        }
     }
 }

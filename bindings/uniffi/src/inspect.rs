@@ -1,5 +1,7 @@
 //! `inspect(token)`: what a token says about itself, read without a key.
 
+use std::time::SystemTime;
+
 use tokenkeeper::formats;
 
 use crate::error::TokenKeeperError;
@@ -33,13 +35,13 @@ impl From<formats::TokenFormat> for TokenFormat {
 pub struct TokenInfo {
     /// The format.
     pub format: TokenFormat,
-    /// Issue time, unix seconds (Agora 007 `issue_ts`, JWT `iat`).
-    pub issued_at: Option<i64>,
-    /// Start of validity, unix seconds (JWT `nbf`).
-    pub not_before: Option<i64>,
-    /// The instant tokenkeeper treats as expiry, unix seconds: the earliest of the token's own
-    /// expiry and its privilege expiries.
-    pub expires_at: Option<i64>,
+    /// Issue time (Agora 007 `issue_ts`, JWT `iat`).
+    pub issued_at: Option<SystemTime>,
+    /// Start of validity (JWT `nbf`).
+    pub not_before: Option<SystemTime>,
+    /// The instant tokenkeeper treats as expiry: the earliest of the token's own expiry and its
+    /// privilege expiries.
+    pub expires_at: Option<SystemTime>,
     /// Agora app id.
     pub app_id: Option<String>,
     /// Channel or room the token is for.
@@ -60,14 +62,18 @@ pub struct TokenInfo {
 /// val info = inspect(token)
 /// println("${info.format} expires at ${info.expiresAt}")
 /// ```
+fn seconds(unix_s: i64) -> SystemTime {
+    crate::time::instant(unix_s.saturating_mul(1000))
+}
+
 #[uniffi::export]
 pub fn inspect(token: String) -> Result<TokenInfo, TokenKeeperError> {
     let info = formats::describe(&token)?;
     Ok(TokenInfo {
         format: info.format.into(),
-        issued_at: info.issued_at,
-        not_before: info.not_before,
-        expires_at: info.expires_at,
+        issued_at: info.issued_at.map(seconds),
+        not_before: info.not_before.map(seconds),
+        expires_at: info.expires_at.map(seconds),
         app_id: info.app_id,
         channel: info.channel,
         user: info.user,

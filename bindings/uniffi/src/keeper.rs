@@ -3,19 +3,24 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokenkeeper::lifecycle as core;
 
-use crate::config::{PolicyConfig, SessionConfig};
+use crate::config::{Policy, SessionConfig};
 use crate::error::TokenKeeperError;
 use crate::events::{
     Counters, EventListener, EventSubscription, HostListener, ListenerRegistration, ListenerTarget,
-    SessionState,
+    SessionState, SessionStatus, StatusSubscription,
 };
-use crate::host::{CredentialStore, FetchReason, HostSource, HostStore, SessionSpec, TokenSource};
+use crate::host::{
+    CredentialStore, FetchReason, HostSink, HostSource, HostStore, SessionSpec, TokenSink,
+    TokenSource,
+};
 use crate::http::HttpSourceConfig;
 use crate::runtime;
 use crate::secret::Secret;
+use crate::time::instant;
 
 /// A token the session accepted. Safe to log: the token is a [`Secret`]. Two issued tokens are
 /// equal when all their fields are.
@@ -27,10 +32,10 @@ use crate::secret::Secret;
 pub struct IssuedToken {
     /// The token to hand to the RTC engine: `token.expose()`.
     pub token: Arc<Secret>,
-    /// When it expires (device wall clock, unix ms, corrected for server clock skew).
-    pub expires_at_ms: i64,
-    /// When the session received it (unix ms).
-    pub received_at_ms: i64,
+    /// When it expires (device clock, corrected for server clock skew).
+    pub expires_at: SystemTime,
+    /// When the session received it (device clock).
+    pub received_at: SystemTime,
     /// Why it was fetched.
     pub reason: FetchReason,
 }
@@ -39,8 +44,8 @@ impl From<core::IssuedToken> for IssuedToken {
     fn from(t: core::IssuedToken) -> Self {
         Self {
             token: Secret::wrap(t.token.expose()),
-            expires_at_ms: t.expires_at_ms,
-            received_at_ms: t.received_at_ms,
+            expires_at: instant(t.expires_at_ms),
+            received_at: instant(t.received_at_ms),
             reason: t.reason.into(),
         }
     }
@@ -56,8 +61,10 @@ fn issued(
 ///
 /// # Example (Kotlin)
 /// ```kotlin
-/// val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
-/// val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
+/// val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)), credentialStore = KeystoreStore(context))
+/// val session = keeper.openSession(
+///     SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource(),
+///     sink = tokenSink { engine.renewToken(it.token.expose()) })
 /// engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
 /// ```
 #[derive(uniffi::Object)]
@@ -73,14 +80,14 @@ impl fmt::Debug for Keeper {
 
 #[uniffi::export]
 impl Keeper {
-    /// Creates a keeper. `policy`: the default for its sessions (default: `PolicyConfig()`).
+    /// Creates a keeper. `policy`: the default for its sessions (default: `Policy()`).
     /// `credential_store`: where rotated credentials are saved and loaded (default: memory only).
     ///
     /// # Errors
     /// [`TokenKeeperError::Internal`] when the SDK runtime cannot start.
     #[uniffi::constructor(default(policy = None, credential_store = None))]
     pub fn new(
-        policy: Option<PolicyConfig>,
+        policy: Option<Policy>,
         credential_store: Option<Arc<dyn CredentialStore>>,
     ) -> Result<Arc<Self>, TokenKeeperError> {
         let mut builder = core::Keeper::builder().runtime(runtime::handle()?);
@@ -96,15 +103,19 @@ impl Keeper {
     }
 
     /// Opens a session that gets its tokens from the host's `source`. Nothing is fetched before
-    /// the first `token()` (unless `config.prefetch`).
+    /// the first `token()` (unless `config.prefetch`). With a `sink` (the engine's "renew
+    /// token" call) every renewed token reaches the engine by itself: the app joins with
+    /// `token()` and never forwards a token again.
+    #[uniffi::method(default(sink = None))]
     pub fn open_session(
         &self,
         config: SessionConfig,
         source: Arc<dyn TokenSource>,
+        sink: Option<Arc<dyn TokenSink>>,
     ) -> Arc<Session> {
         Session::wrap(
             self.inner
-                .open_session(config.into(), Arc::new(HostSource(source))),
+                .open_session(with_sink(config, sink), Arc::new(HostSource(source))),
         )
     }
 
@@ -114,15 +125,17 @@ impl Keeper {
     /// # Errors
     /// [`TokenKeeperError::Misconfigured`] naming the setting (bad URL, placeholder, pointer or
     /// JSON body), or when the library was built without the `http` feature.
+    #[uniffi::method(default(sink = None))]
     pub fn open_http_session(
         &self,
         config: SessionConfig,
         http: HttpSourceConfig,
+        sink: Option<Arc<dyn TokenSink>>,
     ) -> Result<Arc<Session>, TokenKeeperError> {
-        Ok(Session::wrap(
-            self.inner
-                .open_session(config.into(), crate::http::build(http)?),
-        ))
+        Ok(Session::wrap(self.inner.open_session(
+            with_sink(config, sink),
+            crate::http::build(http)?,
+        )))
     }
 
     /// The app came to the foreground (or the device woke): sessions re-check their deadlines
@@ -180,6 +193,14 @@ impl Keeper {
     }
 }
 
+fn with_sink(config: SessionConfig, sink: Option<Arc<dyn TokenSink>>) -> core::SessionConfig {
+    let config: core::SessionConfig = config.into();
+    match sink {
+        Some(sink) => config.with_sink(Arc::new(HostSink(sink))),
+        None => config,
+    }
+}
+
 impl Keeper {
     pub(crate) fn remove_listener(&self, id: core::ListenerId) -> bool {
         self.inner.remove_listener(id)
@@ -215,7 +236,8 @@ impl Session {
     /// A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
     /// share one fetch). Failed attempts do not end the wait: the session retries by itself, and
     /// this returns once a token arrives, a fatal error occurs, the session closes, or
-    /// `PolicyConfig.token_wait_ms` (default 30 s) passed.
+    /// `Policy.tokenWait` (default 30 s) passed. With a sink, this is the token to join with:
+    /// the engine is then taken to hold it.
     ///
     /// # Errors
     /// `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
@@ -286,6 +308,40 @@ impl Session {
     /// stopped with `ReauthRequired` resumes.
     pub fn set_credentials(&self, credentials: Arc<Secret>) {
         self.inner.set_credentials(credentials.to_credentials());
+    }
+
+    /// The engine's "token will expire" callback, as a notification that returns at once:
+    /// renews unless a fresher token is already applied or on its way. `token`: the token the
+    /// engine names (Agora passes it), if any.
+    #[uniffi::method(default(token = None))]
+    pub fn on_token_will_expire(&self, token: Option<String>) {
+        self.inner.on_token_will_expire(token.as_deref());
+    }
+
+    /// The engine's "token expired / request token" callback, as a notification that returns at
+    /// once. With a sink, an engine holding an older token gets the newer one; otherwise the
+    /// token is dropped and a fresh one fetched (and applied). `token`: as the engine names it.
+    #[uniffi::method(default(token = None))]
+    pub fn on_token_expired(&self, token: Option<String>) {
+        self.inner.on_token_expired(token.as_deref());
+    }
+
+    /// A server refused a token, as a notification that returns at once (like
+    /// `onTokenExpired`, with the rejection loop breaker).
+    #[uniffi::method(default(token = None))]
+    pub fn on_token_rejected(&self, token: Option<String>) {
+        self.inner.on_token_rejected(token.as_deref());
+    }
+
+    /// The status now: state, the current token's expiry, the error that stopped the session.
+    pub fn status(&self) -> SessionStatus {
+        self.inner.status().into()
+    }
+
+    /// The status now, then each change (Kotlin `status` StateFlow, Swift `statusUpdates`,
+    /// Python `tk.status_updates(session)` wrap this).
+    pub fn watch_status(&self) -> Arc<StatusSubscription> {
+        StatusSubscription::new(self.inner.watch_status())
     }
 
     /// Closes the session: stops renewals, cancels an in-flight fetch, ends event streams.

@@ -35,18 +35,19 @@ mod keeper;
 mod logging;
 mod runtime;
 mod secret;
+mod time;
 
-pub use config::{PolicyConfig, SessionConfig, default_policy};
+pub use config::{Policy, SessionConfig, default_policy};
 pub use events::{
     Counters, EventKind, EventListener, EventSubscription, ListenerRegistration, SessionEvent,
-    SessionState,
+    SessionState, SessionStatus, StatusSubscription,
 };
 pub use http::HttpSourceConfig;
 pub use keeper::{IssuedToken, Keeper, Session};
 
 pub use error::{TokenKeeperError, error_for_http_status};
 pub use host::{
-    CredentialStore, FetchReason, FetchRequest, FetchedToken, SessionSpec, TokenSource,
+    CredentialStore, FetchReason, FetchRequest, FetchedToken, SessionSpec, TokenSink, TokenSource,
 };
 pub use inspect::{TokenFormat, TokenInfo, inspect};
 pub use logging::{LogLevel, LogRecord, LogSink, clear_log_sink, set_log_sink};

@@ -706,7 +706,7 @@ impl Shared {
         inner.failure_ewma += (1.0 - inner.failure_ewma) / FAILURE_EWMA_WEIGHT;
         inner.last_error = Some(error.clone());
         if error.is_fatal() {
-            if matches!(error, Error::Revoked { .. }) {
+            if matches!(error, Error::Forbidden { .. }) {
                 self.unpublish(inner, now, events);
             }
             self.fail(inner, error, events);
@@ -763,7 +763,7 @@ impl Shared {
         inner.next_retry_at = None;
         let kind = match error {
             Error::ReauthRequired { message } => EventKind::ReauthRequired { message },
-            Error::Revoked { reason } => EventKind::Revoked { reason },
+            Error::Forbidden { reason } => EventKind::Forbidden { reason },
             error => EventKind::Failed { error },
         };
         events.push(self.event(kind));

@@ -94,6 +94,19 @@ pub enum EventKind {
         /// Whether the token had just been issued ("rejected at once").
         fresh: bool,
     },
+    /// The sink handed a new token to the engine.
+    Applied {
+        /// When it expires.
+        expires_at_ms: i64,
+    },
+    /// The sink could not hand a token to the engine; it is retried (and a fresh token the
+    /// engine keeps refusing is treated as rejected).
+    ApplyFailed {
+        /// Consecutive failures for this token (1, 2, …).
+        attempt: u32,
+        /// What the engine said (no secrets).
+        message: String,
+    },
     /// Rotated credentials (a refresh token) could not be saved. The token that came with them
     /// was handed out anyway (the server already rotated); the credentials are kept in memory
     /// and the save is retried in the background. Check the credential store (a locked
@@ -108,7 +121,7 @@ pub enum EventKind {
         message: String,
     },
     /// Fatal: access forbidden or revoked. No more fetches until `renew_token()`.
-    Revoked {
+    Forbidden {
         /// Why.
         reason: String,
     },
@@ -142,6 +155,31 @@ pub struct Counters {
     pub store_failures: u64,
     /// Times the session's driver was restarted after a panic (a bug: please report it).
     pub driver_restarts: u64,
+    /// Tokens the sink handed to the engine.
+    pub applies: u64,
+    /// Failed hand-overs to the engine (each retried).
+    pub apply_failures: u64,
+}
+
+/// A session's status: what an app shows (and what replaying state streams carry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Where the session is.
+    pub state: SessionState,
+    /// When the current valid token expires (device wall clock, unix ms), if there is one.
+    pub expires_at_ms: Option<i64>,
+    /// The error that stopped the session, in [`SessionState::Failed`].
+    pub error: Option<Error>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self {
+            state: SessionState::Idle,
+            expires_at_ms: None,
+            error: None,
+        }
+    }
 }
 
 /// Receives events, in order, on the keeper's event thread (`tokenkeeper-events`), never on

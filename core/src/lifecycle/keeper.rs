@@ -269,7 +269,10 @@ impl Keeper {
         if self.inner.shut_down.load(Ordering::Acquire) {
             shared.close();
         } else {
-            self.inner.runtime.spawn(shared.supervise());
+            self.inner.runtime.spawn(shared.clone().supervise());
+            if let Some(sink) = shared.sink.clone() {
+                self.inner.runtime.spawn(shared.apply_tokens(sink));
+            }
         }
         session
     }

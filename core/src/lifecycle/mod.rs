@@ -72,14 +72,16 @@ mod policy;
 mod requests;
 mod session;
 mod shared;
+mod sink;
 mod timing;
 
 #[cfg(feature = "http")]
 pub(crate) use self::credentials::CredentialSlot;
 
 pub use self::event::{
-    Counters, Event, EventKind, EventListener, EventStream, ListenerId, SessionState,
+    Counters, Event, EventKind, EventListener, EventStream, ListenerId, SessionState, Status,
 };
 pub use self::keeper::{Keeper, KeeperBuilder};
 pub use self::policy::Policy;
 pub use self::session::{IssuedToken, Session, SessionConfig};
+pub use self::sink::{APPLY_ATTEMPTS_BEFORE_REJECTION, SinkError, TokenSink};

@@ -11,6 +11,16 @@
 //! | a server refused the token (WebSocket close 4001, HTTP 401 from an SFU) | [`Session::token_rejected`] with the token | a fresh token |
 //! | the user signed in again | [`Session::set_credentials`] | — (a session stopped for re-authentication resumes) |
 //!
+//! **With a sink** ([`SessionConfig::with_sink`]) the session hands every renewed token to the
+//! engine itself, and the engine's callbacks become notifications that return at once:
+//!
+//! | engine says | call |
+//! |---|---|
+//! | before joining | `engine.join(session.token().await?)` (the only token the app ever passes) |
+//! | "token will expire" | [`Session::on_token_will_expire`] |
+//! | "token expired / request token" | [`Session::on_token_expired`] |
+//! | a server refused the token | [`Session::on_token_rejected`] |
+//!
 //! The three calls that return a token wait like `token()`: across failed attempts, up to
 //! [`Policy::token_wait`](super::Policy::token_wait) (30 s), and return at once on a fatal error
 //! or close. A report naming a token that is no longer current (a late callback about the
@@ -21,10 +31,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::event::{Counters, EventListener, EventStream, ListenerId, SessionState};
+use super::event::{Counters, EventListener, EventStream, ListenerId, SessionState, Status};
 use super::policy::Policy;
 use super::requests::Report;
 use super::shared::Shared;
+use super::sink::{EngineReport, TokenSink};
 use crate::error::Error;
 use crate::source::{Credentials, FetchReason, SessionSpec, Token};
 
@@ -36,7 +47,7 @@ use crate::source::{Credentials, FetchReason, SessionSpec, Token};
 /// let config = SessionConfig::new(SessionSpec::new("live-42", "1001")).with_credentials_key("oauth:1001");
 /// assert!(!config.prefetch);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionConfig {
     /// What the session is for.
     pub spec: SessionSpec,
@@ -48,6 +59,22 @@ pub struct SessionConfig {
     pub policy: Option<Policy>,
     /// Fetch the first token right away instead of on the first `token()` call. Default `false`.
     pub prefetch: bool,
+    /// Where every renewed token goes (the engine's "renew token" call). With a sink the app
+    /// joins with [`Session::token`] and never forwards a token again: see [`TokenSink`].
+    /// Default: none (the app forwards tokens itself).
+    pub sink: Option<Arc<dyn TokenSink>>,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("spec", &self.spec)
+            .field("credentials_key", &self.credentials_key)
+            .field("policy", &self.policy)
+            .field("prefetch", &self.prefetch)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 impl SessionConfig {
@@ -58,6 +85,7 @@ impl SessionConfig {
             credentials_key: None,
             policy: None,
             prefetch: false,
+            sink: None,
         }
     }
 
@@ -76,6 +104,12 @@ impl SessionConfig {
     /// Fetches the first token at once.
     pub fn with_prefetch(mut self, prefetch: bool) -> Self {
         self.prefetch = prefetch;
+        self
+    }
+
+    /// Hands every renewed token to `sink` (see [`SessionConfig::sink`]).
+    pub fn with_sink(mut self, sink: Arc<dyn TokenSink>) -> Self {
+        self.sink = Some(sink);
         self
     }
 }
@@ -190,10 +224,13 @@ impl Session {
     /// [`Error::NotYetValid`] for a held scheduled token, a fatal error after
     /// re-auth/revocation/misconfiguration/repeated rejection (at once), [`Error::Closed`].
     pub async fn token(&self) -> Result<IssuedToken, Error> {
-        if let Some(t) = self.current() {
-            return Ok(t);
-        }
-        self.on_runtime(|s| async move { s.token().await }).await
+        let token = match self.current() {
+            Some(t) => t,
+            None => self.on_runtime(|s| async move { s.token().await }).await?,
+        };
+        // With a sink, this is the token the app joins with: the engine holds it.
+        self.shared().engine_joined(&token);
+        Ok(token)
     }
 
     /// The cached token if it is valid now; never blocks, never fetches.
@@ -242,6 +279,42 @@ impl Session {
         let about = token.map(str::to_owned);
         self.on_runtime(|s| async move { s.report(Report::Rejected, about.as_deref()).await })
             .await
+    }
+
+    /// The engine's "token will expire" callback (Agora `onTokenPrivilegeWillExpire(token)`,
+    /// ZEGO `onRoomTokenWillExpire`), as a notification: renews unless a fresher token is
+    /// already applied or on its way, and returns at once. With a sink the new token reaches the
+    /// engine by itself; without one, forward it from an `Issued` listener, or use
+    /// [`Session::renew_token`] instead. `token`: the token the engine names, if it does.
+    pub fn on_token_will_expire(&self, token: Option<&str>) {
+        self.shared().engine_says(EngineReport::WillExpire, token);
+    }
+
+    /// The engine's "token expired / request token" callback (Agora `onRequestToken`), as a
+    /// notification that returns at once: with a sink, an engine holding an older token than
+    /// the session gets the newer one; otherwise the token is dropped and a fresh one fetched
+    /// and applied (loop breaker as [`Session::token_expired`]).
+    pub fn on_token_expired(&self, token: Option<&str>) {
+        self.shared().engine_says(EngineReport::Expired, token);
+    }
+
+    /// A server refused a token (a WebSocket close 4001, an SFU's 401), as a notification that
+    /// returns at once: like [`Session::on_token_expired`], with the loop breaker of
+    /// [`Session::token_rejected`].
+    pub fn on_token_rejected(&self, token: Option<&str>) {
+        self.shared().engine_says(EngineReport::Rejected, token);
+    }
+
+    /// The session's status now (state, current token's expiry, the error that stopped it).
+    pub fn status(&self) -> Status {
+        self.shared().status_now()
+    }
+
+    /// The status now and then each change: what replaying state streams (Kotlin `StateFlow`,
+    /// Swift `AsyncStream`, Dart `Stream`) are built on. Ends when the session closes (the last
+    /// value is [`SessionState::Closed`]).
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.shared().watch_status()
     }
 
     /// New credentials for this session's key (the user signed in again): kept at once, saved

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     pub(crate) invalid_since: Option<i64>,
     pub(crate) ever_issued: bool,
+    /// What the engine holds, when the session has a sink.
+    pub(crate) engine: super::sink::EngineView,
 }
 
 impl Inner {
@@ -123,7 +125,12 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<Policy>,
     pub(crate) credentials: Arc<CredentialSlot>,
     pub(crate) runtime: Handle,
+    /// Where renewed tokens go (the host's "apply" action), if the app gave one.
+    pub(crate) sink: Option<Arc<dyn super::TokenSink>>,
+    /// Wakes the applier at once (the engine said it needs the newer token).
+    pub(crate) apply_now: Notify,
     published: RwLock<Option<Published>>,
+    status: tokio::sync::watch::Sender<super::Status>,
     pub(crate) inner: Mutex<Inner>,
     /// Wakes the driver (requests, signals, finished fetches, close).
     pub(crate) wake: Notify,
@@ -174,7 +181,10 @@ impl Shared {
             policy: keeper.policy,
             credentials,
             runtime: keeper.runtime,
+            sink: config.sink.clone(),
+            apply_now: Notify::new(),
             published: RwLock::new(None),
+            status: tokio::sync::watch::Sender::new(super::Status::default()),
             inner: Mutex::new(Inner {
                 state: SessionState::Idle,
                 token: None,
@@ -204,6 +214,7 @@ impl Shared {
                 counters: Counters::default(),
                 invalid_since: None,
                 ever_issued: false,
+                engine: super::sink::EngineView::default(),
             }),
             wake: Notify::new(),
             changed: Notify::new(),
@@ -235,8 +246,10 @@ impl Shared {
         }
     }
 
-    /// Sends events to streams at once and to listeners through the keeper's event thread.
+    /// Sends events to streams at once and to listeners through the keeper's event thread, and
+    /// updates the observable status.
     pub(crate) fn emit_all(&self, events: Vec<Event>) {
+        self.sync_status();
         for event in events {
             let mut listeners = Vec::new();
             self.events.listeners_into(&mut listeners);
@@ -260,6 +273,15 @@ impl Shared {
             .as_ref()
             .filter(|p| now < p.expires)
             .map(|p| p.issued.clone())
+    }
+
+    /// The published token and its generation if it is valid at `now`.
+    pub(crate) fn current_with_generation(&self, now: i64) -> Option<(IssuedToken, u64)> {
+        let guard = self.published.read();
+        guard
+            .as_ref()
+            .filter(|p| now < p.expires)
+            .map(|p| (p.issued.clone(), p.generation))
     }
 
     /// The published token and its generation if it is valid at `now` and at least `min_gen`.
@@ -355,6 +377,10 @@ impl Shared {
         self.changed.notify_waiters();
         self.emit_all(vec![self.event(EventKind::Closed)]);
         self.events.close();
+        self.status.send_modify(|s| {
+            s.state = SessionState::Closed;
+            s.expires_at_ms = None;
+        });
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -376,6 +402,33 @@ impl Shared {
 
     pub(crate) fn counters(&self) -> Counters {
         self.inner.lock().counters
+    }
+
+    /// The session's status now: state, the current token's expiry, the fatal error.
+    pub(crate) fn status_now(&self) -> super::Status {
+        let state = self.state();
+        let inner = self.inner.lock();
+        let now = self.now();
+        super::Status {
+            state,
+            expires_at_ms: inner.valid(now).map(|t| t.issued.expires_at_ms),
+            error: inner.fatal.clone(),
+        }
+    }
+
+    fn sync_status(&self) {
+        let status = self.status_now();
+        self.status.send_if_modified(|s| {
+            let changed = *s != status;
+            *s = status;
+            changed
+        });
+    }
+
+    /// The status now, then each change, to every subscriber.
+    pub(crate) fn watch_status(&self) -> tokio::sync::watch::Receiver<super::Status> {
+        self.sync_status();
+        self.status.subscribe()
     }
 
     pub(crate) fn add_listener(

@@ -178,11 +178,11 @@ async fn revoked_drops_the_current_token_at_once() {
     });
     rig.session.token().await.unwrap();
     let err = rig.session.renew_token().await.unwrap_err();
-    assert!(matches!(&err, Error::Revoked { reason } if reason.contains("stream ended")));
+    assert!(matches!(&err, Error::Forbidden { reason } if reason.contains("stream ended")));
     assert!(rig.session.current().is_none());
     rig.run_for(60 * MIN).await;
     assert_eq!(rig.source.call_count(), 2);
-    assert_eq!(rig.count(|k| matches!(k, EventKind::Revoked { .. })), 1);
+    assert_eq!(rig.count(|k| matches!(k, EventKind::Forbidden { .. })), 1);
 }
 
 /// With no valid token to protect (a first fetch, an expired token), a server's `Retry-After` is
@@ -774,7 +774,7 @@ async fn token_returns_a_fatal_error_at_once() {
     });
     let err = rig.session.token().await.unwrap_err();
     assert!(
-        matches!(&err, Error::Revoked { reason } if reason.contains("user_banned")),
+        matches!(&err, Error::Forbidden { reason } if reason.contains("user_banned")),
         "{err}"
     );
     assert_eq!(rig.source.call_count(), 2);

@@ -313,7 +313,7 @@ async fn soak(
                 }
             }
             EventKind::ReauthRequired { .. }
-            | EventKind::Revoked { .. }
+            | EventKind::Forbidden { .. }
             | EventKind::Failed { .. } => {
                 panic!("the session stopped: {:?}", e.kind)
             }

@@ -10,5 +10,6 @@ mod lifecycle_credentials;
 mod lifecycle_edges;
 mod lifecycle_host;
 mod lifecycle_reports;
+mod lifecycle_sink;
 mod lifecycle_soak;
 mod lifecycle_support;

@@ -378,7 +378,7 @@ async fn http_source_error_echoing_the_token_and_keys_is_logged_redacted() {
     // first and returns the second.
     let forbidden = session.renew_token().await.unwrap_err();
     assert!(
-        matches!(&forbidden, tokenkeeper::Error::Revoked { reason } if reason.contains("forbidden")),
+        matches!(&forbidden, tokenkeeper::Error::Forbidden { reason } if reason.contains("forbidden")),
         "{forbidden}"
     );
     assert!(keeper.flush_listeners(Duration::from_secs(5)));

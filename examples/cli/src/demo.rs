@@ -339,7 +339,7 @@ async fn run_session(
                     }
                     EventKind::WillExpire { .. } => send(Note::Renewing),
                     EventKind::Expired { .. } => send(Note::Expired),
-                    EventKind::Revoked { reason } => {
+                    EventKind::Forbidden { reason } => {
                         send(Note::Fatal { what: "revoked".into(), detail: reason });
                     }
                     EventKind::ReauthRequired { message } => {

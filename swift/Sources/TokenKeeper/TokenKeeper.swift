@@ -519,22 +519,6 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
-    typealias FfiType = Int64
-    typealias SwiftType = Int64
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
-        return try lift(readInt(&buf))
-    }
-
-    public static func write(_ value: Int64, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -599,6 +583,77 @@ fileprivate struct FfiConverterString: FfiConverter {
         let len = Int32(value.utf8.count)
         writeInt(&buf, len)
         writeBytes(&buf, value.utf8)
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Date {
+        let seconds: Int64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        // Build the Date from whole seconds first, then add the nanoseconds as a
+        // separate TimeInterval.  Date stores CFAbsoluteTime (seconds since 2001),
+        // so adding a small fraction to the ~7.8e8 base is twice as precise as
+        // adding it to the ~1.76e9 Unix-epoch value, because the smaller magnitude
+        // leaves more mantissa bits for the sub-second part.
+        if seconds >= 0 {
+            return Date(timeIntervalSince1970: Double(seconds))
+                .addingTimeInterval(Double(nanoseconds) / 1.0e9)
+        } else {
+            return Date(timeIntervalSince1970: Double(seconds))
+                .addingTimeInterval(-Double(nanoseconds) / 1.0e9)
+        }
+    }
+
+    public static func write(_ value: Date, into buf: inout [UInt8]) {
+        var delta = value.timeIntervalSince1970
+        var sign: Int64 = 1
+        if delta < 0 {
+            // The nanoseconds portion of the epoch offset must always be
+            // positive, to simplify the calculation we will use the absolute
+            // value of the offset.
+            sign = -1
+            delta = -delta
+        }
+        if delta.rounded(.down) > Double(Int64.max) {
+            fatalError("Timestamp overflow, exceeds max bounds supported by Uniffi")
+        }
+        let seconds = Int64(delta)
+        let nanoseconds = UInt32((delta - Double(seconds)) * 1.0e9)
+        writeInt(&buf, sign * seconds)
+        writeInt(&buf, nanoseconds)
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
+    typealias SwiftType = TimeInterval
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimeInterval {
+        let seconds: UInt64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        return Double(seconds) + (Double(nanoseconds) / 1.0e9)
+    }
+
+    public static func write(_ value: TimeInterval, into buf: inout [UInt8]) {
+        if value.rounded(.down) > Double(Int64.max) {
+            fatalError("Duration overflow, exceeds max bounds supported by Uniffi")
+        }
+
+        if value < 0 {
+            fatalError("Invalid duration, must be non-negative")
+        }
+
+        let seconds = UInt64(value)
+        let nanoseconds = UInt32((value - Double(seconds)) * 1.0e9)
+        writeInt(&buf, seconds)
+        writeInt(&buf, nanoseconds)
     }
 }
 
@@ -1329,8 +1384,10 @@ public func FfiConverterTypeEventSubscription_lower(_ value: EventSubscription) 
  *
  * # Example (Kotlin)
  * ```kotlin
- * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
- * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
+ * val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)), credentialStore = KeystoreStore(context))
+ * val session = keeper.openSession(
+ * SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource(),
+ * sink = tokenSink { engine.renewToken(it.token.expose()) })
  * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
@@ -1361,13 +1418,15 @@ public protocol KeeperProtocol: AnyObject, Sendable {
      * [`TokenKeeperError::Misconfigured`] naming the setting (bad URL, placeholder, pointer or
      * JSON body), or when the library was built without the `http` feature.
      */
-    func openHttpSession(config: SessionConfig, http: HttpSourceConfig) throws  -> Session
+    func openHttpSession(config: SessionConfig, http: HttpSourceConfig, sink: TokenSink?) throws  -> Session
     
     /**
      * Opens a session that gets its tokens from the host's `source`. Nothing is fetched before
-     * the first `token()` (unless `config.prefetch`).
+     * the first `token()` (unless `config.prefetch`). With a `sink` (the engine's "renew
+     * token" call) every renewed token reaches the engine by itself: the app joins with
+     * `token()` and never forwards a token again.
      */
-    func openSession(config: SessionConfig, source: TokenSource)  -> Session
+    func openSession(config: SessionConfig, source: TokenSource, sink: TokenSink?)  -> Session
     
     /**
      * The app came to the foreground (or the device woke): sessions re-check their deadlines
@@ -1403,8 +1462,10 @@ public protocol KeeperProtocol: AnyObject, Sendable {
  *
  * # Example (Kotlin)
  * ```kotlin
- * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
- * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
+ * val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)), credentialStore = KeystoreStore(context))
+ * val session = keeper.openSession(
+ * SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource(),
+ * sink = tokenSink { engine.renewToken(it.token.expose()) })
  * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
@@ -1448,18 +1509,18 @@ open class Keeper: KeeperProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_tokenkeeper_uniffi_fn_clone_keeper(self.handle, $0) }
     }
     /**
-     * Creates a keeper. `policy`: the default for its sessions (default: `PolicyConfig()`).
+     * Creates a keeper. `policy`: the default for its sessions (default: `Policy()`).
      * `credential_store`: where rotated credentials are saved and loaded (default: memory only).
      *
      * # Errors
      * [`TokenKeeperError::Internal`] when the SDK runtime cannot start.
      */
-public convenience init(policy: PolicyConfig? = nil, credentialStore: CredentialStore? = nil)throws  {
+public convenience init(policy: Policy? = nil, credentialStore: CredentialStore? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_constructor_keeper_new(
-        FfiConverterOptionTypePolicyConfig.lower(policy),
+        FfiConverterOptionTypePolicy.lower(policy),
         FfiConverterOptionTypeCredentialStore.lower(credentialStore),uniffiCallStatus
     )
 }
@@ -1525,28 +1586,32 @@ open func networkAvailable()  {try! rustCall() {
      * [`TokenKeeperError::Misconfigured`] naming the setting (bad URL, placeholder, pointer or
      * JSON body), or when the library was built without the `http` feature.
      */
-open func openHttpSession(config: SessionConfig, http: HttpSourceConfig)throws  -> Session  {
+open func openHttpSession(config: SessionConfig, http: HttpSourceConfig, sink: TokenSink? = nil)throws  -> Session  {
     return try  FfiConverterTypeSession_lift(try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_keeper_open_http_session(
             self.uniffiCloneHandle(),
         FfiConverterTypeSessionConfig_lower(config),
-        FfiConverterTypeHttpSourceConfig_lower(http),uniffiCallStatus
+        FfiConverterTypeHttpSourceConfig_lower(http),
+        FfiConverterOptionTypeTokenSink.lower(sink),uniffiCallStatus
     )
 })
 }
     
     /**
      * Opens a session that gets its tokens from the host's `source`. Nothing is fetched before
-     * the first `token()` (unless `config.prefetch`).
+     * the first `token()` (unless `config.prefetch`). With a `sink` (the engine's "renew
+     * token" call) every renewed token reaches the engine by itself: the app joins with
+     * `token()` and never forwards a token again.
      */
-open func openSession(config: SessionConfig, source: TokenSource) -> Session  {
+open func openSession(config: SessionConfig, source: TokenSource, sink: TokenSink? = nil) -> Session  {
     return try!  FfiConverterTypeSession_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_keeper_open_session(
             self.uniffiCloneHandle(),
         FfiConverterTypeSessionConfig_lower(config),
-        FfiConverterTypeTokenSource_lower(source),uniffiCallStatus
+        FfiConverterTypeTokenSource_lower(source),
+        FfiConverterOptionTypeTokenSink.lower(sink),uniffiCallStatus
     )
 })
 }
@@ -2297,6 +2362,26 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func id()  -> UInt64
     
     /**
+     * The engine's "token expired / request token" callback, as a notification that returns at
+     * once. With a sink, an engine holding an older token gets the newer one; otherwise the
+     * token is dropped and a fresh one fetched (and applied). `token`: as the engine names it.
+     */
+    func onTokenExpired(token: String?) 
+    
+    /**
+     * A server refused a token, as a notification that returns at once (like
+     * `onTokenExpired`, with the rejection loop breaker).
+     */
+    func onTokenRejected(token: String?) 
+    
+    /**
+     * The engine's "token will expire" callback, as a notification that returns at once:
+     * renews unless a fresher token is already applied or on its way. `token`: the token the
+     * engine names (Agora passes it), if any.
+     */
+    func onTokenWillExpire(token: String?) 
+    
+    /**
      * Renews now (the engine's "token will expire" callback) and returns a token newer than the
      * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
@@ -2323,6 +2408,11 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func state()  -> SessionState
     
     /**
+     * The status now: state, the current token's expiry, the error that stopped the session.
+     */
+    func status()  -> SessionStatus
+    
+    /**
      * This session's events from now on.
      */
     func subscribe()  -> EventSubscription
@@ -2331,7 +2421,8 @@ public protocol SessionProtocol: AnyObject, Sendable {
      * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
      * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
      * this returns once a token arrives, a fatal error occurs, the session closes, or
-     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
+     * `Policy.tokenWait` (default 30 s) passed. With a sink, this is the token to join with:
+     * the engine is then taken to hold it.
      *
      * # Errors
      * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
@@ -2361,6 +2452,12 @@ public protocol SessionProtocol: AnyObject, Sendable {
      * As [`Session::token`].
      */
     func tokenRejected(token: Secret?) async throws  -> IssuedToken
+    
+    /**
+     * The status now, then each change (Kotlin `status` StateFlow, Swift `statusUpdates`,
+     * Python `tk.status_updates(session)` wrap this).
+     */
+    func watchStatus()  -> StatusSubscription
     
 }
 /**
@@ -2482,6 +2579,47 @@ open func id() -> UInt64  {
 }
     
     /**
+     * The engine's "token expired / request token" callback, as a notification that returns at
+     * once. With a sink, an engine holding an older token gets the newer one; otherwise the
+     * token is dropped and a fresh one fetched (and applied). `token`: as the engine names it.
+     */
+open func onTokenExpired(token: String? = nil)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_session_on_token_expired(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(token),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * A server refused a token, as a notification that returns at once (like
+     * `onTokenExpired`, with the rejection loop breaker).
+     */
+open func onTokenRejected(token: String? = nil)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_session_on_token_rejected(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(token),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The engine's "token will expire" callback, as a notification that returns at once:
+     * renews unless a fresher token is already applied or on its way. `token`: the token the
+     * engine names (Agora passes it), if any.
+     */
+open func onTokenWillExpire(token: String? = nil)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_session_on_token_will_expire(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(token),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Renews now (the engine's "token will expire" callback) and returns a token newer than the
      * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
@@ -2543,6 +2681,18 @@ open func state() -> SessionState  {
 }
     
     /**
+     * The status now: state, the current token's expiry, the error that stopped the session.
+     */
+open func status() -> SessionStatus  {
+    return try!  FfiConverterTypeSessionStatus_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_session_status(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * This session's events from now on.
      */
 open func subscribe() -> EventSubscription  {
@@ -2558,7 +2708,8 @@ open func subscribe() -> EventSubscription  {
      * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
      * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
      * this returns once a token arrives, a fatal error occurs, the session closes, or
-     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
+     * `Policy.tokenWait` (default 30 s) passed. With a sink, this is the token to join with:
+     * the engine is then taken to hold it.
      *
      * # Errors
      * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
@@ -2631,6 +2782,19 @@ open func tokenRejected(token: Secret? = nil)async throws  -> IssuedToken  {
         )
 }
     
+    /**
+     * The status now, then each change (Kotlin `status` StateFlow, Swift `statusUpdates`,
+     * Python `tk.status_updates(session)` wrap this).
+     */
+open func watchStatus() -> StatusSubscription  {
+    return try!  FfiConverterTypeStatusSubscription_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_session_watch_status(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
 
     
 }
@@ -2674,6 +2838,401 @@ public func FfiConverterTypeSession_lift(_ handle: UInt64) throws -> Session {
 #endif
 public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
     return FfiConverterTypeSession.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A session's status, replayed: the first `next()` returns the status now, each later one the
+ * next change; after the `Closed` status (or `cancel()`) it returns null. The Kotlin
+ * `StateFlow`, the Swift `AsyncStream` and the Python async iterator wrap this.
+ */
+public protocol StatusSubscriptionProtocol: AnyObject, Sendable {
+    
+    /**
+     * Ends the subscription: a pending and every later `next()` returns null.
+     */
+    func cancel() 
+    
+    /**
+     * The status now (first call), then the next change; null once the session closed (after
+     * delivering `Closed`) or the subscription was cancelled.
+     *
+     * # Errors
+     * [`TokenKeeperError::Internal`] if the SDK runtime cannot start.
+     */
+    func next() async throws  -> SessionStatus?
+    
+}
+/**
+ * A session's status, replayed: the first `next()` returns the status now, each later one the
+ * next change; after the `Closed` status (or `cancel()`) it returns null. The Kotlin
+ * `StateFlow`, the Swift `AsyncStream` and the Python async iterator wrap this.
+ */
+open class StatusSubscription: StatusSubscriptionProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_uniffi_fn_clone_statussubscription(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_uniffi_fn_free_statussubscription(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Ends the subscription: a pending and every later `next()` returns null.
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_statussubscription_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The status now (first call), then the next change; null once the session closed (after
+     * delivering `Closed`) or the subscription was cancelled.
+     *
+     * # Errors
+     * [`TokenKeeperError::Internal`] if the SDK runtime cannot start.
+     */
+open func next()async throws  -> SessionStatus?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tokenkeeper_uniffi_fn_method_statussubscription_next(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_tokenkeeper_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tokenkeeper_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tokenkeeper_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeSessionStatus.lift,
+            errorHandler: FfiConverterTypeTokenKeeperError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStatusSubscription: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = StatusSubscription
+
+    public static func lift(_ handle: UInt64) throws -> StatusSubscription {
+        return StatusSubscription(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: StatusSubscription) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StatusSubscription {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: StatusSubscription, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatusSubscription_lift(_ handle: UInt64) throws -> StatusSubscription {
+    return try FfiConverterTypeStatusSubscription.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStatusSubscription_lower(_ value: StatusSubscription) -> UInt64 {
+    return FfiConverterTypeStatusSubscription.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The engine's "renew token" call, implemented by the host: Agora
+ * `engine.renewToken(token.token.expose())`, ZEGO `engine.renewToken(roomID, token)`, a
+ * WebSocket re-auth message. The session calls it once for every token after the one the app
+ * joined with, in order, never with an expired token, from an SDK thread (one call at a time).
+ *
+ * Throw to say the engine did not take the token: it is retried, and a fresh token the engine
+ * keeps refusing is treated as rejected (a new one is fetched). A call that blocks longer than
+ * the policy's fetch timeout counts as failed.
+ */
+public protocol TokenSink: AnyObject, Sendable {
+    
+    /**
+     * Hands `token` to the engine.
+     *
+     * # Errors
+     * Whatever the host throws: the apply is retried.
+     */
+    func apply(token: IssuedToken) throws 
+    
+}
+/**
+ * The engine's "renew token" call, implemented by the host: Agora
+ * `engine.renewToken(token.token.expose())`, ZEGO `engine.renewToken(roomID, token)`, a
+ * WebSocket re-auth message. The session calls it once for every token after the one the app
+ * joined with, in order, never with an expired token, from an SDK thread (one call at a time).
+ *
+ * Throw to say the engine did not take the token: it is retried, and a fresh token the engine
+ * keeps refusing is treated as rejected (a new one is fetched). A call that blocks longer than
+ * the policy's fetch timeout counts as failed.
+ */
+open class TokenSinkImpl: TokenSink, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tokenkeeper_uniffi_fn_clone_tokensink(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tokenkeeper_uniffi_fn_free_tokensink(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Hands `token` to the engine.
+     *
+     * # Errors
+     * Whatever the host throws: the apply is retried.
+     */
+open func apply(token: IssuedToken)throws   {try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
+        uniffiCallStatus in
+    uniffi_tokenkeeper_uniffi_fn_method_tokensink_apply(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeIssuedToken_lower(token),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceTokenSink {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceTokenSink = UniffiVTableCallbackInterfaceTokenSink(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeTokenSink.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface TokenSink: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeTokenSink.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface TokenSink: handle missing in uniffiClone")
+            }
+        },
+        apply: { (
+            uniffiHandle: UInt64,
+            token: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeTokenSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.apply(
+                     token: try FfiConverterTypeIssuedToken_lift(token)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTokenKeeperError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceTokenSink> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceTokenSink>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitTokenSink() {
+    uniffi_tokenkeeper_uniffi_fn_init_callback_vtable_tokensink(UniffiCallbackInterfaceTokenSink.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTokenSink: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<TokenSink>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = TokenSink
+
+    public static func lift(_ handle: UInt64) throws -> TokenSink {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenSinkImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: TokenSink) -> UInt64 {
+         if let rustImpl = value as? TokenSinkImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenSink {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TokenSink, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenSink_lift(_ handle: UInt64) throws -> TokenSink {
+    return try FfiConverterTypeTokenSink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTokenSink_lower(_ value: TokenSink) -> UInt64 {
+    return FfiConverterTypeTokenSink.lower(value)
 }
 
 
@@ -2956,13 +3515,13 @@ public struct Counters: Equatable, Hashable {
      */
     public let rejections: UInt64
     /**
-     * Duration of the last completed fetch, milliseconds.
+     * Duration of the last completed fetch.
      */
-    public let lastFetchLatencyMs: UInt64?
+    public let lastFetchLatency: TimeInterval?
     /**
-     * Total time without a valid token after the first one, milliseconds.
+     * Total time without a valid token after the first one.
      */
-    public let expiredMs: UInt64
+    public let timeWithoutToken: TimeInterval
     /**
      * Saves of rotated credentials that failed or did not answer in time (each retried).
      */
@@ -2971,6 +3530,14 @@ public struct Counters: Equatable, Hashable {
      * Times the session's driver restarted after a panic (a bug: please report it).
      */
     public let driverRestarts: UInt64
+    /**
+     * Tokens the sink handed to the engine.
+     */
+    public let applies: UInt64
+    /**
+     * Failed hand-overs to the engine (each retried).
+     */
+    public let applyFailures: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2991,26 +3558,34 @@ public struct Counters: Equatable, Hashable {
          * Tokens reported rejected.
          */rejections: UInt64, 
         /**
-         * Duration of the last completed fetch, milliseconds.
-         */lastFetchLatencyMs: UInt64?, 
+         * Duration of the last completed fetch.
+         */lastFetchLatency: TimeInterval?, 
         /**
-         * Total time without a valid token after the first one, milliseconds.
-         */expiredMs: UInt64, 
+         * Total time without a valid token after the first one.
+         */timeWithoutToken: TimeInterval, 
         /**
          * Saves of rotated credentials that failed or did not answer in time (each retried).
          */storeFailures: UInt64, 
         /**
          * Times the session's driver restarted after a panic (a bug: please report it).
-         */driverRestarts: UInt64) {
+         */driverRestarts: UInt64, 
+        /**
+         * Tokens the sink handed to the engine.
+         */applies: UInt64, 
+        /**
+         * Failed hand-overs to the engine (each retried).
+         */applyFailures: UInt64) {
         self.fetches = fetches
         self.renewals = renewals
         self.failures = failures
         self.emergencyFetches = emergencyFetches
         self.rejections = rejections
-        self.lastFetchLatencyMs = lastFetchLatencyMs
-        self.expiredMs = expiredMs
+        self.lastFetchLatency = lastFetchLatency
+        self.timeWithoutToken = timeWithoutToken
         self.storeFailures = storeFailures
         self.driverRestarts = driverRestarts
+        self.applies = applies
+        self.applyFailures = applyFailures
     }
 
     
@@ -3034,10 +3609,12 @@ public struct FfiConverterTypeCounters: FfiConverterRustBuffer {
                 failures: FfiConverterUInt64.read(from: &buf), 
                 emergencyFetches: FfiConverterUInt64.read(from: &buf), 
                 rejections: FfiConverterUInt64.read(from: &buf), 
-                lastFetchLatencyMs: FfiConverterOptionUInt64.read(from: &buf), 
-                expiredMs: FfiConverterUInt64.read(from: &buf), 
+                lastFetchLatency: FfiConverterOptionDuration.read(from: &buf), 
+                timeWithoutToken: FfiConverterDuration.read(from: &buf), 
                 storeFailures: FfiConverterUInt64.read(from: &buf), 
-                driverRestarts: FfiConverterUInt64.read(from: &buf)
+                driverRestarts: FfiConverterUInt64.read(from: &buf), 
+                applies: FfiConverterUInt64.read(from: &buf), 
+                applyFailures: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3047,10 +3624,12 @@ public struct FfiConverterTypeCounters: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.failures, into: &buf)
         FfiConverterUInt64.write(value.emergencyFetches, into: &buf)
         FfiConverterUInt64.write(value.rejections, into: &buf)
-        FfiConverterOptionUInt64.write(value.lastFetchLatencyMs, into: &buf)
-        FfiConverterUInt64.write(value.expiredMs, into: &buf)
+        FfiConverterOptionDuration.write(value.lastFetchLatency, into: &buf)
+        FfiConverterDuration.write(value.timeWithoutToken, into: &buf)
         FfiConverterUInt64.write(value.storeFailures, into: &buf)
         FfiConverterUInt64.write(value.driverRestarts, into: &buf)
+        FfiConverterUInt64.write(value.applies, into: &buf)
+        FfiConverterUInt64.write(value.applyFailures, into: &buf)
     }
 }
 
@@ -3095,9 +3674,9 @@ public struct FetchRequest {
      */
     public let previousToken: Secret?
     /**
-     * The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
+     * The SDK abandons the fetch after this long; use it as your HTTP timeout.
      */
-    public let timeoutMs: UInt64
+    public let timeout: TimeInterval
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3118,14 +3697,14 @@ public struct FetchRequest {
          * The token being replaced, if any.
          */previousToken: Secret?, 
         /**
-         * The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
-         */timeoutMs: UInt64) {
+         * The SDK abandons the fetch after this long; use it as your HTTP timeout.
+         */timeout: TimeInterval) {
         self.reason = reason
         self.session = session
         self.attempt = attempt
         self.credentials = credentials
         self.previousToken = previousToken
-        self.timeoutMs = timeoutMs
+        self.timeout = timeout
     }
 
     
@@ -3149,7 +3728,7 @@ public struct FfiConverterTypeFetchRequest: FfiConverterRustBuffer {
                 attempt: FfiConverterUInt32.read(from: &buf), 
                 credentials: FfiConverterOptionTypeSecret.read(from: &buf), 
                 previousToken: FfiConverterOptionTypeSecret.read(from: &buf), 
-                timeoutMs: FfiConverterUInt64.read(from: &buf)
+                timeout: FfiConverterDuration.read(from: &buf)
         )
     }
 
@@ -3159,7 +3738,7 @@ public struct FfiConverterTypeFetchRequest: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.attempt, into: &buf)
         FfiConverterOptionTypeSecret.write(value.credentials, into: &buf)
         FfiConverterOptionTypeSecret.write(value.previousToken, into: &buf)
-        FfiConverterUInt64.write(value.timeoutMs, into: &buf)
+        FfiConverterDuration.write(value.timeout, into: &buf)
     }
 }
 
@@ -3183,8 +3762,8 @@ public func FfiConverterTypeFetchRequest_lower(_ value: FetchRequest) -> RustBuf
  * A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
  * Safe to log: secrets are [`Secret`]s.
  *
- * Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
- * `expires_in_ms` after the response. All hints default to none.
+ * Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at` and
+ * `expires_in` after the response. All hints default to none.
  */
 public struct FetchedToken {
     /**
@@ -3192,22 +3771,22 @@ public struct FetchedToken {
      */
     public let token: Secret
     /**
-     * Absolute expiry, server clock, unix milliseconds.
+     * Absolute expiry, server clock.
      */
-    public let expiresAtMs: Int64?
+    public let expiresAt: Date?
     /**
-     * Lifetime from the response, milliseconds (OAuth `expires_in` × 1000).
+     * Lifetime from the response (OAuth `expires_in`).
      */
-    public let expiresInMs: UInt64?
+    public let expiresIn: TimeInterval?
     /**
-     * Issue time, server clock, unix milliseconds.
+     * Issue time, server clock.
      */
-    public let issuedAtMs: Int64?
+    public let issuedAt: Date?
     /**
-     * The server's current time (HTTP `Date`, a `serverTime` field), unix milliseconds; corrects
-     * device clock skew.
+     * The server's current time (HTTP `Date`, a `serverTime` field); corrects device clock
+     * skew.
      */
-    public let serverTimeMs: Int64?
+    public let serverTime: Date?
     /**
      * New long-lived credentials (a rotated refresh token), saved to the credential store
      * before the token is handed out.
@@ -3221,27 +3800,27 @@ public struct FetchedToken {
          * The access token.
          */token: Secret, 
         /**
-         * Absolute expiry, server clock, unix milliseconds.
-         */expiresAtMs: Int64? = nil, 
+         * Absolute expiry, server clock.
+         */expiresAt: Date? = nil, 
         /**
-         * Lifetime from the response, milliseconds (OAuth `expires_in` × 1000).
-         */expiresInMs: UInt64? = nil, 
+         * Lifetime from the response (OAuth `expires_in`).
+         */expiresIn: TimeInterval? = nil, 
         /**
-         * Issue time, server clock, unix milliseconds.
-         */issuedAtMs: Int64? = nil, 
+         * Issue time, server clock.
+         */issuedAt: Date? = nil, 
         /**
-         * The server's current time (HTTP `Date`, a `serverTime` field), unix milliseconds; corrects
-         * device clock skew.
-         */serverTimeMs: Int64? = nil, 
+         * The server's current time (HTTP `Date`, a `serverTime` field); corrects device clock
+         * skew.
+         */serverTime: Date? = nil, 
         /**
          * New long-lived credentials (a rotated refresh token), saved to the credential store
          * before the token is handed out.
          */rotatedCredentials: Secret? = nil) {
         self.token = token
-        self.expiresAtMs = expiresAtMs
-        self.expiresInMs = expiresInMs
-        self.issuedAtMs = issuedAtMs
-        self.serverTimeMs = serverTimeMs
+        self.expiresAt = expiresAt
+        self.expiresIn = expiresIn
+        self.issuedAt = issuedAt
+        self.serverTime = serverTime
         self.rotatedCredentials = rotatedCredentials
     }
 
@@ -3262,20 +3841,20 @@ public struct FfiConverterTypeFetchedToken: FfiConverterRustBuffer {
         return
             try FetchedToken(
                 token: FfiConverterTypeSecret.read(from: &buf), 
-                expiresAtMs: FfiConverterOptionInt64.read(from: &buf), 
-                expiresInMs: FfiConverterOptionUInt64.read(from: &buf), 
-                issuedAtMs: FfiConverterOptionInt64.read(from: &buf), 
-                serverTimeMs: FfiConverterOptionInt64.read(from: &buf), 
+                expiresAt: FfiConverterOptionTimestamp.read(from: &buf), 
+                expiresIn: FfiConverterOptionDuration.read(from: &buf), 
+                issuedAt: FfiConverterOptionTimestamp.read(from: &buf), 
+                serverTime: FfiConverterOptionTimestamp.read(from: &buf), 
                 rotatedCredentials: FfiConverterOptionTypeSecret.read(from: &buf)
         )
     }
 
     public static func write(_ value: FetchedToken, into buf: inout [UInt8]) {
         FfiConverterTypeSecret.write(value.token, into: &buf)
-        FfiConverterOptionInt64.write(value.expiresAtMs, into: &buf)
-        FfiConverterOptionUInt64.write(value.expiresInMs, into: &buf)
-        FfiConverterOptionInt64.write(value.issuedAtMs, into: &buf)
-        FfiConverterOptionInt64.write(value.serverTimeMs, into: &buf)
+        FfiConverterOptionTimestamp.write(value.expiresAt, into: &buf)
+        FfiConverterOptionDuration.write(value.expiresIn, into: &buf)
+        FfiConverterOptionTimestamp.write(value.issuedAt, into: &buf)
+        FfiConverterOptionTimestamp.write(value.serverTime, into: &buf)
         FfiConverterOptionTypeSecret.write(value.rotatedCredentials, into: &buf)
     }
 }
@@ -3471,13 +4050,13 @@ public struct IssuedToken: Equatable, Hashable {
      */
     public let token: Secret
     /**
-     * When it expires (device wall clock, unix ms, corrected for server clock skew).
+     * When it expires (device clock, corrected for server clock skew).
      */
-    public let expiresAtMs: Int64
+    public let expiresAt: Date
     /**
-     * When the session received it (unix ms).
+     * When the session received it (device clock).
      */
-    public let receivedAtMs: Int64
+    public let receivedAt: Date
     /**
      * Why it was fetched.
      */
@@ -3490,17 +4069,17 @@ public struct IssuedToken: Equatable, Hashable {
          * The token to hand to the RTC engine: `token.expose()`.
          */token: Secret, 
         /**
-         * When it expires (device wall clock, unix ms, corrected for server clock skew).
-         */expiresAtMs: Int64, 
+         * When it expires (device clock, corrected for server clock skew).
+         */expiresAt: Date, 
         /**
-         * When the session received it (unix ms).
-         */receivedAtMs: Int64, 
+         * When the session received it (device clock).
+         */receivedAt: Date, 
         /**
          * Why it was fetched.
          */reason: FetchReason) {
         self.token = token
-        self.expiresAtMs = expiresAtMs
-        self.receivedAtMs = receivedAtMs
+        self.expiresAt = expiresAt
+        self.receivedAt = receivedAt
         self.reason = reason
     }
 
@@ -3545,16 +4124,16 @@ public struct FfiConverterTypeIssuedToken: FfiConverterRustBuffer {
         return
             try IssuedToken(
                 token: FfiConverterTypeSecret.read(from: &buf), 
-                expiresAtMs: FfiConverterInt64.read(from: &buf), 
-                receivedAtMs: FfiConverterInt64.read(from: &buf), 
+                expiresAt: FfiConverterTimestamp.read(from: &buf), 
+                receivedAt: FfiConverterTimestamp.read(from: &buf), 
                 reason: FfiConverterTypeFetchReason.read(from: &buf)
         )
     }
 
     public static func write(_ value: IssuedToken, into buf: inout [UInt8]) {
         FfiConverterTypeSecret.write(value.token, into: &buf)
-        FfiConverterInt64.write(value.expiresAtMs, into: &buf)
-        FfiConverterInt64.write(value.receivedAtMs, into: &buf)
+        FfiConverterTimestamp.write(value.expiresAt, into: &buf)
+        FfiConverterTimestamp.write(value.receivedAt, into: &buf)
         FfiConverterTypeFetchReason.write(value.reason, into: &buf)
     }
 }
@@ -3655,154 +4234,154 @@ public func FfiConverterTypeLogRecord_lower(_ value: LogRecord) -> RustBuffer {
 
 
 /**
- * How sessions schedule renewals and retries. Every field has the core's default, so
- * `PolicyConfig()` (Kotlin/Python) or `PolicyConfig()` (Swift) is the recommended policy and you
- * override only what you need.
+ * How sessions schedule renewals and retries. Every field is optional and `null`/`nil`/`None`
+ * means the core's documented default, so `Policy()` is the recommended policy and you set only
+ * what you need; `defaultPolicy()` shows every value.
  *
  * Worked example with the defaults and a 10-minute token issued at 12:00:00: renewal starts
  * between 12:09:27 and 12:09:30 (lead 30 s, up to 3 s of jitter earlier); if that fetch fails,
- * retries come after about 1 s, 2 s, 4 s … paced to fit before 12:10:00.
- * Tokens that live at most 2 × lead (e.g. 60 s) renew at half-life.
+ * retries come after about 1 s, 2 s, 4 s … paced to fit before 12:10:00. Tokens that live at
+ * most 2 × lead (e.g. 60 s) renew at half-life.
+ *
+ * ```kotlin
+ * val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)))
+ * ```
  */
-public struct PolicyConfig: Equatable, Hashable {
+public struct Policy: Equatable, Hashable {
     /**
-     * Renew when the remaining lifetime is at most this. Default 30 000 ms.
+     * Renew when the remaining lifetime is at most this. Default 30 s.
      */
-    public let renewLeadMs: UInt64
+    public let renewLead: TimeInterval?
     /**
      * Renewal starts up to this much earlier, at random per token (capped at a tenth of the
-     * lead). Default 3 000 ms.
+     * lead). Default 3 s.
      */
-    public let renewJitterMs: UInt64
+    public let renewJitter: TimeInterval?
     /**
-     * A fetch that takes longer is abandoned and retried. Default 10 000 ms.
+     * A fetch that takes longer is abandoned and retried. Default 10 s.
      */
-    public let fetchTimeoutMs: UInt64
+    public let fetchTimeout: TimeInterval?
     /**
      * How long a refresh (a fetch that uses credentials) is waited for before another may
      * start: replaying a refresh token the server may already have used can sign the user out.
-     * Such sessions renew early enough for it. Default 60 000 ms.
+     * Such sessions renew early enough for it. Default 60 s.
      */
-    public let refreshAnswerWaitMs: UInt64
+    public let refreshAnswerWait: TimeInterval?
     /**
-     * First retry delay. Default 1 000 ms.
+     * First retry delay. Default 1 s.
      */
-    public let backoffInitialMs: UInt64
+    public let backoffInitial: TimeInterval?
     /**
-     * Largest retry delay. Default 30 000 ms.
+     * Largest retry delay. Default 30 s.
      */
-    public let backoffMaxMs: UInt64
+    public let backoffMax: TimeInterval?
     /**
      * Smallest retry delay, even just before expiry (retries while a token is valid are paced
      * to fit before its expiry). Default 20 ms.
      */
-    public let minRetryDelayMs: UInt64
+    public let minRetryDelay: TimeInterval?
     /**
-     * Longer server `Retry-After` values are clamped to this. Default 3 600 000 ms (1 h).
+     * Longer server `Retry-After` values are clamped to this. Default 1 h.
      */
-    public let maxRetryAfterMs: UInt64
+    public let maxRetryAfter: TimeInterval?
     /**
      * Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
      * flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
      */
-    public let adaptiveLead: Bool
+    public let adaptiveLead: Bool?
     /**
      * A token rejected within this time of being received counts as "rejected at once"
-     * (refetched once; twice stops the session). Default 10 000 ms.
+     * (refetched once; twice in a row stops the session). Default 10 s.
      */
-    public let freshRejectionWindowMs: UInt64
+    public let freshRejectionWindow: TimeInterval?
     /**
-     * Lifetime assumed when neither the token nor the source states an expiry.
-     * Default 3 600 000 ms (1 h).
+     * Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
      */
-    public let assumedLifetimeMs: UInt64
+    public let assumedLifetime: TimeInterval?
     /**
-     * How long `Session.token()` waits for a valid token across failed attempts before it
-     * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
-     * 30 000 ms.
+     * How long `token()`, `renewToken()`, `tokenExpired()` and `tokenRejected()` wait for a
+     * token across failed attempts before they throw `RetryLater` with the last failure;
+     * fatal errors are thrown at once. Default 30 s.
      */
-    public let tokenWaitMs: UInt64
+    public let tokenWait: TimeInterval?
     /**
      * A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
-     * a later one is a scheduled token, held until its start. Default 60 000 ms.
+     * a later one is a scheduled token, held until its start. Default 60 s.
      */
-    public let notBeforeLeewayMs: UInt64
+    public let notBeforeLeeway: TimeInterval?
     /**
-     * A server time further than this from the device clock is ignored. Default 86 400 000 ms
-     * (24 h).
+     * A server time further than this from the device clock is ignored. Default 24 h.
      */
-    public let maxClockSkewMs: UInt64
+    public let maxClockSkew: TimeInterval?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * Renew when the remaining lifetime is at most this. Default 30 000 ms.
-         */renewLeadMs: UInt64 = UInt64(30000), 
+         * Renew when the remaining lifetime is at most this. Default 30 s.
+         */renewLead: TimeInterval? = nil, 
         /**
          * Renewal starts up to this much earlier, at random per token (capped at a tenth of the
-         * lead). Default 3 000 ms.
-         */renewJitterMs: UInt64 = UInt64(3000), 
+         * lead). Default 3 s.
+         */renewJitter: TimeInterval? = nil, 
         /**
-         * A fetch that takes longer is abandoned and retried. Default 10 000 ms.
-         */fetchTimeoutMs: UInt64 = UInt64(10000), 
+         * A fetch that takes longer is abandoned and retried. Default 10 s.
+         */fetchTimeout: TimeInterval? = nil, 
         /**
          * How long a refresh (a fetch that uses credentials) is waited for before another may
          * start: replaying a refresh token the server may already have used can sign the user out.
-         * Such sessions renew early enough for it. Default 60 000 ms.
-         */refreshAnswerWaitMs: UInt64 = UInt64(60000), 
+         * Such sessions renew early enough for it. Default 60 s.
+         */refreshAnswerWait: TimeInterval? = nil, 
         /**
-         * First retry delay. Default 1 000 ms.
-         */backoffInitialMs: UInt64 = UInt64(1000), 
+         * First retry delay. Default 1 s.
+         */backoffInitial: TimeInterval? = nil, 
         /**
-         * Largest retry delay. Default 30 000 ms.
-         */backoffMaxMs: UInt64 = UInt64(30000), 
+         * Largest retry delay. Default 30 s.
+         */backoffMax: TimeInterval? = nil, 
         /**
          * Smallest retry delay, even just before expiry (retries while a token is valid are paced
          * to fit before its expiry). Default 20 ms.
-         */minRetryDelayMs: UInt64 = UInt64(20), 
+         */minRetryDelay: TimeInterval? = nil, 
         /**
-         * Longer server `Retry-After` values are clamped to this. Default 3 600 000 ms (1 h).
-         */maxRetryAfterMs: UInt64 = UInt64(3600000), 
+         * Longer server `Retry-After` values are clamped to this. Default 1 h.
+         */maxRetryAfter: TimeInterval? = nil, 
         /**
          * Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
          * flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
-         */adaptiveLead: Bool = true, 
+         */adaptiveLead: Bool? = nil, 
         /**
          * A token rejected within this time of being received counts as "rejected at once"
-         * (refetched once; twice stops the session). Default 10 000 ms.
-         */freshRejectionWindowMs: UInt64 = UInt64(10000), 
+         * (refetched once; twice in a row stops the session). Default 10 s.
+         */freshRejectionWindow: TimeInterval? = nil, 
         /**
-         * Lifetime assumed when neither the token nor the source states an expiry.
-         * Default 3 600 000 ms (1 h).
-         */assumedLifetimeMs: UInt64 = UInt64(3600000), 
+         * Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
+         */assumedLifetime: TimeInterval? = nil, 
         /**
-         * How long `Session.token()` waits for a valid token across failed attempts before it
-         * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
-         * 30 000 ms.
-         */tokenWaitMs: UInt64 = UInt64(30000), 
+         * How long `token()`, `renewToken()`, `tokenExpired()` and `tokenRejected()` wait for a
+         * token across failed attempts before they throw `RetryLater` with the last failure;
+         * fatal errors are thrown at once. Default 30 s.
+         */tokenWait: TimeInterval? = nil, 
         /**
          * A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
-         * a later one is a scheduled token, held until its start. Default 60 000 ms.
-         */notBeforeLeewayMs: UInt64 = UInt64(60000), 
+         * a later one is a scheduled token, held until its start. Default 60 s.
+         */notBeforeLeeway: TimeInterval? = nil, 
         /**
-         * A server time further than this from the device clock is ignored. Default 86 400 000 ms
-         * (24 h).
-         */maxClockSkewMs: UInt64 = UInt64(86400000)) {
-        self.renewLeadMs = renewLeadMs
-        self.renewJitterMs = renewJitterMs
-        self.fetchTimeoutMs = fetchTimeoutMs
-        self.refreshAnswerWaitMs = refreshAnswerWaitMs
-        self.backoffInitialMs = backoffInitialMs
-        self.backoffMaxMs = backoffMaxMs
-        self.minRetryDelayMs = minRetryDelayMs
-        self.maxRetryAfterMs = maxRetryAfterMs
+         * A server time further than this from the device clock is ignored. Default 24 h.
+         */maxClockSkew: TimeInterval? = nil) {
+        self.renewLead = renewLead
+        self.renewJitter = renewJitter
+        self.fetchTimeout = fetchTimeout
+        self.refreshAnswerWait = refreshAnswerWait
+        self.backoffInitial = backoffInitial
+        self.backoffMax = backoffMax
+        self.minRetryDelay = minRetryDelay
+        self.maxRetryAfter = maxRetryAfter
         self.adaptiveLead = adaptiveLead
-        self.freshRejectionWindowMs = freshRejectionWindowMs
-        self.assumedLifetimeMs = assumedLifetimeMs
-        self.tokenWaitMs = tokenWaitMs
-        self.notBeforeLeewayMs = notBeforeLeewayMs
-        self.maxClockSkewMs = maxClockSkewMs
+        self.freshRejectionWindow = freshRejectionWindow
+        self.assumedLifetime = assumedLifetime
+        self.tokenWait = tokenWait
+        self.notBeforeLeeway = notBeforeLeeway
+        self.maxClockSkew = maxClockSkew
     }
 
     
@@ -3811,48 +4390,48 @@ public struct PolicyConfig: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension PolicyConfig: Sendable {}
+extension Policy: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PolicyConfig {
+public struct FfiConverterTypePolicy: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Policy {
         return
-            try PolicyConfig(
-                renewLeadMs: FfiConverterUInt64.read(from: &buf), 
-                renewJitterMs: FfiConverterUInt64.read(from: &buf), 
-                fetchTimeoutMs: FfiConverterUInt64.read(from: &buf), 
-                refreshAnswerWaitMs: FfiConverterUInt64.read(from: &buf), 
-                backoffInitialMs: FfiConverterUInt64.read(from: &buf), 
-                backoffMaxMs: FfiConverterUInt64.read(from: &buf), 
-                minRetryDelayMs: FfiConverterUInt64.read(from: &buf), 
-                maxRetryAfterMs: FfiConverterUInt64.read(from: &buf), 
-                adaptiveLead: FfiConverterBool.read(from: &buf), 
-                freshRejectionWindowMs: FfiConverterUInt64.read(from: &buf), 
-                assumedLifetimeMs: FfiConverterUInt64.read(from: &buf), 
-                tokenWaitMs: FfiConverterUInt64.read(from: &buf), 
-                notBeforeLeewayMs: FfiConverterUInt64.read(from: &buf), 
-                maxClockSkewMs: FfiConverterUInt64.read(from: &buf)
+            try Policy(
+                renewLead: FfiConverterOptionDuration.read(from: &buf), 
+                renewJitter: FfiConverterOptionDuration.read(from: &buf), 
+                fetchTimeout: FfiConverterOptionDuration.read(from: &buf), 
+                refreshAnswerWait: FfiConverterOptionDuration.read(from: &buf), 
+                backoffInitial: FfiConverterOptionDuration.read(from: &buf), 
+                backoffMax: FfiConverterOptionDuration.read(from: &buf), 
+                minRetryDelay: FfiConverterOptionDuration.read(from: &buf), 
+                maxRetryAfter: FfiConverterOptionDuration.read(from: &buf), 
+                adaptiveLead: FfiConverterOptionBool.read(from: &buf), 
+                freshRejectionWindow: FfiConverterOptionDuration.read(from: &buf), 
+                assumedLifetime: FfiConverterOptionDuration.read(from: &buf), 
+                tokenWait: FfiConverterOptionDuration.read(from: &buf), 
+                notBeforeLeeway: FfiConverterOptionDuration.read(from: &buf), 
+                maxClockSkew: FfiConverterOptionDuration.read(from: &buf)
         )
     }
 
-    public static func write(_ value: PolicyConfig, into buf: inout [UInt8]) {
-        FfiConverterUInt64.write(value.renewLeadMs, into: &buf)
-        FfiConverterUInt64.write(value.renewJitterMs, into: &buf)
-        FfiConverterUInt64.write(value.fetchTimeoutMs, into: &buf)
-        FfiConverterUInt64.write(value.refreshAnswerWaitMs, into: &buf)
-        FfiConverterUInt64.write(value.backoffInitialMs, into: &buf)
-        FfiConverterUInt64.write(value.backoffMaxMs, into: &buf)
-        FfiConverterUInt64.write(value.minRetryDelayMs, into: &buf)
-        FfiConverterUInt64.write(value.maxRetryAfterMs, into: &buf)
-        FfiConverterBool.write(value.adaptiveLead, into: &buf)
-        FfiConverterUInt64.write(value.freshRejectionWindowMs, into: &buf)
-        FfiConverterUInt64.write(value.assumedLifetimeMs, into: &buf)
-        FfiConverterUInt64.write(value.tokenWaitMs, into: &buf)
-        FfiConverterUInt64.write(value.notBeforeLeewayMs, into: &buf)
-        FfiConverterUInt64.write(value.maxClockSkewMs, into: &buf)
+    public static func write(_ value: Policy, into buf: inout [UInt8]) {
+        FfiConverterOptionDuration.write(value.renewLead, into: &buf)
+        FfiConverterOptionDuration.write(value.renewJitter, into: &buf)
+        FfiConverterOptionDuration.write(value.fetchTimeout, into: &buf)
+        FfiConverterOptionDuration.write(value.refreshAnswerWait, into: &buf)
+        FfiConverterOptionDuration.write(value.backoffInitial, into: &buf)
+        FfiConverterOptionDuration.write(value.backoffMax, into: &buf)
+        FfiConverterOptionDuration.write(value.minRetryDelay, into: &buf)
+        FfiConverterOptionDuration.write(value.maxRetryAfter, into: &buf)
+        FfiConverterOptionBool.write(value.adaptiveLead, into: &buf)
+        FfiConverterOptionDuration.write(value.freshRejectionWindow, into: &buf)
+        FfiConverterOptionDuration.write(value.assumedLifetime, into: &buf)
+        FfiConverterOptionDuration.write(value.tokenWait, into: &buf)
+        FfiConverterOptionDuration.write(value.notBeforeLeeway, into: &buf)
+        FfiConverterOptionDuration.write(value.maxClockSkew, into: &buf)
     }
 }
 
@@ -3860,15 +4439,15 @@ public struct FfiConverterTypePolicyConfig: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypePolicyConfig_lift(_ buf: RustBuffer) throws -> PolicyConfig {
-    return try FfiConverterTypePolicyConfig.lift(buf)
+public func FfiConverterTypePolicy_lift(_ buf: RustBuffer) throws -> Policy {
+    return try FfiConverterTypePolicy.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypePolicyConfig_lower(_ value: PolicyConfig) -> RustBuffer {
-    return FfiConverterTypePolicyConfig.lower(value)
+public func FfiConverterTypePolicy_lower(_ value: Policy) -> RustBuffer {
+    return FfiConverterTypePolicy.lower(value)
 }
 
 
@@ -3888,7 +4467,7 @@ public struct SessionConfig: Equatable, Hashable {
     /**
      * Overrides the keeper's policy for this session. Default: the keeper's.
      */
-    public let policy: PolicyConfig?
+    public let policy: Policy?
     /**
      * Fetch the first token at once instead of on the first `token()` call. Default false.
      */
@@ -3906,7 +4485,7 @@ public struct SessionConfig: Equatable, Hashable {
          */credentialsKey: String? = nil, 
         /**
          * Overrides the keeper's policy for this session. Default: the keeper's.
-         */policy: PolicyConfig? = nil, 
+         */policy: Policy? = nil, 
         /**
          * Fetch the first token at once instead of on the first `token()` call. Default false.
          */prefetch: Bool = false) {
@@ -3934,7 +4513,7 @@ public struct FfiConverterTypeSessionConfig: FfiConverterRustBuffer {
             try SessionConfig(
                 spec: FfiConverterTypeSessionSpec.read(from: &buf), 
                 credentialsKey: FfiConverterOptionString.read(from: &buf), 
-                policy: FfiConverterOptionTypePolicyConfig.read(from: &buf), 
+                policy: FfiConverterOptionTypePolicy.read(from: &buf), 
                 prefetch: FfiConverterBool.read(from: &buf)
         )
     }
@@ -3942,7 +4521,7 @@ public struct FfiConverterTypeSessionConfig: FfiConverterRustBuffer {
     public static func write(_ value: SessionConfig, into buf: inout [UInt8]) {
         FfiConverterTypeSessionSpec.write(value.spec, into: &buf)
         FfiConverterOptionString.write(value.credentialsKey, into: &buf)
-        FfiConverterOptionTypePolicyConfig.write(value.policy, into: &buf)
+        FfiConverterOptionTypePolicy.write(value.policy, into: &buf)
         FfiConverterBool.write(value.prefetch, into: &buf)
     }
 }
@@ -3976,9 +4555,9 @@ public struct SessionEvent: Equatable, Hashable {
      */
     public let session: SessionSpec
     /**
-     * When it happened, unix milliseconds.
+     * When it happened (device clock).
      */
-    public let atMs: Int64
+    public let at: Date
     /**
      * What happened.
      */
@@ -3994,14 +4573,14 @@ public struct SessionEvent: Equatable, Hashable {
          * The session's channel, user, role.
          */session: SessionSpec, 
         /**
-         * When it happened, unix milliseconds.
-         */atMs: Int64, 
+         * When it happened (device clock).
+         */at: Date, 
         /**
          * What happened.
          */kind: EventKind) {
         self.sessionId = sessionId
         self.session = session
-        self.atMs = atMs
+        self.at = at
         self.kind = kind
     }
 
@@ -4023,7 +4602,7 @@ public struct FfiConverterTypeSessionEvent: FfiConverterRustBuffer {
             try SessionEvent(
                 sessionId: FfiConverterUInt64.read(from: &buf), 
                 session: FfiConverterTypeSessionSpec.read(from: &buf), 
-                atMs: FfiConverterInt64.read(from: &buf), 
+                at: FfiConverterTimestamp.read(from: &buf), 
                 kind: FfiConverterTypeEventKind.read(from: &buf)
         )
     }
@@ -4031,7 +4610,7 @@ public struct FfiConverterTypeSessionEvent: FfiConverterRustBuffer {
     public static func write(_ value: SessionEvent, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.sessionId, into: &buf)
         FfiConverterTypeSessionSpec.write(value.session, into: &buf)
-        FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterTimestamp.write(value.at, into: &buf)
         FfiConverterTypeEventKind.write(value.kind, into: &buf)
     }
 }
@@ -4142,6 +4721,86 @@ public func FfiConverterTypeSessionSpec_lower(_ value: SessionSpec) -> RustBuffe
 
 
 /**
+ * Where a session is and what it holds: the value replaying state streams carry (Kotlin
+ * `StateFlow`, Swift `AsyncStream`, Python `async for`).
+ */
+public struct SessionStatus: Equatable, Hashable {
+    /**
+     * Where the session is.
+     */
+    public let state: SessionState
+    /**
+     * When the current valid token expires, if there is one.
+     */
+    public let expiresAt: Date?
+    /**
+     * What stopped the session, in state `Failed`.
+     */
+    public let error: TokenKeeperError?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Where the session is.
+         */state: SessionState, 
+        /**
+         * When the current valid token expires, if there is one.
+         */expiresAt: Date?, 
+        /**
+         * What stopped the session, in state `Failed`.
+         */error: TokenKeeperError?) {
+        self.state = state
+        self.expiresAt = expiresAt
+        self.error = error
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SessionStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionStatus {
+        return
+            try SessionStatus(
+                state: FfiConverterTypeSessionState.read(from: &buf), 
+                expiresAt: FfiConverterOptionTimestamp.read(from: &buf), 
+                error: FfiConverterOptionTypeTokenKeeperError.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SessionStatus, into buf: inout [UInt8]) {
+        FfiConverterTypeSessionState.write(value.state, into: &buf)
+        FfiConverterOptionTimestamp.write(value.expiresAt, into: &buf)
+        FfiConverterOptionTypeTokenKeeperError.write(value.error, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionStatus_lift(_ buf: RustBuffer) throws -> SessionStatus {
+    return try FfiConverterTypeSessionStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionStatus_lower(_ value: SessionStatus) -> RustBuffer {
+    return FfiConverterTypeSessionStatus.lower(value)
+}
+
+
+/**
  * What a token says about itself. Holds no signature, ciphertext or secret.
  */
 public struct TokenInfo: Equatable, Hashable {
@@ -4150,18 +4809,18 @@ public struct TokenInfo: Equatable, Hashable {
      */
     public let format: TokenFormat
     /**
-     * Issue time, unix seconds (Agora 007 `issue_ts`, JWT `iat`).
+     * Issue time (Agora 007 `issue_ts`, JWT `iat`).
      */
-    public let issuedAt: Int64?
+    public let issuedAt: Date?
     /**
-     * Start of validity, unix seconds (JWT `nbf`).
+     * Start of validity (JWT `nbf`).
      */
-    public let notBefore: Int64?
+    public let notBefore: Date?
     /**
-     * The instant tokenkeeper treats as expiry, unix seconds: the earliest of the token's own
-     * expiry and its privilege expiries.
+     * The instant tokenkeeper treats as expiry: the earliest of the token's own expiry and its
+     * privilege expiries.
      */
-    public let expiresAt: Int64?
+    public let expiresAt: Date?
     /**
      * Agora app id.
      */
@@ -4186,15 +4845,15 @@ public struct TokenInfo: Equatable, Hashable {
          * The format.
          */format: TokenFormat, 
         /**
-         * Issue time, unix seconds (Agora 007 `issue_ts`, JWT `iat`).
-         */issuedAt: Int64?, 
+         * Issue time (Agora 007 `issue_ts`, JWT `iat`).
+         */issuedAt: Date?, 
         /**
-         * Start of validity, unix seconds (JWT `nbf`).
-         */notBefore: Int64?, 
+         * Start of validity (JWT `nbf`).
+         */notBefore: Date?, 
         /**
-         * The instant tokenkeeper treats as expiry, unix seconds: the earliest of the token's own
-         * expiry and its privilege expiries.
-         */expiresAt: Int64?, 
+         * The instant tokenkeeper treats as expiry: the earliest of the token's own expiry and its
+         * privilege expiries.
+         */expiresAt: Date?, 
         /**
          * Agora app id.
          */appId: String?, 
@@ -4234,9 +4893,9 @@ public struct FfiConverterTypeTokenInfo: FfiConverterRustBuffer {
         return
             try TokenInfo(
                 format: FfiConverterTypeTokenFormat.read(from: &buf), 
-                issuedAt: FfiConverterOptionInt64.read(from: &buf), 
-                notBefore: FfiConverterOptionInt64.read(from: &buf), 
-                expiresAt: FfiConverterOptionInt64.read(from: &buf), 
+                issuedAt: FfiConverterOptionTimestamp.read(from: &buf), 
+                notBefore: FfiConverterOptionTimestamp.read(from: &buf), 
+                expiresAt: FfiConverterOptionTimestamp.read(from: &buf), 
                 appId: FfiConverterOptionString.read(from: &buf), 
                 channel: FfiConverterOptionString.read(from: &buf), 
                 user: FfiConverterOptionString.read(from: &buf), 
@@ -4246,9 +4905,9 @@ public struct FfiConverterTypeTokenInfo: FfiConverterRustBuffer {
 
     public static func write(_ value: TokenInfo, into buf: inout [UInt8]) {
         FfiConverterTypeTokenFormat.write(value.format, into: &buf)
-        FfiConverterOptionInt64.write(value.issuedAt, into: &buf)
-        FfiConverterOptionInt64.write(value.notBefore, into: &buf)
-        FfiConverterOptionInt64.write(value.expiresAt, into: &buf)
+        FfiConverterOptionTimestamp.write(value.issuedAt, into: &buf)
+        FfiConverterOptionTimestamp.write(value.notBefore, into: &buf)
+        FfiConverterOptionTimestamp.write(value.expiresAt, into: &buf)
         FfiConverterOptionString.write(value.appId, into: &buf)
         FfiConverterOptionString.write(value.channel, into: &buf)
         FfiConverterOptionString.write(value.user, into: &buf)
@@ -4273,13 +4932,14 @@ public func FfiConverterTypeTokenInfo_lower(_ value: TokenInfo) -> RustBuffer {
 
 
 /**
- * What happened. Times are device wall-clock unix milliseconds.
+ * What happened. Times are the device's clock (corrected for server clock skew).
  */
 
 public enum EventKind: Equatable, Hashable {
     
     /**
-     * A new token was accepted: pass it to your engine (`renewToken`).
+     * A new token was accepted. With a sink it is handed to the engine next (`Applied`);
+     * without one, pass it to your engine (`renewToken`).
      */
     case issued(
         /**
@@ -4287,21 +4947,21 @@ public enum EventKind: Equatable, Hashable {
          */reason: FetchReason, 
         /**
          * When it expires.
-         */expiresAtMs: Int64, 
+         */expiresAt: Date, 
         /**
          * When its renewal starts.
-         */renewAtMs: Int64, 
+         */renewAt: Date, 
         /**
          * How long the fetch took.
-         */fetchLatencyMs: UInt64
+         */fetchLatency: TimeInterval
     )
     /**
-     * The accepted token becomes valid only at `starts_at_ms`; it is held until then.
+     * The accepted token becomes valid only at `starts_at`; it is held until then.
      */
     case notYetValid(
         /**
          * When it becomes valid.
-         */startsAtMs: Int64
+         */startsAt: Date
     )
     /**
      * A held token became valid.
@@ -4309,7 +4969,7 @@ public enum EventKind: Equatable, Hashable {
     case becameValid(
         /**
          * When it expires.
-         */expiresAtMs: Int64
+         */expiresAt: Date
     )
     /**
      * Scheduled renewal started: the current token expires soon.
@@ -4317,7 +4977,7 @@ public enum EventKind: Equatable, Hashable {
     case willExpire(
         /**
          * When the current token expires.
-         */expiresAtMs: Int64
+         */expiresAt: Date
     )
     /**
      * The token expired before a replacement arrived.
@@ -4325,7 +4985,7 @@ public enum EventKind: Equatable, Hashable {
     case expired(
         /**
          * When it expired.
-         */expiredAtMs: Int64
+         */expiredAt: Date
     )
     /**
      * A fetch failed; another attempt is scheduled.
@@ -4342,7 +5002,7 @@ public enum EventKind: Equatable, Hashable {
          */error: TokenKeeperError, 
         /**
          * When the next attempt is due.
-         */nextRetryAtMs: Int64
+         */nextRetryAt: Date
     )
     /**
      * A server rejected the current token (`tokenRejected()`).
@@ -4351,6 +5011,26 @@ public enum EventKind: Equatable, Hashable {
         /**
          * Whether it had just been issued.
          */fresh: Bool
+    )
+    /**
+     * The sink handed a new token to the engine.
+     */
+    case applied(
+        /**
+         * When that token expires.
+         */expiresAt: Date
+    )
+    /**
+     * The sink could not hand a token to the engine; it is retried (a fresh token the engine
+     * keeps refusing is treated as rejected).
+     */
+    case applyFailed(
+        /**
+         * Consecutive failures for this token (1, 2, …).
+         */attempt: UInt32, 
+        /**
+         * What the engine said.
+         */message: String
     )
     /**
      * Rotated credentials (a refresh token) could not be saved. The token that came with them
@@ -4373,7 +5053,7 @@ public enum EventKind: Equatable, Hashable {
     /**
      * Fatal: access forbidden or revoked (banned, stream ended). Leave the channel.
      */
-    case revoked(
+    case forbidden(
         /**
          * Why.
          */reason: String
@@ -4387,7 +5067,7 @@ public enum EventKind: Equatable, Hashable {
          */error: TokenKeeperError
     )
     /**
-     * The session was closed.
+     * The session was closed. Its event streams end after this.
      */
     case closed
 
@@ -4411,40 +5091,46 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .issued(reason: try FfiConverterTypeFetchReason.read(from: &buf), expiresAtMs: try FfiConverterInt64.read(from: &buf), renewAtMs: try FfiConverterInt64.read(from: &buf), fetchLatencyMs: try FfiConverterUInt64.read(from: &buf)
+        case 1: return .issued(reason: try FfiConverterTypeFetchReason.read(from: &buf), expiresAt: try FfiConverterTimestamp.read(from: &buf), renewAt: try FfiConverterTimestamp.read(from: &buf), fetchLatency: try FfiConverterDuration.read(from: &buf)
         )
         
-        case 2: return .notYetValid(startsAtMs: try FfiConverterInt64.read(from: &buf)
+        case 2: return .notYetValid(startsAt: try FfiConverterTimestamp.read(from: &buf)
         )
         
-        case 3: return .becameValid(expiresAtMs: try FfiConverterInt64.read(from: &buf)
+        case 3: return .becameValid(expiresAt: try FfiConverterTimestamp.read(from: &buf)
         )
         
-        case 4: return .willExpire(expiresAtMs: try FfiConverterInt64.read(from: &buf)
+        case 4: return .willExpire(expiresAt: try FfiConverterTimestamp.read(from: &buf)
         )
         
-        case 5: return .expired(expiredAtMs: try FfiConverterInt64.read(from: &buf)
+        case 5: return .expired(expiredAt: try FfiConverterTimestamp.read(from: &buf)
         )
         
-        case 6: return .fetchFailed(reason: try FfiConverterTypeFetchReason.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), error: try FfiConverterTypeTokenKeeperError.read(from: &buf), nextRetryAtMs: try FfiConverterInt64.read(from: &buf)
+        case 6: return .fetchFailed(reason: try FfiConverterTypeFetchReason.read(from: &buf), attempt: try FfiConverterUInt32.read(from: &buf), error: try FfiConverterTypeTokenKeeperError.read(from: &buf), nextRetryAt: try FfiConverterTimestamp.read(from: &buf)
         )
         
         case 7: return .rejected(fresh: try FfiConverterBool.read(from: &buf)
         )
         
-        case 8: return .storeFailed(message: try FfiConverterString.read(from: &buf)
+        case 8: return .applied(expiresAt: try FfiConverterTimestamp.read(from: &buf)
         )
         
-        case 9: return .reauthRequired(message: try FfiConverterString.read(from: &buf)
+        case 9: return .applyFailed(attempt: try FfiConverterUInt32.read(from: &buf), message: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .revoked(reason: try FfiConverterString.read(from: &buf)
+        case 10: return .storeFailed(message: try FfiConverterString.read(from: &buf)
         )
         
-        case 11: return .failed(error: try FfiConverterTypeTokenKeeperError.read(from: &buf)
+        case 11: return .reauthRequired(message: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .closed
+        case 12: return .forbidden(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .failed(error: try FfiConverterTypeTokenKeeperError.read(from: &buf)
+        )
+        
+        case 14: return .closed
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4454,40 +5140,40 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         switch value {
         
         
-        case let .issued(reason,expiresAtMs,renewAtMs,fetchLatencyMs):
+        case let .issued(reason,expiresAt,renewAt,fetchLatency):
             writeInt(&buf, Int32(1))
             FfiConverterTypeFetchReason.write(reason, into: &buf)
-            FfiConverterInt64.write(expiresAtMs, into: &buf)
-            FfiConverterInt64.write(renewAtMs, into: &buf)
-            FfiConverterUInt64.write(fetchLatencyMs, into: &buf)
+            FfiConverterTimestamp.write(expiresAt, into: &buf)
+            FfiConverterTimestamp.write(renewAt, into: &buf)
+            FfiConverterDuration.write(fetchLatency, into: &buf)
             
         
-        case let .notYetValid(startsAtMs):
+        case let .notYetValid(startsAt):
             writeInt(&buf, Int32(2))
-            FfiConverterInt64.write(startsAtMs, into: &buf)
+            FfiConverterTimestamp.write(startsAt, into: &buf)
             
         
-        case let .becameValid(expiresAtMs):
+        case let .becameValid(expiresAt):
             writeInt(&buf, Int32(3))
-            FfiConverterInt64.write(expiresAtMs, into: &buf)
+            FfiConverterTimestamp.write(expiresAt, into: &buf)
             
         
-        case let .willExpire(expiresAtMs):
+        case let .willExpire(expiresAt):
             writeInt(&buf, Int32(4))
-            FfiConverterInt64.write(expiresAtMs, into: &buf)
+            FfiConverterTimestamp.write(expiresAt, into: &buf)
             
         
-        case let .expired(expiredAtMs):
+        case let .expired(expiredAt):
             writeInt(&buf, Int32(5))
-            FfiConverterInt64.write(expiredAtMs, into: &buf)
+            FfiConverterTimestamp.write(expiredAt, into: &buf)
             
         
-        case let .fetchFailed(reason,attempt,error,nextRetryAtMs):
+        case let .fetchFailed(reason,attempt,error,nextRetryAt):
             writeInt(&buf, Int32(6))
             FfiConverterTypeFetchReason.write(reason, into: &buf)
             FfiConverterUInt32.write(attempt, into: &buf)
             FfiConverterTypeTokenKeeperError.write(error, into: &buf)
-            FfiConverterInt64.write(nextRetryAtMs, into: &buf)
+            FfiConverterTimestamp.write(nextRetryAt, into: &buf)
             
         
         case let .rejected(fresh):
@@ -4495,28 +5181,39 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             FfiConverterBool.write(fresh, into: &buf)
             
         
-        case let .storeFailed(message):
+        case let .applied(expiresAt):
             writeInt(&buf, Int32(8))
+            FfiConverterTimestamp.write(expiresAt, into: &buf)
+            
+        
+        case let .applyFailed(attempt,message):
+            writeInt(&buf, Int32(9))
+            FfiConverterUInt32.write(attempt, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .storeFailed(message):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(message, into: &buf)
             
         
         case let .reauthRequired(message):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .revoked(reason):
-            writeInt(&buf, Int32(10))
+        case let .forbidden(reason):
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .failed(error):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(13))
             FfiConverterTypeTokenKeeperError.write(error, into: &buf)
             
         
         case .closed:
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(14))
         
         }
     }
@@ -4992,19 +5689,20 @@ enum TokenKeeperError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErr
     
     /**
      * A temporary failure (network, timeout, HTTP 5xx, 429). The session keeps retrying by
-     * itself; a caller that cannot wait may try again after `retry_after_ms` (when known).
+     * itself; a caller that cannot wait may try again after `retry_after` (when known).
      */
     case RetryLater(
         /**
          * What failed, without secrets.
          */reason: String, 
         /**
-         * Server-requested delay before the next attempt (HTTP `Retry-After`), if any.
-         */retryAfterMs: UInt64?
+         * When the next attempt is due (or the server's `Retry-After`), if known.
+         */retryAfter: TimeInterval?
     )
     /**
      * The user's credentials are no longer accepted (HTTP 401, OAuth `invalid_grant`): sign the
-     * user in again, then call `renewToken()`. The session stops retrying until then.
+     * user in again, then call `setCredentials()` (or `renewToken()`). The session stops
+     * retrying until then.
      */
     case ReauthRequired(
         /**
@@ -5049,17 +5747,17 @@ enum TokenKeeperError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErr
          */reason: String
     )
     /**
-     * The token only becomes valid at `starts_at_ms` (a scheduled meeting); the session holds
+     * The token only becomes valid at `starts_at` (a scheduled meeting); the session holds
      * it and becomes valid by itself then. Wait, or show a countdown.
      */
     case NotYetValid(
         /**
-         * When the token becomes valid, unix milliseconds (device clock).
-         */startsAtMs: Int64
+         * When the token becomes valid (device clock).
+         */startsAt: Date
     )
     /**
-     * Rotated credentials could not be saved to the credential store, so the token that came
-     * with them was withheld. The session retries; check the keychain/keystore.
+     * The credentials could not be read from the credential store (a locked keychain), and no
+     * others are held. The session retries; check the keychain/keystore.
      */
     case StoreFailed(
         /**
@@ -5122,7 +5820,7 @@ public struct FfiConverterTypeTokenKeeperError: FfiConverterRustBuffer {
         
         case 1: return .RetryLater(
             reason: try FfiConverterString.read(from: &buf), 
-            retryAfterMs: try FfiConverterOptionUInt64.read(from: &buf)
+            retryAfter: try FfiConverterOptionDuration.read(from: &buf)
             )
         case 2: return .ReauthRequired(
             reason: try FfiConverterString.read(from: &buf)
@@ -5140,7 +5838,7 @@ public struct FfiConverterTypeTokenKeeperError: FfiConverterRustBuffer {
             reason: try FfiConverterString.read(from: &buf)
             )
         case 7: return .NotYetValid(
-            startsAtMs: try FfiConverterInt64.read(from: &buf)
+            startsAt: try FfiConverterTimestamp.read(from: &buf)
             )
         case 8: return .StoreFailed(
             reason: try FfiConverterString.read(from: &buf)
@@ -5166,10 +5864,10 @@ public struct FfiConverterTypeTokenKeeperError: FfiConverterRustBuffer {
 
         
         
-        case let .RetryLater(reason,retryAfterMs):
+        case let .RetryLater(reason,retryAfter):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(reason, into: &buf)
-            FfiConverterOptionUInt64.write(retryAfterMs, into: &buf)
+            FfiConverterOptionDuration.write(retryAfter, into: &buf)
             
         
         case let .ReauthRequired(reason):
@@ -5197,9 +5895,9 @@ public struct FfiConverterTypeTokenKeeperError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .NotYetValid(startsAtMs):
+        case let .NotYetValid(startsAt):
             writeInt(&buf, Int32(7))
-            FfiConverterInt64.write(startsAtMs, into: &buf)
+            FfiConverterTimestamp.write(startsAt, into: &buf)
             
         
         case let .StoreFailed(reason):
@@ -5243,8 +5941,8 @@ public func FfiConverterTypeTokenKeeperError_lower(_ value: TokenKeeperError) ->
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
-    typealias SwiftType = UInt64?
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
         guard let value = value else {
@@ -5252,37 +5950,13 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
             return
         }
         writeInt(&buf, Int8(1))
-        FfiConverterUInt64.write(value, into: &buf)
+        FfiConverterBool.write(value, into: &buf)
     }
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
-        case 1: return try FfiConverterUInt64.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
-    typealias SwiftType = Int64?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterInt64.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterInt64.read(from: &buf)
+        case 1: return try FfiConverterBool.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5307,6 +5981,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTimestamp.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTimestamp.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDuration: FfiConverterRustBuffer {
+    typealias SwiftType = TimeInterval?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDuration.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDuration.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5363,6 +6085,30 @@ fileprivate struct FfiConverterOptionTypeSecret: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeTokenSink: FfiConverterRustBuffer {
+    typealias SwiftType = TokenSink?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTokenSink.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTokenSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeIssuedToken: FfiConverterRustBuffer {
     typealias SwiftType = IssuedToken?
 
@@ -5387,8 +6133,8 @@ fileprivate struct FfiConverterOptionTypeIssuedToken: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypePolicyConfig: FfiConverterRustBuffer {
-    typealias SwiftType = PolicyConfig?
+fileprivate struct FfiConverterOptionTypePolicy: FfiConverterRustBuffer {
+    typealias SwiftType = Policy?
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
         guard let value = value else {
@@ -5396,13 +6142,13 @@ fileprivate struct FfiConverterOptionTypePolicyConfig: FfiConverterRustBuffer {
             return
         }
         writeInt(&buf, Int8(1))
-        FfiConverterTypePolicyConfig.write(value, into: &buf)
+        FfiConverterTypePolicy.write(value, into: &buf)
     }
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
-        case 1: return try FfiConverterTypePolicyConfig.read(from: &buf)
+        case 1: return try FfiConverterTypePolicy.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5427,6 +6173,54 @@ fileprivate struct FfiConverterOptionTypeSessionEvent: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeSessionEvent.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeSessionStatus: FfiConverterRustBuffer {
+    typealias SwiftType = SessionStatus?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSessionStatus.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSessionStatus.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTokenKeeperError: FfiConverterRustBuffer {
+    typealias SwiftType = TokenKeeperError?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTokenKeeperError.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTokenKeeperError.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5622,11 +6416,10 @@ public func uniffiForeignFutureHandleCountTokenkeeper() -> Int {
     UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
 }
 /**
- * The core's default policy, for comparison with a `PolicyConfig()` built from the defaults
- * of the generated bindings (they are the same values).
+ * Every field of [`Policy`] filled in with the core's default (for settings screens).
  */
-public func defaultPolicy() -> PolicyConfig  {
-    return try!  FfiConverterTypePolicyConfig_lift(try! rustCall() {
+public func defaultPolicy() -> Policy  {
+    return try!  FfiConverterTypePolicy_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_func_default_policy(uniffiCallStatus
     )
@@ -5634,7 +6427,7 @@ public func defaultPolicy() -> PolicyConfig  {
 }
 /**
  * Classifies an HTTP error status the way the built-in HTTP source does, for host token
- * sources to throw: 408/425/429/5xx → `RetryLater` (with `retry_after_ms`), 401 →
+ * sources to throw: 408/425/429/5xx → `RetryLater` (with `retry_after`), 401 →
  * `ReauthRequired`, 403 → `Forbidden`, 404/410 → `Forbidden` (revoked), other 4xx →
  * `Misconfigured`.
  *
@@ -5643,28 +6436,16 @@ public func defaultPolicy() -> PolicyConfig  {
  * if (!response.isSuccessful) throw errorForHttpStatus(response.code.toUShort(), null, response.message)
  * ```
  */
-public func errorForHttpStatus(status: UInt16, retryAfterMs: UInt64?, message: String) -> TokenKeeperError  {
+public func errorForHttpStatus(status: UInt16, retryAfter: TimeInterval?, message: String) -> TokenKeeperError  {
     return try!  FfiConverterTypeTokenKeeperError_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(
         FfiConverterUInt16.lower(status),
-        FfiConverterOptionUInt64.lower(retryAfterMs),
+        FfiConverterOptionDuration.lower(retryAfter),
         FfiConverterString.lower(message),uniffiCallStatus
     )
 })
 }
-/**
- * Decodes an Agora 007/006, ZEGO 04 or JWT token without a key and reports its expiry.
- *
- * # Errors
- * [`TokenKeeperError::InvalidToken`] naming what is wrong (unknown format, truncated…).
- *
- * # Example (Kotlin)
- * ```kotlin
- * val info = inspect(token)
- * println("${info.format} expires at ${info.expiresAt}")
- * ```
- */
 public func inspect(token: String)throws  -> TokenInfo  {
     return try  FfiConverterTypeTokenInfo_lift(try rustCallWithError(FfiConverterTypeTokenKeeperError_lift) {
         uniffiCallStatus in
@@ -5736,13 +6517,13 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_func_default_policy() != 43794) {
+    if (uniffi_tokenkeeper_uniffi_checksum_func_default_policy() != 18382) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_func_error_for_http_status() != 50269) {
+    if (uniffi_tokenkeeper_uniffi_checksum_func_error_for_http_status() != 49023) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_func_inspect() != 31225) {
+    if (uniffi_tokenkeeper_uniffi_checksum_func_inspect() != 24513) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_func_clear_log_sink() != 56556) {
@@ -5769,6 +6550,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove() != 42868) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_cancel() != 25454) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_next() != 14848) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() != 3223) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5776,6 +6563,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete() != 62660) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_tokensink_apply() != 42838) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_tokensource_fetch() != 59653) {
@@ -5790,10 +6580,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() != 24146) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session() != 62812) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session() != 45163) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_session() != 59297) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_session() != 58032) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_resumed() != 17071) {
@@ -5826,6 +6616,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_id() != 61777) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_expired() != 44745) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_rejected() != 10138) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_will_expire() != 7824) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token() != 42443) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5838,16 +6637,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_state() != 15440) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_status() != 26062) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe() != 23471) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 55498) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_token() != 153) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() != 2467) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected() != 58982) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tokenkeeper_uniffi_checksum_method_session_watch_status() != 25234) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() != 6798) {
@@ -5862,7 +6667,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_secret_len() != 25290) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new() != 41806) {
+    if (uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new() != 34946) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new() != 24121) {
@@ -5872,6 +6677,7 @@ private let initializationResult: InitializationResult = {
     uniffiCallbackInitCredentialStore()
     uniffiCallbackInitEventListener()
     uniffiCallbackInitLogSink()
+    uniffiCallbackInitTokenSink()
     uniffiCallbackInitTokenSource()
     return InitializationResult.ok
 }()

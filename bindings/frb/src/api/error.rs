@@ -19,7 +19,7 @@ pub enum ErrorKind {
     ReauthRequired,
     /// Access is forbidden or was revoked (HTTP 403: banned, not the owner; stream ended: 404).
     /// Retries stopped: leave the channel and tell the user.
-    Revoked,
+    Forbidden,
     /// A setting is wrong; `setting` names it. Retries stopped: fix the configuration.
     Misconfigured,
     /// The server rejected freshly issued tokens twice in a row (often a wrong App ID,
@@ -96,7 +96,7 @@ impl From<tokenkeeper::Error> for TokenKeeperError {
                 ..Self::new(ErrorKind::RetryLater, message)
             },
             E::ReauthRequired { .. } => Self::new(ErrorKind::ReauthRequired, message),
-            E::Revoked { .. } => Self::new(ErrorKind::Revoked, message),
+            E::Forbidden { .. } => Self::new(ErrorKind::Forbidden, message),
             E::Misconfigured { setting, .. } => Self::misconfigured(&setting, message),
             E::Rejected { .. } => Self::new(ErrorKind::Rejected, message),
             E::NotYetValid { starts_at_ms } => Self {

@@ -98,13 +98,17 @@ pub enum SessionEventKind {
     FetchFailed,
     /// A server rejected the current token (`fresh`: it had just been issued).
     Rejected,
+    /// The sink handed a new token to the engine (`expiresAt`).
+    Applied,
+    /// The sink could not hand a token to the engine (`attempt`, `message`); it is retried.
+    ApplyFailed,
     /// Rotated credentials could not be saved (`message`); the token was handed out anyway,
     /// the credentials stay in memory and the save is retried. Check your secure storage.
     StoreFailed,
     /// Fatal: the user must sign in again (`message`). No more fetches until `renewToken()`.
     ReauthRequired,
     /// Fatal: access forbidden or revoked (`message`). No more fetches until `renewToken()`.
-    Revoked,
+    Forbidden,
     /// Fatal for another reason (`error`: misconfigured, repeated rejection).
     Failed,
     /// The session was closed. Its event stream ends after this.
@@ -213,6 +217,15 @@ impl From<core::Event> for SessionEvent {
                 out.kind = SessionEventKind::Rejected;
                 out.fresh = Some(fresh);
             }
+            K::Applied { expires_at_ms } => {
+                out.kind = SessionEventKind::Applied;
+                out.expires_at = Some(instant(expires_at_ms));
+            }
+            K::ApplyFailed { attempt, message } => {
+                out.kind = SessionEventKind::ApplyFailed;
+                out.attempt = Some(attempt);
+                out.message = Some(message);
+            }
             K::StoreFailed { message } => {
                 out.kind = SessionEventKind::StoreFailed;
                 out.message = Some(message);
@@ -221,8 +234,8 @@ impl From<core::Event> for SessionEvent {
                 out.kind = SessionEventKind::ReauthRequired;
                 out.message = Some(message);
             }
-            K::Revoked { reason } => {
-                out.kind = SessionEventKind::Revoked;
+            K::Forbidden { reason } => {
+                out.kind = SessionEventKind::Forbidden;
                 out.message = Some(reason);
             }
             K::Failed { error } => {

@@ -57,7 +57,7 @@ async fn backend_refusals_map_to_what_the_app_should_do() {
         .open_session(options("live-1", "bob", "publisher"), source.callback())
         .unwrap();
     let e = session.token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Revoked);
+    assert_eq!(e.kind, ErrorKind::Forbidden);
     assert!(e.message.contains("not_owner"), "{}", e.message);
 
     // 404: the stream ended → revoked.
@@ -66,7 +66,7 @@ async fn backend_refusals_map_to_what_the_app_should_do() {
         .open_session(options("live-2", "bob", "publisher"), source.callback())
         .unwrap();
     let e = session.token().await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Revoked);
+    assert_eq!(e.kind, ErrorKind::Forbidden);
     assert!(e.message.contains("stream_ended"), "{}", e.message);
 
     // 400: a role the backend does not know → misconfigured, naming the setting.

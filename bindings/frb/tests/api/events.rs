@@ -79,7 +79,7 @@ async fn a_ban_reaches_the_keeper_stream_as_revoked_with_the_backend_reason() {
         .await
         .unwrap();
     let error = session.renew_token().await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Revoked);
+    assert_eq!(error.kind, ErrorKind::Forbidden);
 
     // Access is gone: the held token is withdrawn at once (reported as expired now, long before
     // its own expiry), then the session stops.
@@ -87,7 +87,7 @@ async fn a_ban_reaches_the_keeper_stream_as_revoked_with_the_backend_reason() {
     assert_eq!(e.kind, SessionEventKind::Expired);
     assert!(e.expires_at.unwrap() < first.expires_at);
     let e = next_event(&mut events).await;
-    assert_eq!(e.kind, SessionEventKind::Revoked);
+    assert_eq!(e.kind, SessionEventKind::Forbidden);
     assert_eq!(e.session_id, session.id());
     let message = e
         .message

@@ -125,7 +125,10 @@ async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
-            ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
             ("client_id", "qa-app"),
         ])
         .send()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use tokenkeeper_uniffi::{
-    FetchRequest, FetchedToken, Keeper, PolicyConfig, SessionState, TokenKeeperError, TokenSource,
+    FetchRequest, FetchedToken, Keeper, Policy, SessionState, TokenKeeperError, TokenSource,
     error_for_http_status,
 };
 
@@ -22,12 +22,12 @@ impl TokenSource for Failing {
 /// `token()` against a source that always throws `thrown`: fatal errors come back at once,
 /// retryable ones after the wait limit (200 ms here instead of the default 30 s).
 fn first_error(thrown: TokenKeeperError) -> (TokenKeeperError, SessionState) {
-    let policy = PolicyConfig {
-        token_wait_ms: 200,
-        ..PolicyConfig::default()
+    let policy = Policy {
+        token_wait: Some(std::time::Duration::from_millis(200)),
+        ..Policy::default()
     };
     let keeper = Keeper::new(Some(policy), None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Failing(thrown)));
+    let session = keeper.open_session(config(), Arc::new(Failing(thrown)), None);
     let err = block_on(session.token()).unwrap_err();
     (err, session.state())
 }
@@ -64,7 +64,7 @@ fn host_forbidden_stops_the_session_with_forbidden() {
 fn host_retry_later_is_retried_not_fatal() {
     let (err, state) = first_error(TokenKeeperError::RetryLater {
         reason: "offline".into(),
-        retry_after_ms: None,
+        retry_after: None,
     });
     match err {
         TokenKeeperError::RetryLater { reason, .. } => {
@@ -90,10 +90,10 @@ fn http_statuses_map_to_actions() {
         TokenKeeperError::Forbidden { .. }
     ));
     assert_eq!(
-        error_for_http_status(429, Some(7000), "slow".into()),
+        error_for_http_status(429, Some(std::time::Duration::from_secs(7)), "slow".into()),
         TokenKeeperError::RetryLater {
             reason: "HTTP 429: slow".into(),
-            retry_after_ms: Some(7000)
+            retry_after: Some(std::time::Duration::from_secs(7))
         }
     );
     assert!(matches!(

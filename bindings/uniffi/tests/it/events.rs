@@ -24,7 +24,7 @@ impl EventListener for Recorder {
 #[test]
 fn subscription_yields_issued_then_ends_on_close() {
     let keeper = Keeper::new(None, None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Counting::default()));
+    let session = keeper.open_session(config(), Arc::new(Counting::default()), None);
     let sub = session.subscribe();
     block_on(session.token()).unwrap();
     let first = block_on(sub.clone().next()).unwrap().expect("an event");
@@ -50,7 +50,7 @@ fn subscription_yields_issued_then_ends_on_close() {
 #[test]
 fn cancel_ends_a_pending_next() {
     let keeper = Keeper::new(None, None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Counting::default()));
+    let session = keeper.open_session(config(), Arc::new(Counting::default()), None);
     let sub = session.subscribe();
     let waiting = std::thread::spawn({
         let sub = sub.clone();
@@ -65,7 +65,7 @@ fn cancel_ends_a_pending_next() {
 #[test]
 fn listener_sees_events_until_removed() {
     let keeper = Keeper::new(None, None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Counting::default()));
+    let session = keeper.open_session(config(), Arc::new(Counting::default()), None);
     let recorder = Arc::new(Recorder::default());
     let registration = session.clone().add_listener(recorder.clone());
     block_on(session.token()).unwrap();
@@ -91,7 +91,7 @@ fn listener_sees_events_until_removed() {
 #[test]
 fn dropping_a_pending_next_aborts_its_task_and_frees_the_stream() {
     let keeper = Keeper::new(None, None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Counting::default()));
+    let session = keeper.open_session(config(), Arc::new(Counting::default()), None);
     let sub = session.subscribe();
     {
         // Poll once so the work is spawned, then drop it: what a cancelled coroutine does.
@@ -130,10 +130,10 @@ impl TokenSource for Numbered {
         *n += 1;
         Ok(FetchedToken {
             token: Secret::new(format!("tok-{n}")),
-            expires_at_ms: None,
-            expires_in_ms: Some(600_000),
-            issued_at_ms: None,
-            server_time_ms: None,
+            expires_at: None,
+            expires_in: Some(std::time::Duration::from_millis(600_000)),
+            issued_at: None,
+            server_time: None,
             rotated_credentials: None,
         })
     }
@@ -142,7 +142,7 @@ impl TokenSource for Numbered {
 #[test]
 fn a_listener_that_throws_never_stops_the_session() {
     let keeper = Keeper::new(None, None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Numbered::default()));
+    let session = keeper.open_session(config(), Arc::new(Numbered::default()), None);
     let throws = Arc::new(Throws(Mutex::new(0)));
     session.clone().add_listener(throws.clone());
     let first = block_on(session.token()).unwrap();

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures::executor::block_on;
 use tokenkeeper_uniffi::{
-    FetchReason, FetchRequest, FetchedToken, HttpSourceConfig, IssuedToken, Keeper, PolicyConfig,
-    Secret, SessionConfig, SessionSpec, SessionState, TokenFormat, TokenKeeperError, TokenSource,
+    FetchReason, FetchRequest, FetchedToken, HttpSourceConfig, IssuedToken, Keeper, Policy, Secret,
+    SessionConfig, SessionSpec, SessionState, TokenFormat, TokenKeeperError, TokenSource,
     default_policy, inspect,
 };
 
@@ -27,10 +27,10 @@ impl TokenSource for Counting {
         assert_eq!(request.session.channel, "room-1");
         Ok(FetchedToken {
             token: Secret::new(JWT.into()),
-            expires_at_ms: None,
-            expires_in_ms: Some(600_000),
-            issued_at_ms: None,
-            server_time_ms: None,
+            expires_at: None,
+            expires_in: Some(std::time::Duration::from_millis(600_000)),
+            issued_at: None,
+            server_time: None,
             rotated_credentials: None,
         })
     }
@@ -54,11 +54,17 @@ pub(crate) fn config() -> SessionConfig {
 fn token_completes_when_polled_from_a_thread_without_a_runtime() {
     let keeper = Keeper::new(None, None).unwrap();
     let source = Arc::new(Counting::default());
-    let session = keeper.open_session(config(), source.clone());
+    let session = keeper.open_session(config(), source.clone(), None);
     let issued = block_on(session.token()).unwrap();
     assert_eq!(issued.token.expose(), JWT);
     assert_eq!(issued.reason, FetchReason::Initial);
-    assert_eq!(issued.expires_at_ms - issued.received_at_ms, 600_000);
+    assert_eq!(
+        issued
+            .expires_at
+            .duration_since(issued.received_at)
+            .unwrap(),
+        std::time::Duration::from_secs(600)
+    );
     assert_eq!(session.current(), Some(issued));
     assert_eq!(session.state(), SessionState::Valid);
     assert_eq!(source.calls.load(Ordering::SeqCst), 1);
@@ -68,7 +74,7 @@ fn token_completes_when_polled_from_a_thread_without_a_runtime() {
 fn fifty_concurrent_callers_share_one_fetch() {
     let keeper = Keeper::new(None, None).unwrap();
     let source = Arc::new(Counting::default());
-    let session = keeper.open_session(config(), source.clone());
+    let session = keeper.open_session(config(), source.clone(), None);
     let threads: Vec<_> = (0..50)
         .map(|_| {
             let s = session.clone();
@@ -84,7 +90,7 @@ fn fifty_concurrent_callers_share_one_fetch() {
 #[test]
 fn closed_session_answers_closed_and_keeper_counts_none() {
     let keeper = Keeper::new(None, None).unwrap();
-    let session = keeper.open_session(config(), Arc::new(Counting::default()));
+    let session = keeper.open_session(config(), Arc::new(Counting::default()), None);
     block_on(session.token()).unwrap();
     assert_eq!(keeper.session_count(), 1);
     session.close();
@@ -97,12 +103,16 @@ fn closed_session_answers_closed_and_keeper_counts_none() {
 }
 
 #[test]
-fn policy_config_defaults_are_the_core_defaults_and_round_trip() {
+fn policy_defaults_are_the_core_defaults_and_round_trip() {
     let core = tokenkeeper::lifecycle::Policy::default();
     let config = default_policy();
-    assert_eq!(config, PolicyConfig::from(core.clone()));
-    assert_eq!(config.renew_lead_ms, 30_000);
+    assert_eq!(config.renew_lead, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(
+        tokenkeeper::lifecycle::Policy::from(Policy::default()),
+        core
+    );
     let back = tokenkeeper::lifecycle::Policy::from(config);
+    assert_eq!(back, core);
     assert_eq!(back.renew_lead, core.renew_lead);
     assert_eq!(back.min_retry_delay, core.min_retry_delay);
     assert_eq!(back.assumed_lifetime, core.assumed_lifetime);
@@ -112,7 +122,10 @@ fn policy_config_defaults_are_the_core_defaults_and_round_trip() {
 fn inspect_reports_format_expiry_and_user() {
     let info = inspect(JWT.into()).unwrap();
     assert_eq!(info.format, TokenFormat::Jwt);
-    assert_eq!(info.expires_at, Some(9_999_999_999));
+    assert_eq!(
+        info.expires_at,
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(9_999_999_999))
+    );
     assert_eq!(info.user.as_deref(), Some("1"));
     let details: serde_json::Value = serde_json::from_str(&info.details_json).unwrap();
     assert_eq!(details["claims"]["sub"], "1");
@@ -135,16 +148,16 @@ fn secret_display_and_debug_show_only_the_length() {
 fn debug_output_of_records_hides_tokens_and_credentials() {
     let issued = IssuedToken {
         token: Secret::new(JWT.into()),
-        expires_at_ms: 1,
-        received_at_ms: 0,
+        expires_at: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1),
+        received_at: std::time::UNIX_EPOCH,
         reason: FetchReason::Forced,
     };
     let fetched = FetchedToken {
         token: Secret::new(JWT.into()),
-        expires_at_ms: None,
-        expires_in_ms: None,
-        issued_at_ms: None,
-        server_time_ms: None,
+        expires_at: None,
+        expires_in: None,
+        issued_at: None,
+        server_time: None,
         rotated_credentials: Some(Secret::new("refresh-SECRET".into())),
     };
     let request = FetchRequest {
@@ -153,7 +166,7 @@ fn debug_output_of_records_hides_tokens_and_credentials() {
         attempt: 1,
         credentials: Some(Secret::new("refresh-SECRET".into())),
         previous_token: Some(Secret::new(JWT.into())),
-        timeout_ms: 10_000,
+        timeout: std::time::Duration::from_secs(10),
     };
     let http = HttpSourceConfig {
         endpoint: "https://api.example.com/token".into(),
@@ -195,7 +208,7 @@ fn http_config_errors_name_the_setting() {
         json_body: Some("{nope".into()),
         ..base.clone()
     };
-    match keeper.open_http_session(config(), bad_body) {
+    match keeper.open_http_session(config(), bad_body, None) {
         Err(TokenKeeperError::Misconfigured { reason }) => {
             assert!(reason.contains("json_body"), "{reason}")
         }
@@ -206,7 +219,7 @@ fn http_config_errors_name_the_setting() {
         ..base
     };
     assert!(matches!(
-        keeper.open_http_session(config(), bad_pointer),
+        keeper.open_http_session(config(), bad_pointer, None),
         Err(TokenKeeperError::Misconfigured { .. })
     ));
 }
@@ -227,7 +240,7 @@ fn http_session_without_the_feature_is_misconfigured() {
         expires_in_pointer: None,
     };
     assert!(matches!(
-        keeper.open_http_session(config(), http),
+        keeper.open_http_session(config(), http, None),
         Err(TokenKeeperError::Misconfigured { .. })
     ));
 }

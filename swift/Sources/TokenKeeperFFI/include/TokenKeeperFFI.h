@@ -271,6 +271,13 @@ typedef void (*UniffiCallbackInterfaceCredentialStoreMethod2)(uint64_t, RustBuff
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_SINK_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_SINK_METHOD0
+typedef void (*UniffiCallbackInterfaceTokenSinkMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_SOURCE_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_TOKEN_SOURCE_METHOD0
 typedef void (*UniffiCallbackInterfaceTokenSourceMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
@@ -302,6 +309,15 @@ typedef struct UniffiVTableCallbackInterfaceCredentialStore {
     UniffiCallbackInterfaceCredentialStoreMethod1 _Nonnull save;
     UniffiCallbackInterfaceCredentialStoreMethod2 _Nonnull delete;
 } UniffiVTableCallbackInterfaceCredentialStore;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_SINK
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_SINK
+typedef struct UniffiVTableCallbackInterfaceTokenSink {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceTokenSinkMethod0 _Nonnull apply;
+} UniffiVTableCallbackInterfaceTokenSink;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TOKEN_SOURCE
@@ -382,6 +398,26 @@ void uniffi_tokenkeeper_uniffi_fn_free_listenerregistration(uint64_t handle, Rus
 int8_t uniffi_tokenkeeper_uniffi_fn_method_listenerregistration_remove(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_STATUSSUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_STATUSSUBSCRIPTION
+uint64_t uniffi_tokenkeeper_uniffi_fn_clone_statussubscription(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FREE_STATUSSUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FREE_STATUSSUBSCRIPTION
+void uniffi_tokenkeeper_uniffi_fn_free_statussubscription(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_STATUSSUBSCRIPTION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_STATUSSUBSCRIPTION_CANCEL
+void uniffi_tokenkeeper_uniffi_fn_method_statussubscription_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_STATUSSUBSCRIPTION_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_STATUSSUBSCRIPTION_NEXT
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_statussubscription_next(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_CREDENTIALSTORE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_CREDENTIALSTORE
 uint64_t uniffi_tokenkeeper_uniffi_fn_clone_credentialstore(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -410,6 +446,26 @@ void uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(uint64_t ptr, Rust
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_CREDENTIALSTORE_DELETE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_CREDENTIALSTORE_DELETE
 void uniffi_tokenkeeper_uniffi_fn_method_credentialstore_delete(uint64_t ptr, RustBuffer key, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_TOKENSINK
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_TOKENSINK
+uint64_t uniffi_tokenkeeper_uniffi_fn_clone_tokensink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FREE_TOKENSINK
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FREE_TOKENSINK
+void uniffi_tokenkeeper_uniffi_fn_free_tokensink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_INIT_CALLBACK_VTABLE_TOKENSINK
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_INIT_CALLBACK_VTABLE_TOKENSINK
+void uniffi_tokenkeeper_uniffi_fn_init_callback_vtable_tokensink(const UniffiVTableCallbackInterfaceTokenSink* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_TOKENSINK_APPLY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_TOKENSINK_APPLY
+void uniffi_tokenkeeper_uniffi_fn_method_tokensink_apply(uint64_t ptr, RustBuffer token, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_TOKENSOURCE
@@ -464,12 +520,12 @@ void uniffi_tokenkeeper_uniffi_fn_method_keeper_network_available(uint64_t ptr, 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_OPEN_HTTP_SESSION
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_OPEN_HTTP_SESSION
-uint64_t uniffi_tokenkeeper_uniffi_fn_method_keeper_open_http_session(uint64_t ptr, RustBuffer config, RustBuffer http, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_keeper_open_http_session(uint64_t ptr, RustBuffer config, RustBuffer http, RustBuffer sink, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_OPEN_SESSION
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_OPEN_SESSION
-uint64_t uniffi_tokenkeeper_uniffi_fn_method_keeper_open_session(uint64_t ptr, RustBuffer config, uint64_t source, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_keeper_open_session(uint64_t ptr, RustBuffer config, uint64_t source, RustBuffer sink, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_RESUMED
@@ -532,6 +588,21 @@ RustBuffer uniffi_tokenkeeper_uniffi_fn_method_session_current(uint64_t ptr, Rus
 uint64_t uniffi_tokenkeeper_uniffi_fn_method_session_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_ON_TOKEN_EXPIRED
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_ON_TOKEN_EXPIRED
+void uniffi_tokenkeeper_uniffi_fn_method_session_on_token_expired(uint64_t ptr, RustBuffer token, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_ON_TOKEN_REJECTED
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_ON_TOKEN_REJECTED
+void uniffi_tokenkeeper_uniffi_fn_method_session_on_token_rejected(uint64_t ptr, RustBuffer token, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_ON_TOKEN_WILL_EXPIRE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_ON_TOKEN_WILL_EXPIRE
+void uniffi_tokenkeeper_uniffi_fn_method_session_on_token_will_expire(uint64_t ptr, RustBuffer token, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_RENEW_TOKEN
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_RENEW_TOKEN
 uint64_t uniffi_tokenkeeper_uniffi_fn_method_session_renew_token(uint64_t ptr
@@ -552,6 +623,11 @@ RustBuffer uniffi_tokenkeeper_uniffi_fn_method_session_spec(uint64_t ptr, RustCa
 RustBuffer uniffi_tokenkeeper_uniffi_fn_method_session_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_STATUS
+RustBuffer uniffi_tokenkeeper_uniffi_fn_method_session_status(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_SUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_SUBSCRIBE
 uint64_t uniffi_tokenkeeper_uniffi_fn_method_session_subscribe(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -570,6 +646,11 @@ uint64_t uniffi_tokenkeeper_uniffi_fn_method_session_token_expired(uint64_t ptr,
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_TOKEN_REJECTED
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_TOKEN_REJECTED
 uint64_t uniffi_tokenkeeper_uniffi_fn_method_session_token_rejected(uint64_t ptr, RustBuffer token
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_WATCH_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_SESSION_WATCH_STATUS
+uint64_t uniffi_tokenkeeper_uniffi_fn_method_session_watch_status(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_CLONE_LOGSINK
@@ -670,7 +751,7 @@ RustBuffer uniffi_tokenkeeper_uniffi_fn_func_default_policy(RustCallStatus *_Non
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_ERROR_FOR_HTTP_STATUS
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_ERROR_FOR_HTTP_STATUS
-RustBuffer uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(uint16_t status, RustBuffer retry_after_ms, RustBuffer message, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(uint16_t status, RustBuffer retry_after, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_INSPECT
@@ -1020,6 +1101,18 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove(v
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_STATUSSUBSCRIPTION_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_STATUSSUBSCRIPTION_CANCEL
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_STATUSSUBSCRIPTION_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_STATUSSUBSCRIPTION_NEXT
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_next(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_LOAD
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_LOAD
 uint16_t uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load(void
@@ -1035,6 +1128,12 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_DELETE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_DELETE
 uint16_t uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_TOKENSINK_APPLY
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_TOKENSINK_APPLY
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_tokensink_apply(void
     
 );
 #endif
@@ -1134,6 +1233,24 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_id(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_ON_TOKEN_EXPIRED
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_ON_TOKEN_EXPIRED
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_expired(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_ON_TOKEN_REJECTED
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_ON_TOKEN_REJECTED
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_rejected(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_ON_TOKEN_WILL_EXPIRE
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_ON_TOKEN_WILL_EXPIRE
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_will_expire(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_RENEW_TOKEN
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_RENEW_TOKEN
 uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token(void
@@ -1158,6 +1275,12 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_state(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_STATUS
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_status(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_SUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_SUBSCRIBE
 uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe(void
@@ -1179,6 +1302,12 @@ uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_TOKEN_REJECTED
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_TOKEN_REJECTED
 uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_WATCH_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_CHECKSUM_METHOD_SESSION_WATCH_STATUS
+uint16_t uniffi_tokenkeeper_uniffi_checksum_method_session_watch_status(void
     
 );
 #endif

@@ -118,7 +118,7 @@ async fn step(
                         on_renewal(member.renewals_sent);
                     }
                 }
-                EventKind::Revoked { reason } => member.revoked = Some(reason),
+                EventKind::Forbidden { reason } => member.revoked = Some(reason),
                 EventKind::ReauthRequired { message } => panic!("unexpected re-auth: {message}"),
                 EventKind::Failed { error } => panic!("unexpected failure: {error}"),
                 _ => {}

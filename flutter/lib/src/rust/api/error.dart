@@ -24,7 +24,7 @@ retryLater,
 reauthRequired,
 /// Access is forbidden or was revoked (HTTP 403: banned, not the owner; stream ended: 404).
 /// Retries stopped: leave the channel and tell the user.
-revoked,
+forbidden,
 /// A setting is wrong; `setting` names it. Retries stopped: fix the configuration.
 misconfigured,
 /// The server rejected freshly issued tokens twice in a row (often a wrong App ID,

@@ -159,13 +159,17 @@ expired,
 fetchFailed,
 /// A server rejected the current token (`fresh`: it had just been issued).
 rejected,
+/// The sink handed a new token to the engine (`expiresAt`).
+applied,
+/// The sink could not hand a token to the engine (`attempt`, `message`); it is retried.
+applyFailed,
 /// Rotated credentials could not be saved (`message`); the token was handed out anyway,
 /// the credentials stay in memory and the save is retried. Check your secure storage.
 storeFailed,
 /// Fatal: the user must sign in again (`message`). No more fetches until `renewToken()`.
 reauthRequired,
 /// Fatal: access forbidden or revoked (`message`). No more fetches until `renewToken()`.
-revoked,
+forbidden,
 /// Fatal for another reason (`error`: misconfigured, repeated rejection).
 failed,
 /// The session was closed. Its event stream ends after this.

@@ -669,6 +669,9 @@ internal interface UniffiCallbackInterfaceCredentialStoreMethod1 : com.sun.jna.C
 internal interface UniffiCallbackInterfaceCredentialStoreMethod2 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`key`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceTokenSinkMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`token`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceTokenSourceMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
 }
@@ -716,6 +719,25 @@ internal open class UniffiVTableCallbackInterfaceCredentialStore(
         `load` = other.`load`
         `save` = other.`save`
         `delete` = other.`delete`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "apply")
+internal open class UniffiVTableCallbackInterfaceTokenSink(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `apply`: UniffiCallbackInterfaceTokenSinkMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `apply`: UniffiCallbackInterfaceTokenSinkMethod0? = null,
+    ): UniffiVTableCallbackInterfaceTokenSink(`uniffiFree`,`uniffiClone`,`apply`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceTokenSink) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `apply` = other.`apply`
     }
 
 }
@@ -804,11 +826,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove(
     ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_cancel(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_next(
+    ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_save(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_tokensink_apply(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_tokensource_fetch(
     ): Int
@@ -842,6 +870,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_id(
     ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_expired(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_rejected(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_will_expire(
+    ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_set_credentials(
@@ -850,6 +884,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_state(
     ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_session_status(
+    ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_token(
@@ -857,6 +893,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected(
+    ): Int
+    external fun uniffi_tokenkeeper_uniffi_checksum_method_session_watch_status(
     ): Int
     external fun uniffi_tokenkeeper_uniffi_checksum_method_logsink_log(
     ): Int
@@ -889,6 +927,7 @@ internal object UniffiLib {
         uniffiCallbackInterfaceCredentialStore.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
         uniffiCallbackInterfaceLogSink.register(this)
+        uniffiCallbackInterfaceTokenSink.register(this)
         uniffiCallbackInterfaceTokenSource.register(this)
         
     }
@@ -918,6 +957,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_listenerregistration_remove(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_tokenkeeper_uniffi_fn_clone_statussubscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_free_statussubscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_method_statussubscription_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_method_statussubscription_next(`ptr`: Long,
+    ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_clone_credentialstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_free_credentialstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -929,6 +976,14 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_uniffi_fn_method_credentialstore_save(`ptr`: Long,`key`: RustBuffer.ByValue,`value`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_credentialstore_delete(`ptr`: Long,`key`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_clone_tokensink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_free_tokensink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_init_callback_vtable_tokensink(`vtable`: UniffiVTableCallbackInterfaceTokenSink,
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_method_tokensink_apply(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_clone_tokensource(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -950,9 +1005,9 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_network_available(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_open_http_session(`ptr`: Long,`config`: RustBuffer.ByValue,`http`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_open_http_session(`ptr`: Long,`config`: RustBuffer.ByValue,`http`: RustBuffer.ByValue,`sink`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_open_session(`ptr`: Long,`config`: RustBuffer.ByValue,`source`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_open_session(`ptr`: Long,`config`: RustBuffer.ByValue,`source`: Long,`sink`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_resumed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -978,6 +1033,12 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_on_token_expired(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_on_token_rejected(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_on_token_will_expire(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_renew_token(`ptr`: Long,
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_set_credentials(`ptr`: Long,`credentials`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -986,6 +1047,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_subscribe(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_token(`ptr`: Long,
@@ -993,6 +1056,8 @@ internal object UniffiLib {
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_token_expired(`ptr`: Long,`token`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_session_token_rejected(`ptr`: Long,`token`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_tokenkeeper_uniffi_fn_method_session_watch_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_clone_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1032,7 +1097,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_func_default_policy(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(`status`: Short,`retryAfterMs`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(`status`: Short,`retryAfter`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_tokenkeeper_uniffi_fn_func_inspect(`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1161,13 +1226,13 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_default_policy() and 0xFFFF) != 43794) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_default_policy() and 0xFFFF) != 18382) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_error_for_http_status() and 0xFFFF) != 50269) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_error_for_http_status() and 0xFFFF) != 49023) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_inspect() and 0xFFFF) != 31225) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_inspect() and 0xFFFF) != 24513) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_clear_log_sink() and 0xFFFF) != 56556) {
@@ -1194,6 +1259,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_listenerregistration_remove() and 0xFFFF) != 42868) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_cancel() and 0xFFFF) != 25454) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_statussubscription_next() and 0xFFFF) != 14848) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_load() and 0xFFFF) != 3223) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1201,6 +1272,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_credentialstore_delete() and 0xFFFF) != 62660) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_tokensink_apply() and 0xFFFF) != 42838) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_tokensource_fetch() and 0xFFFF) != 59653) {
@@ -1215,10 +1289,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() and 0xFFFF) != 24146) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session() and 0xFFFF) != 62812) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_http_session() and 0xFFFF) != 45163) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_session() and 0xFFFF) != 59297) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_open_session() and 0xFFFF) != 58032) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_resumed() and 0xFFFF) != 17071) {
@@ -1251,6 +1325,15 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_id() and 0xFFFF) != 61777) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_expired() and 0xFFFF) != 44745) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_rejected() and 0xFFFF) != 10138) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_on_token_will_expire() and 0xFFFF) != 7824) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_renew_token() and 0xFFFF) != 42443) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1263,16 +1346,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_state() and 0xFFFF) != 15440) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_status() and 0xFFFF) != 26062) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_subscribe() and 0xFFFF) != 23471) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() and 0xFFFF) != 55498) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token() and 0xFFFF) != 153) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_expired() and 0xFFFF) != 2467) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_token_rejected() and 0xFFFF) != 58982) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_session_watch_status() and 0xFFFF) != 25234) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_logsink_log() and 0xFFFF) != 6798) {
@@ -1287,7 +1376,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_secret_len() and 0xFFFF) != 25290) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new() and 0xFFFF) != 41806) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_constructor_keeper_new() and 0xFFFF) != 34946) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_constructor_secret_new() and 0xFFFF) != 24121) {
@@ -1686,29 +1775,6 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 /**
  * @suppress
  */
-public object FfiConverterLong: FfiConverter<Long, Long> {
-    override fun lift(value: Long): Long {
-        return value
-    }
-
-    override fun read(buf: ByteBuffer): Long {
-        return buf.getLong()
-    }
-
-    override fun lower(value: Long): Long {
-        return value
-    }
-
-    override fun allocationSize(value: Long) = 8UL
-
-    override fun write(value: Long, buf: ByteBuffer) {
-        buf.putLong(value)
-    }
-}
-
-/**
- * @suppress
- */
 public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
@@ -1783,6 +1849,90 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTimestamp: FfiConverterRustBuffer<java.time.Instant> {
+    override fun read(buf: ByteBuffer): java.time.Instant {
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Instant nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        if (seconds >= 0) {
+            return java.time.Instant.EPOCH.plus(java.time.Duration.ofSeconds(seconds, nanoseconds))
+        } else {
+            return java.time.Instant.EPOCH.minus(java.time.Duration.ofSeconds(-seconds, nanoseconds))
+        }
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Instant) = 12UL
+
+    override fun write(value: java.time.Instant, buf: ByteBuffer) {
+        var epochOffset = java.time.Duration.between(java.time.Instant.EPOCH, value)
+
+        var sign = 1
+        if (epochOffset.isNegative()) {
+            sign = -1
+            epochOffset = epochOffset.negated()
+        }
+
+        if (epochOffset.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Instant.html
+            throw IllegalArgumentException("Invalid timestamp, nano value must be non-negative")
+        }
+
+        buf.putLong(sign * epochOffset.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(epochOffset.nano)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
+    override fun read(buf: ByteBuffer): java.time.Duration {
+        // Type mismatch (should be u64) but we check for overflow/underflow below
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (seconds < 0) {
+            throw java.time.DateTimeException("Duration exceeds minimum or maximum value supported by uniffi")
+        }
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Duration nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        return java.time.Duration.ofSeconds(seconds, nanoseconds)
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Duration) = 12UL
+
+    override fun write(value: java.time.Duration, buf: ByteBuffer) {
+        if (value.seconds < 0) {
+            // Rust does not support negative Durations
+            throw IllegalArgumentException("Invalid duration, must be non-negative")
+        }
+
+        if (value.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Duration.html
+            throw IllegalArgumentException("Invalid duration, nano value must be non-negative")
+        }
+
+        // Type mismatch (should be u64) but since Rust doesn't support negative durations we should be OK
+        buf.putLong(value.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(value.nano)
     }
 }
 
@@ -2984,8 +3134,10 @@ public object FfiConverterTypeEventSubscription: FfiConverter<EventSubscription,
  *
  * # Example (Kotlin)
  * ```kotlin
- * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
- * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
+ * val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)), credentialStore = KeystoreStore(context))
+ * val session = keeper.openSession(
+ * SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource(),
+ * sink = tokenSink { engine.renewToken(it.token.expose()) })
  * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
@@ -3016,13 +3168,15 @@ public interface KeeperInterface {
      * [`TokenKeeperError::Misconfigured`] naming the setting (bad URL, placeholder, pointer or
      * JSON body), or when the library was built without the `http` feature.
      */
-    fun `openHttpSession`(`config`: SessionConfig, `http`: HttpSourceConfig): Session
+    fun `openHttpSession`(`config`: SessionConfig, `http`: HttpSourceConfig, `sink`: TokenSink? = null): Session
     
     /**
      * Opens a session that gets its tokens from the host's `source`. Nothing is fetched before
-     * the first `token()` (unless `config.prefetch`).
+     * the first `token()` (unless `config.prefetch`). With a `sink` (the engine's "renew
+     * token" call) every renewed token reaches the engine by itself: the app joins with
+     * `token()` and never forwards a token again.
      */
-    fun `openSession`(`config`: SessionConfig, `source`: TokenSource): Session
+    fun `openSession`(`config`: SessionConfig, `source`: TokenSource, `sink`: TokenSink? = null): Session
     
     /**
      * The app came to the foreground (or the device woke): sessions re-check their deadlines
@@ -3060,8 +3214,10 @@ public interface KeeperInterface {
  *
  * # Example (Kotlin)
  * ```kotlin
- * val keeper = Keeper(PolicyConfig(renewLeadMs = 60_000u), credentialStore = KeystoreStore(context))
- * val session = keeper.openSession(SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource())
+ * val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)), credentialStore = KeystoreStore(context))
+ * val session = keeper.openSession(
+ * SessionConfig(SessionSpec("live-42", "1001")), MyBackendSource(),
+ * sink = tokenSink { engine.renewToken(it.token.expose()) })
  * engine.joinChannel(session.token().token.expose(), "live-42", 1001, options)
  * ```
  */
@@ -3090,19 +3246,19 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
         this.cleanable = null
     }
     /**
-     * Creates a keeper. `policy`: the default for its sessions (default: `PolicyConfig()`).
+     * Creates a keeper. `policy`: the default for its sessions (default: `Policy()`).
      * `credential_store`: where rotated credentials are saved and loaded (default: memory only).
      *
      * # Errors
      * [`TokenKeeperError::Internal`] when the SDK runtime cannot start.
      */
-    constructor(`policy`: PolicyConfig? = null, `credentialStore`: CredentialStore? = null) :
+    constructor(`policy`: Policy? = null, `credentialStore`: CredentialStore? = null) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(TokenKeeperException) { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_constructor_keeper_new(
     
         
-        FfiConverterOptionalTypePolicyConfig.lower(`policy`),
+        FfiConverterOptionalTypePolicy.lower(`policy`),
         FfiConverterOptionalTypeCredentialStore.lower(`credentialStore`),_status)
 }
     )
@@ -3243,7 +3399,7 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
      * [`TokenKeeperError::Misconfigured`] naming the setting (bad URL, placeholder, pointer or
      * JSON body), or when the library was built without the `http` feature.
      */
-    @Throws(TokenKeeperException::class)override fun `openHttpSession`(`config`: SessionConfig, `http`: HttpSourceConfig): Session {
+    @Throws(TokenKeeperException::class)override fun `openHttpSession`(`config`: SessionConfig, `http`: HttpSourceConfig, `sink`: TokenSink?): Session {
             return FfiConverterTypeSession.lift(
     callWithHandle {
     uniffiRustCallWithError(TokenKeeperException) { _status ->
@@ -3251,7 +3407,8 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
         it,
         
         FfiConverterTypeSessionConfig.lower(`config`),
-        FfiConverterTypeHttpSourceConfig.lower(`http`),_status)
+        FfiConverterTypeHttpSourceConfig.lower(`http`),
+        FfiConverterOptionalTypeTokenSink.lower(`sink`),_status)
 }
     }
     )
@@ -3261,8 +3418,10 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
     
     /**
      * Opens a session that gets its tokens from the host's `source`. Nothing is fetched before
-     * the first `token()` (unless `config.prefetch`).
-     */override fun `openSession`(`config`: SessionConfig, `source`: TokenSource): Session {
+     * the first `token()` (unless `config.prefetch`). With a `sink` (the engine's "renew
+     * token" call) every renewed token reaches the engine by itself: the app joins with
+     * `token()` and never forwards a token again.
+     */override fun `openSession`(`config`: SessionConfig, `source`: TokenSource, `sink`: TokenSink?): Session {
             return FfiConverterTypeSession.lift(
     callWithHandle {
     uniffiRustCall() { _status ->
@@ -3270,7 +3429,8 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
         it,
         
         FfiConverterTypeSessionConfig.lower(`config`),
-        FfiConverterTypeTokenSource.lower(`source`),_status)
+        FfiConverterTypeTokenSource.lower(`source`),
+        FfiConverterOptionalTypeTokenSink.lower(`sink`),_status)
 }
     }
     )
@@ -4521,6 +4681,26 @@ public interface SessionInterface {
     fun `id`(): kotlin.ULong
     
     /**
+     * The engine's "token expired / request token" callback, as a notification that returns at
+     * once. With a sink, an engine holding an older token gets the newer one; otherwise the
+     * token is dropped and a fresh one fetched (and applied). `token`: as the engine names it.
+     */
+    fun `onTokenExpired`(`token`: kotlin.String? = null)
+    
+    /**
+     * A server refused a token, as a notification that returns at once (like
+     * `onTokenExpired`, with the rejection loop breaker).
+     */
+    fun `onTokenRejected`(`token`: kotlin.String? = null)
+    
+    /**
+     * The engine's "token will expire" callback, as a notification that returns at once:
+     * renews unless a fresher token is already applied or on its way. `token`: the token the
+     * engine names (Agora passes it), if any.
+     */
+    fun `onTokenWillExpire`(`token`: kotlin.String? = null)
+    
+    /**
      * Renews now (the engine's "token will expire" callback) and returns a token newer than the
      * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
@@ -4547,6 +4727,11 @@ public interface SessionInterface {
     fun `state`(): SessionState
     
     /**
+     * The status now: state, the current token's expiry, the error that stopped the session.
+     */
+    fun `status`(): SessionStatus
+    
+    /**
      * This session's events from now on.
      */
     fun `subscribe`(): EventSubscription
@@ -4555,7 +4740,8 @@ public interface SessionInterface {
      * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
      * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
      * this returns once a token arrives, a fatal error occurs, the session closes, or
-     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
+     * `Policy.tokenWait` (default 30 s) passed. With a sink, this is the token to join with:
+     * the engine is then taken to hold it.
      *
      * # Errors
      * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
@@ -4585,6 +4771,12 @@ public interface SessionInterface {
      * As [`Session::token`].
      */
     suspend fun `tokenRejected`(`token`: Secret? = null): IssuedToken
+    
+    /**
+     * The status now, then each change (Kotlin `status` StateFlow, Swift `statusUpdates`,
+     * Python `tk.status_updates(session)` wrap this).
+     */
+    fun `watchStatus`(): StatusSubscription
     
     companion object
 }
@@ -4777,6 +4969,59 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
+     * The engine's "token expired / request token" callback, as a notification that returns at
+     * once. With a sink, an engine holding an older token gets the newer one; otherwise the
+     * token is dropped and a fresh one fetched (and applied). `token`: as the engine names it.
+     */override fun `onTokenExpired`(`token`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_on_token_expired(
+        it,
+        
+        FfiConverterOptionalString.lower(`token`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * A server refused a token, as a notification that returns at once (like
+     * `onTokenExpired`, with the rejection loop breaker).
+     */override fun `onTokenRejected`(`token`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_on_token_rejected(
+        it,
+        
+        FfiConverterOptionalString.lower(`token`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The engine's "token will expire" callback, as a notification that returns at once:
+     * renews unless a fresher token is already applied or on its way. `token`: the token the
+     * engine names (Agora passes it), if any.
+     */override fun `onTokenWillExpire`(`token`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_on_token_will_expire(
+        it,
+        
+        FfiConverterOptionalString.lower(`token`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * Renews now (the engine's "token will expire" callback) and returns a token newer than the
      * current one, waiting like `token()` across failed attempts. Also clears a fatal state.
      *
@@ -4855,6 +5100,22 @@ open class Session: Disposable, AutoCloseable, SessionInterface
 
     
     /**
+     * The status now: state, the current token's expiry, the error that stopped the session.
+     */override fun `status`(): SessionStatus {
+            return FfiConverterTypeSessionStatus.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_status(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * This session's events from now on.
      */override fun `subscribe`(): EventSubscription {
             return FfiConverterTypeEventSubscription.lift(
@@ -4874,7 +5135,8 @@ open class Session: Disposable, AutoCloseable, SessionInterface
      * A valid token: the cached one if still valid, otherwise waits for one (concurrent callers
      * share one fetch). Failed attempts do not end the wait: the session retries by itself, and
      * this returns once a token arrives, a fatal error occurs, the session closes, or
-     * `PolicyConfig.token_wait_ms` (default 30 s) passed.
+     * `Policy.tokenWait` (default 30 s) passed. With a sink, this is the token to join with:
+     * the engine is then taken to hold it.
      *
      * # Errors
      * `RetryLater` (no token within the wait limit; carries the last failure), `StoreFailed`,
@@ -4964,6 +5226,23 @@ open class Session: Disposable, AutoCloseable, SessionInterface
     }
 
     
+    /**
+     * The status now, then each change (Kotlin `status` StateFlow, Swift `statusUpdates`,
+     * Python `tk.status_updates(session)` wrap this).
+     */override fun `watchStatus`(): StatusSubscription {
+            return FfiConverterTypeStatusSubscription.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_session_watch_status(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
 
     
 
@@ -4997,6 +5276,662 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
     override fun allocationSize(value: Session) = 8UL
 
     override fun write(value: Session, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A session's status, replayed: the first `next()` returns the status now, each later one the
+ * next change; after the `Closed` status (or `cancel()`) it returns null. The Kotlin
+ * `StateFlow`, the Swift `AsyncStream` and the Python async iterator wrap this.
+ */
+public interface StatusSubscriptionInterface {
+    
+    /**
+     * Ends the subscription: a pending and every later `next()` returns null.
+     */
+    fun `cancel`()
+    
+    /**
+     * The status now (first call), then the next change; null once the session closed (after
+     * delivering `Closed`) or the subscription was cancelled.
+     *
+     * # Errors
+     * [`TokenKeeperError::Internal`] if the SDK runtime cannot start.
+     */
+    suspend fun `next`(): SessionStatus?
+    
+    companion object
+}
+
+/**
+ * A session's status, replayed: the first `next()` returns the status now, each later one the
+ * next change; after the `Closed` status (or `cancel()`) it returns null. The Kotlin
+ * `StateFlow`, the Swift `AsyncStream` and the Python async iterator wrap this.
+ */
+open class StatusSubscription: Disposable, AutoCloseable, StatusSubscriptionInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_statussubscription(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_statussubscription(handle, status)
+        }
+    }
+
+    
+    /**
+     * Ends the subscription: a pending and every later `next()` returns null.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_statussubscription_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The status now (first call), then the next change; null once the session closed (after
+     * delivering `Closed`) or the subscription was cancelled.
+     *
+     * # Errors
+     * [`TokenKeeperError::Internal`] if the SDK runtime cannot start.
+     */
+    @Throws(TokenKeeperException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `next`() : SessionStatus? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_statussubscription_next(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_tokenkeeper_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_tokenkeeper_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_tokenkeeper_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeSessionStatus.lift(it) },
+        // Error FFI converter
+        TokenKeeperException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStatusSubscription: FfiConverter<StatusSubscription, Long> {
+    override fun lower(value: StatusSubscription): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): StatusSubscription {
+        return StatusSubscription(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): StatusSubscription {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: StatusSubscription) = 8UL
+
+    override fun write(value: StatusSubscription, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The engine's "renew token" call, implemented by the host: Agora
+ * `engine.renewToken(token.token.expose())`, ZEGO `engine.renewToken(roomID, token)`, a
+ * WebSocket re-auth message. The session calls it once for every token after the one the app
+ * joined with, in order, never with an expired token, from an SDK thread (one call at a time).
+ *
+ * Throw to say the engine did not take the token: it is retried, and a fresh token the engine
+ * keeps refusing is treated as rejected (a new one is fetched). A call that blocks longer than
+ * the policy's fetch timeout counts as failed.
+ */
+public interface TokenSink {
+    
+    /**
+     * Hands `token` to the engine.
+     *
+     * # Errors
+     * Whatever the host throws: the apply is retried.
+     */
+    fun `apply`(`token`: IssuedToken)
+    
+    companion object
+}
+
+/**
+ * The engine's "renew token" call, implemented by the host: Agora
+ * `engine.renewToken(token.token.expose())`, ZEGO `engine.renewToken(roomID, token)`, a
+ * WebSocket re-auth message. The session calls it once for every token after the one the app
+ * joined with, in order, never with an expired token, from an SDK thread (one call at a time).
+ *
+ * Throw to say the engine did not take the token: it is retried, and a fresh token the engine
+ * keeps refusing is treated as rejected (a new one is fetched). A call that blocks longer than
+ * the policy's fetch timeout counts as failed.
+ */
+open class TokenSinkImpl: Disposable, AutoCloseable, TokenSink
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_tokenkeeper_uniffi_fn_free_tokensink(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_tokenkeeper_uniffi_fn_clone_tokensink(handle, status)
+        }
+    }
+
+    
+    /**
+     * Hands `token` to the engine.
+     *
+     * # Errors
+     * Whatever the host throws: the apply is retried.
+     */
+    @Throws(TokenKeeperException::class)override fun `apply`(`token`: IssuedToken)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(TokenKeeperException) { _status ->
+    UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_tokensink_apply(
+        it,
+        
+        FfiConverterTypeIssuedToken.lower(`token`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceTokenSink {
+    internal object `apply`: UniffiCallbackInterfaceTokenSinkMethod0 {
+        override fun callback(`uniffiHandle`: Long,`token`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeTokenSink.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`apply`(
+                    FfiConverterTypeIssuedToken.lift(`token`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: TokenKeeperException -> FfiConverterTypeTokenKeeperError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeTokenSink.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeTokenSink.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceTokenSink.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `apply`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_tokenkeeper_uniffi_fn_init_callback_vtable_tokensink(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTokenSink: FfiConverter<TokenSink, Long> {
+    internal val handleMap = UniffiHandleMap<TokenSink>()
+
+    override fun lower(value: TokenSink): Long {
+        if (value is TokenSinkImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): TokenSink {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return TokenSinkImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): TokenSink {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: TokenSink) = 8UL
+
+    override fun write(value: TokenSink, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -5403,14 +6338,14 @@ data class Counters (
     val `rejections`: kotlin.ULong
     , 
     /**
-     * Duration of the last completed fetch, milliseconds.
+     * Duration of the last completed fetch.
      */
-    val `lastFetchLatencyMs`: kotlin.ULong?
+    val `lastFetchLatency`: java.time.Duration?
     , 
     /**
-     * Total time without a valid token after the first one, milliseconds.
+     * Total time without a valid token after the first one.
      */
-    val `expiredMs`: kotlin.ULong
+    val `timeWithoutToken`: java.time.Duration
     , 
     /**
      * Saves of rotated credentials that failed or did not answer in time (each retried).
@@ -5421,6 +6356,16 @@ data class Counters (
      * Times the session's driver restarted after a panic (a bug: please report it).
      */
     val `driverRestarts`: kotlin.ULong
+    , 
+    /**
+     * Tokens the sink handed to the engine.
+     */
+    val `applies`: kotlin.ULong
+    , 
+    /**
+     * Failed hand-overs to the engine (each retried).
+     */
+    val `applyFailures`: kotlin.ULong
     
 ){
     
@@ -5442,7 +6387,9 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
-            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterDuration.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
@@ -5455,10 +6402,12 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
             FfiConverterULong.allocationSize(value.`failures`) +
             FfiConverterULong.allocationSize(value.`emergencyFetches`) +
             FfiConverterULong.allocationSize(value.`rejections`) +
-            FfiConverterOptionalULong.allocationSize(value.`lastFetchLatencyMs`) +
-            FfiConverterULong.allocationSize(value.`expiredMs`) +
+            FfiConverterOptionalDuration.allocationSize(value.`lastFetchLatency`) +
+            FfiConverterDuration.allocationSize(value.`timeWithoutToken`) +
             FfiConverterULong.allocationSize(value.`storeFailures`) +
-            FfiConverterULong.allocationSize(value.`driverRestarts`)
+            FfiConverterULong.allocationSize(value.`driverRestarts`) +
+            FfiConverterULong.allocationSize(value.`applies`) +
+            FfiConverterULong.allocationSize(value.`applyFailures`)
     )
 
     override fun write(value: Counters, buf: ByteBuffer) {
@@ -5467,10 +6416,12 @@ public object FfiConverterTypeCounters: FfiConverterRustBuffer<Counters> {
             FfiConverterULong.write(value.`failures`, buf)
             FfiConverterULong.write(value.`emergencyFetches`, buf)
             FfiConverterULong.write(value.`rejections`, buf)
-            FfiConverterOptionalULong.write(value.`lastFetchLatencyMs`, buf)
-            FfiConverterULong.write(value.`expiredMs`, buf)
+            FfiConverterOptionalDuration.write(value.`lastFetchLatency`, buf)
+            FfiConverterDuration.write(value.`timeWithoutToken`, buf)
             FfiConverterULong.write(value.`storeFailures`, buf)
             FfiConverterULong.write(value.`driverRestarts`, buf)
+            FfiConverterULong.write(value.`applies`, buf)
+            FfiConverterULong.write(value.`applyFailures`, buf)
     }
 }
 
@@ -5506,9 +6457,9 @@ data class FetchRequest (
     val `previousToken`: Secret?
     , 
     /**
-     * The SDK abandons the fetch after this many milliseconds; use it as your HTTP timeout.
+     * The SDK abandons the fetch after this long; use it as your HTTP timeout.
      */
-    val `timeoutMs`: kotlin.ULong
+    val `timeout`: java.time.Duration
     
 ): Disposable{
     
@@ -5525,7 +6476,7 @@ data class FetchRequest (
         this.`attempt`,
         this.`credentials`,
         this.`previousToken`,
-        this.`timeoutMs`
+        this.`timeout`
     )
     }
     
@@ -5543,7 +6494,7 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
             FfiConverterUInt.read(buf),
             FfiConverterOptionalTypeSecret.read(buf),
             FfiConverterOptionalTypeSecret.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterDuration.read(buf),
         )
     }
 
@@ -5553,7 +6504,7 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
             FfiConverterUInt.allocationSize(value.`attempt`) +
             FfiConverterOptionalTypeSecret.allocationSize(value.`credentials`) +
             FfiConverterOptionalTypeSecret.allocationSize(value.`previousToken`) +
-            FfiConverterULong.allocationSize(value.`timeoutMs`)
+            FfiConverterDuration.allocationSize(value.`timeout`)
     )
 
     override fun write(value: FetchRequest, buf: ByteBuffer) {
@@ -5562,7 +6513,7 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
             FfiConverterUInt.write(value.`attempt`, buf)
             FfiConverterOptionalTypeSecret.write(value.`credentials`, buf)
             FfiConverterOptionalTypeSecret.write(value.`previousToken`, buf)
-            FfiConverterULong.write(value.`timeoutMs`, buf)
+            FfiConverterDuration.write(value.`timeout`, buf)
     }
 }
 
@@ -5572,8 +6523,8 @@ public object FfiConverterTypeFetchRequest: FfiConverterRustBuffer<FetchRequest>
  * A token returned by a host [`TokenSource`], with what the backend said about its lifetime.
  * Safe to log: secrets are [`Secret`]s.
  *
- * Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at_ms` and
- * `expires_in_ms` after the response. All hints default to none.
+ * Expiry is the earliest of the token's own expiry (decoded by the SDK), `expires_at` and
+ * `expires_in` after the response. All hints default to none.
  */
 data class FetchedToken (
     /**
@@ -5582,25 +6533,25 @@ data class FetchedToken (
     val `token`: Secret
     , 
     /**
-     * Absolute expiry, server clock, unix milliseconds.
+     * Absolute expiry, server clock.
      */
-    val `expiresAtMs`: kotlin.Long? = null 
+    val `expiresAt`: java.time.Instant? = null 
     , 
     /**
-     * Lifetime from the response, milliseconds (OAuth `expires_in` × 1000).
+     * Lifetime from the response (OAuth `expires_in`).
      */
-    val `expiresInMs`: kotlin.ULong? = null 
+    val `expiresIn`: java.time.Duration? = null 
     , 
     /**
-     * Issue time, server clock, unix milliseconds.
+     * Issue time, server clock.
      */
-    val `issuedAtMs`: kotlin.Long? = null 
+    val `issuedAt`: java.time.Instant? = null 
     , 
     /**
-     * The server's current time (HTTP `Date`, a `serverTime` field), unix milliseconds; corrects
-     * device clock skew.
+     * The server's current time (HTTP `Date`, a `serverTime` field); corrects device clock
+     * skew.
      */
-    val `serverTimeMs`: kotlin.Long? = null 
+    val `serverTime`: java.time.Instant? = null 
     , 
     /**
      * New long-lived credentials (a rotated refresh token), saved to the credential store
@@ -5619,10 +6570,10 @@ data class FetchedToken (
         
     Disposable.destroy(
         this.`token`,
-        this.`expiresAtMs`,
-        this.`expiresInMs`,
-        this.`issuedAtMs`,
-        this.`serverTimeMs`,
+        this.`expiresAt`,
+        this.`expiresIn`,
+        this.`issuedAt`,
+        this.`serverTime`,
         this.`rotatedCredentials`
     )
     }
@@ -5637,29 +6588,29 @@ public object FfiConverterTypeFetchedToken: FfiConverterRustBuffer<FetchedToken>
     override fun read(buf: ByteBuffer): FetchedToken {
         return FetchedToken(
             FfiConverterTypeSecret.read(buf),
-            FfiConverterOptionalLong.read(buf),
-            FfiConverterOptionalULong.read(buf),
-            FfiConverterOptionalLong.read(buf),
-            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
             FfiConverterOptionalTypeSecret.read(buf),
         )
     }
 
     override fun allocationSize(value: FetchedToken) = (
             FfiConverterTypeSecret.allocationSize(value.`token`) +
-            FfiConverterOptionalLong.allocationSize(value.`expiresAtMs`) +
-            FfiConverterOptionalULong.allocationSize(value.`expiresInMs`) +
-            FfiConverterOptionalLong.allocationSize(value.`issuedAtMs`) +
-            FfiConverterOptionalLong.allocationSize(value.`serverTimeMs`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`expiresAt`) +
+            FfiConverterOptionalDuration.allocationSize(value.`expiresIn`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`issuedAt`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`serverTime`) +
             FfiConverterOptionalTypeSecret.allocationSize(value.`rotatedCredentials`)
     )
 
     override fun write(value: FetchedToken, buf: ByteBuffer) {
             FfiConverterTypeSecret.write(value.`token`, buf)
-            FfiConverterOptionalLong.write(value.`expiresAtMs`, buf)
-            FfiConverterOptionalULong.write(value.`expiresInMs`, buf)
-            FfiConverterOptionalLong.write(value.`issuedAtMs`, buf)
-            FfiConverterOptionalLong.write(value.`serverTimeMs`, buf)
+            FfiConverterOptionalTimestamp.write(value.`expiresAt`, buf)
+            FfiConverterOptionalDuration.write(value.`expiresIn`, buf)
+            FfiConverterOptionalTimestamp.write(value.`issuedAt`, buf)
+            FfiConverterOptionalTimestamp.write(value.`serverTime`, buf)
             FfiConverterOptionalTypeSecret.write(value.`rotatedCredentials`, buf)
     }
 }
@@ -5818,14 +6769,14 @@ data class IssuedToken (
     val `token`: Secret
     , 
     /**
-     * When it expires (device wall clock, unix ms, corrected for server clock skew).
+     * When it expires (device clock, corrected for server clock skew).
      */
-    val `expiresAtMs`: kotlin.Long
+    val `expiresAt`: java.time.Instant
     , 
     /**
-     * When the session received it (unix ms).
+     * When the session received it (device clock).
      */
-    val `receivedAtMs`: kotlin.Long
+    val `receivedAt`: java.time.Instant
     , 
     /**
      * Why it was fetched.
@@ -5863,8 +6814,8 @@ data class IssuedToken (
         
     Disposable.destroy(
         this.`token`,
-        this.`expiresAtMs`,
-        this.`receivedAtMs`,
+        this.`expiresAt`,
+        this.`receivedAt`,
         this.`reason`
     )
     }
@@ -5879,23 +6830,23 @@ public object FfiConverterTypeIssuedToken: FfiConverterRustBuffer<IssuedToken> {
     override fun read(buf: ByteBuffer): IssuedToken {
         return IssuedToken(
             FfiConverterTypeSecret.read(buf),
-            FfiConverterLong.read(buf),
-            FfiConverterLong.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterTimestamp.read(buf),
             FfiConverterTypeFetchReason.read(buf),
         )
     }
 
     override fun allocationSize(value: IssuedToken) = (
             FfiConverterTypeSecret.allocationSize(value.`token`) +
-            FfiConverterLong.allocationSize(value.`expiresAtMs`) +
-            FfiConverterLong.allocationSize(value.`receivedAtMs`) +
+            FfiConverterTimestamp.allocationSize(value.`expiresAt`) +
+            FfiConverterTimestamp.allocationSize(value.`receivedAt`) +
             FfiConverterTypeFetchReason.allocationSize(value.`reason`)
     )
 
     override fun write(value: IssuedToken, buf: ByteBuffer) {
             FfiConverterTypeSecret.write(value.`token`, buf)
-            FfiConverterLong.write(value.`expiresAtMs`, buf)
-            FfiConverterLong.write(value.`receivedAtMs`, buf)
+            FfiConverterTimestamp.write(value.`expiresAt`, buf)
+            FfiConverterTimestamp.write(value.`receivedAt`, buf)
             FfiConverterTypeFetchReason.write(value.`reason`, buf)
     }
 }
@@ -5958,96 +6909,98 @@ public object FfiConverterTypeLogRecord: FfiConverterRustBuffer<LogRecord> {
 
 
 /**
- * How sessions schedule renewals and retries. Every field has the core's default, so
- * `PolicyConfig()` (Kotlin/Python) or `PolicyConfig()` (Swift) is the recommended policy and you
- * override only what you need.
+ * How sessions schedule renewals and retries. Every field is optional and `null`/`nil`/`None`
+ * means the core's documented default, so `Policy()` is the recommended policy and you set only
+ * what you need; `defaultPolicy()` shows every value.
  *
  * Worked example with the defaults and a 10-minute token issued at 12:00:00: renewal starts
  * between 12:09:27 and 12:09:30 (lead 30 s, up to 3 s of jitter earlier); if that fetch fails,
- * retries come after about 1 s, 2 s, 4 s … paced to fit before 12:10:00.
- * Tokens that live at most 2 × lead (e.g. 60 s) renew at half-life.
+ * retries come after about 1 s, 2 s, 4 s … paced to fit before 12:10:00. Tokens that live at
+ * most 2 × lead (e.g. 60 s) renew at half-life.
+ *
+ * ```kotlin
+ * val keeper = Keeper(Policy(renewLead = Duration.ofSeconds(60)))
+ * ```
  */
-data class PolicyConfig (
+data class Policy (
     /**
-     * Renew when the remaining lifetime is at most this. Default 30 000 ms.
+     * Renew when the remaining lifetime is at most this. Default 30 s.
      */
-    val `renewLeadMs`: kotlin.ULong = 30000uL 
+    val `renewLead`: java.time.Duration? = null 
     , 
     /**
      * Renewal starts up to this much earlier, at random per token (capped at a tenth of the
-     * lead). Default 3 000 ms.
+     * lead). Default 3 s.
      */
-    val `renewJitterMs`: kotlin.ULong = 3000uL 
+    val `renewJitter`: java.time.Duration? = null 
     , 
     /**
-     * A fetch that takes longer is abandoned and retried. Default 10 000 ms.
+     * A fetch that takes longer is abandoned and retried. Default 10 s.
      */
-    val `fetchTimeoutMs`: kotlin.ULong = 10000uL 
+    val `fetchTimeout`: java.time.Duration? = null 
     , 
     /**
      * How long a refresh (a fetch that uses credentials) is waited for before another may
      * start: replaying a refresh token the server may already have used can sign the user out.
-     * Such sessions renew early enough for it. Default 60 000 ms.
+     * Such sessions renew early enough for it. Default 60 s.
      */
-    val `refreshAnswerWaitMs`: kotlin.ULong = 60000uL 
+    val `refreshAnswerWait`: java.time.Duration? = null 
     , 
     /**
-     * First retry delay. Default 1 000 ms.
+     * First retry delay. Default 1 s.
      */
-    val `backoffInitialMs`: kotlin.ULong = 1000uL 
+    val `backoffInitial`: java.time.Duration? = null 
     , 
     /**
-     * Largest retry delay. Default 30 000 ms.
+     * Largest retry delay. Default 30 s.
      */
-    val `backoffMaxMs`: kotlin.ULong = 30000uL 
+    val `backoffMax`: java.time.Duration? = null 
     , 
     /**
      * Smallest retry delay, even just before expiry (retries while a token is valid are paced
      * to fit before its expiry). Default 20 ms.
      */
-    val `minRetryDelayMs`: kotlin.ULong = 20uL 
+    val `minRetryDelay`: java.time.Duration? = null 
     , 
     /**
-     * Longer server `Retry-After` values are clamped to this. Default 3 600 000 ms (1 h).
+     * Longer server `Retry-After` values are clamped to this. Default 1 h.
      */
-    val `maxRetryAfterMs`: kotlin.ULong = 3600000uL 
+    val `maxRetryAfter`: java.time.Duration? = null 
     , 
     /**
      * Renew earlier when recent renewals were slow or fetches failed (with short tokens and a
      * flaky backend, soon after issue), so that enough attempts fit before expiry. Default true.
      */
-    val `adaptiveLead`: kotlin.Boolean = true 
+    val `adaptiveLead`: kotlin.Boolean? = null 
     , 
     /**
      * A token rejected within this time of being received counts as "rejected at once"
-     * (refetched once; twice stops the session). Default 10 000 ms.
+     * (refetched once; twice in a row stops the session). Default 10 s.
      */
-    val `freshRejectionWindowMs`: kotlin.ULong = 10000uL 
+    val `freshRejectionWindow`: java.time.Duration? = null 
     , 
     /**
-     * Lifetime assumed when neither the token nor the source states an expiry.
-     * Default 3 600 000 ms (1 h).
+     * Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
      */
-    val `assumedLifetimeMs`: kotlin.ULong = 3600000uL 
+    val `assumedLifetime`: java.time.Duration? = null 
     , 
     /**
-     * How long `Session.token()` waits for a valid token across failed attempts before it
-     * throws `RetryLater` with the last failure; fatal errors are thrown at once. Default
-     * 30 000 ms.
+     * How long `token()`, `renewToken()`, `tokenExpired()` and `tokenRejected()` wait for a
+     * token across failed attempts before they throw `RetryLater` with the last failure;
+     * fatal errors are thrown at once. Default 30 s.
      */
-    val `tokenWaitMs`: kotlin.ULong = 30000uL 
+    val `tokenWait`: java.time.Duration? = null 
     , 
     /**
      * A token whose `nbf` is at most this far ahead is valid at once (a device a second slow);
-     * a later one is a scheduled token, held until its start. Default 60 000 ms.
+     * a later one is a scheduled token, held until its start. Default 60 s.
      */
-    val `notBeforeLeewayMs`: kotlin.ULong = 60000uL 
+    val `notBeforeLeeway`: java.time.Duration? = null 
     , 
     /**
-     * A server time further than this from the device clock is ignored. Default 86 400 000 ms
-     * (24 h).
+     * A server time further than this from the device clock is ignored. Default 24 h.
      */
-    val `maxClockSkewMs`: kotlin.ULong = 86400000uL 
+    val `maxClockSkew`: java.time.Duration? = null 
     
 ){
     
@@ -6061,58 +7014,58 @@ data class PolicyConfig (
 /**
  * @suppress
  */
-public object FfiConverterTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig> {
-    override fun read(buf: ByteBuffer): PolicyConfig {
-        return PolicyConfig(
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterBoolean.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
+public object FfiConverterTypePolicy: FfiConverterRustBuffer<Policy> {
+    override fun read(buf: ByteBuffer): Policy {
+        return Policy(
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
         )
     }
 
-    override fun allocationSize(value: PolicyConfig) = (
-            FfiConverterULong.allocationSize(value.`renewLeadMs`) +
-            FfiConverterULong.allocationSize(value.`renewJitterMs`) +
-            FfiConverterULong.allocationSize(value.`fetchTimeoutMs`) +
-            FfiConverterULong.allocationSize(value.`refreshAnswerWaitMs`) +
-            FfiConverterULong.allocationSize(value.`backoffInitialMs`) +
-            FfiConverterULong.allocationSize(value.`backoffMaxMs`) +
-            FfiConverterULong.allocationSize(value.`minRetryDelayMs`) +
-            FfiConverterULong.allocationSize(value.`maxRetryAfterMs`) +
-            FfiConverterBoolean.allocationSize(value.`adaptiveLead`) +
-            FfiConverterULong.allocationSize(value.`freshRejectionWindowMs`) +
-            FfiConverterULong.allocationSize(value.`assumedLifetimeMs`) +
-            FfiConverterULong.allocationSize(value.`tokenWaitMs`) +
-            FfiConverterULong.allocationSize(value.`notBeforeLeewayMs`) +
-            FfiConverterULong.allocationSize(value.`maxClockSkewMs`)
+    override fun allocationSize(value: Policy) = (
+            FfiConverterOptionalDuration.allocationSize(value.`renewLead`) +
+            FfiConverterOptionalDuration.allocationSize(value.`renewJitter`) +
+            FfiConverterOptionalDuration.allocationSize(value.`fetchTimeout`) +
+            FfiConverterOptionalDuration.allocationSize(value.`refreshAnswerWait`) +
+            FfiConverterOptionalDuration.allocationSize(value.`backoffInitial`) +
+            FfiConverterOptionalDuration.allocationSize(value.`backoffMax`) +
+            FfiConverterOptionalDuration.allocationSize(value.`minRetryDelay`) +
+            FfiConverterOptionalDuration.allocationSize(value.`maxRetryAfter`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`adaptiveLead`) +
+            FfiConverterOptionalDuration.allocationSize(value.`freshRejectionWindow`) +
+            FfiConverterOptionalDuration.allocationSize(value.`assumedLifetime`) +
+            FfiConverterOptionalDuration.allocationSize(value.`tokenWait`) +
+            FfiConverterOptionalDuration.allocationSize(value.`notBeforeLeeway`) +
+            FfiConverterOptionalDuration.allocationSize(value.`maxClockSkew`)
     )
 
-    override fun write(value: PolicyConfig, buf: ByteBuffer) {
-            FfiConverterULong.write(value.`renewLeadMs`, buf)
-            FfiConverterULong.write(value.`renewJitterMs`, buf)
-            FfiConverterULong.write(value.`fetchTimeoutMs`, buf)
-            FfiConverterULong.write(value.`refreshAnswerWaitMs`, buf)
-            FfiConverterULong.write(value.`backoffInitialMs`, buf)
-            FfiConverterULong.write(value.`backoffMaxMs`, buf)
-            FfiConverterULong.write(value.`minRetryDelayMs`, buf)
-            FfiConverterULong.write(value.`maxRetryAfterMs`, buf)
-            FfiConverterBoolean.write(value.`adaptiveLead`, buf)
-            FfiConverterULong.write(value.`freshRejectionWindowMs`, buf)
-            FfiConverterULong.write(value.`assumedLifetimeMs`, buf)
-            FfiConverterULong.write(value.`tokenWaitMs`, buf)
-            FfiConverterULong.write(value.`notBeforeLeewayMs`, buf)
-            FfiConverterULong.write(value.`maxClockSkewMs`, buf)
+    override fun write(value: Policy, buf: ByteBuffer) {
+            FfiConverterOptionalDuration.write(value.`renewLead`, buf)
+            FfiConverterOptionalDuration.write(value.`renewJitter`, buf)
+            FfiConverterOptionalDuration.write(value.`fetchTimeout`, buf)
+            FfiConverterOptionalDuration.write(value.`refreshAnswerWait`, buf)
+            FfiConverterOptionalDuration.write(value.`backoffInitial`, buf)
+            FfiConverterOptionalDuration.write(value.`backoffMax`, buf)
+            FfiConverterOptionalDuration.write(value.`minRetryDelay`, buf)
+            FfiConverterOptionalDuration.write(value.`maxRetryAfter`, buf)
+            FfiConverterOptionalBoolean.write(value.`adaptiveLead`, buf)
+            FfiConverterOptionalDuration.write(value.`freshRejectionWindow`, buf)
+            FfiConverterOptionalDuration.write(value.`assumedLifetime`, buf)
+            FfiConverterOptionalDuration.write(value.`tokenWait`, buf)
+            FfiConverterOptionalDuration.write(value.`notBeforeLeeway`, buf)
+            FfiConverterOptionalDuration.write(value.`maxClockSkew`, buf)
     }
 }
 
@@ -6136,7 +7089,7 @@ data class SessionConfig (
     /**
      * Overrides the keeper's policy for this session. Default: the keeper's.
      */
-    val `policy`: PolicyConfig? = null 
+    val `policy`: Policy? = null 
     , 
     /**
      * Fetch the first token at once instead of on the first `token()` call. Default false.
@@ -6160,7 +7113,7 @@ public object FfiConverterTypeSessionConfig: FfiConverterRustBuffer<SessionConfi
         return SessionConfig(
             FfiConverterTypeSessionSpec.read(buf),
             FfiConverterOptionalString.read(buf),
-            FfiConverterOptionalTypePolicyConfig.read(buf),
+            FfiConverterOptionalTypePolicy.read(buf),
             FfiConverterBoolean.read(buf),
         )
     }
@@ -6168,14 +7121,14 @@ public object FfiConverterTypeSessionConfig: FfiConverterRustBuffer<SessionConfi
     override fun allocationSize(value: SessionConfig) = (
             FfiConverterTypeSessionSpec.allocationSize(value.`spec`) +
             FfiConverterOptionalString.allocationSize(value.`credentialsKey`) +
-            FfiConverterOptionalTypePolicyConfig.allocationSize(value.`policy`) +
+            FfiConverterOptionalTypePolicy.allocationSize(value.`policy`) +
             FfiConverterBoolean.allocationSize(value.`prefetch`)
     )
 
     override fun write(value: SessionConfig, buf: ByteBuffer) {
             FfiConverterTypeSessionSpec.write(value.`spec`, buf)
             FfiConverterOptionalString.write(value.`credentialsKey`, buf)
-            FfiConverterOptionalTypePolicyConfig.write(value.`policy`, buf)
+            FfiConverterOptionalTypePolicy.write(value.`policy`, buf)
             FfiConverterBoolean.write(value.`prefetch`, buf)
     }
 }
@@ -6197,9 +7150,9 @@ data class SessionEvent (
     val `session`: SessionSpec
     , 
     /**
-     * When it happened, unix milliseconds.
+     * When it happened (device clock).
      */
-    val `atMs`: kotlin.Long
+    val `at`: java.time.Instant
     , 
     /**
      * What happened.
@@ -6223,7 +7176,7 @@ public object FfiConverterTypeSessionEvent: FfiConverterRustBuffer<SessionEvent>
         return SessionEvent(
             FfiConverterULong.read(buf),
             FfiConverterTypeSessionSpec.read(buf),
-            FfiConverterLong.read(buf),
+            FfiConverterTimestamp.read(buf),
             FfiConverterTypeEventKind.read(buf),
         )
     }
@@ -6231,14 +7184,14 @@ public object FfiConverterTypeSessionEvent: FfiConverterRustBuffer<SessionEvent>
     override fun allocationSize(value: SessionEvent) = (
             FfiConverterULong.allocationSize(value.`sessionId`) +
             FfiConverterTypeSessionSpec.allocationSize(value.`session`) +
-            FfiConverterLong.allocationSize(value.`atMs`) +
+            FfiConverterTimestamp.allocationSize(value.`at`) +
             FfiConverterTypeEventKind.allocationSize(value.`kind`)
     )
 
     override fun write(value: SessionEvent, buf: ByteBuffer) {
             FfiConverterULong.write(value.`sessionId`, buf)
             FfiConverterTypeSessionSpec.write(value.`session`, buf)
-            FfiConverterLong.write(value.`atMs`, buf)
+            FfiConverterTimestamp.write(value.`at`, buf)
             FfiConverterTypeEventKind.write(value.`kind`, buf)
     }
 }
@@ -6309,6 +7262,62 @@ public object FfiConverterTypeSessionSpec: FfiConverterRustBuffer<SessionSpec> {
 
 
 /**
+ * Where a session is and what it holds: the value replaying state streams carry (Kotlin
+ * `StateFlow`, Swift `AsyncStream`, Python `async for`).
+ */
+data class SessionStatus (
+    /**
+     * Where the session is.
+     */
+    val `state`: SessionState
+    , 
+    /**
+     * When the current valid token expires, if there is one.
+     */
+    val `expiresAt`: java.time.Instant?
+    , 
+    /**
+     * What stopped the session, in state `Failed`.
+     */
+    val `error`: TokenKeeperException?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSessionStatus: FfiConverterRustBuffer<SessionStatus> {
+    override fun read(buf: ByteBuffer): SessionStatus {
+        return SessionStatus(
+            FfiConverterTypeSessionState.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterOptionalTypeTokenKeeperError.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SessionStatus) = (
+            FfiConverterTypeSessionState.allocationSize(value.`state`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`expiresAt`) +
+            FfiConverterOptionalTypeTokenKeeperError.allocationSize(value.`error`)
+    )
+
+    override fun write(value: SessionStatus, buf: ByteBuffer) {
+            FfiConverterTypeSessionState.write(value.`state`, buf)
+            FfiConverterOptionalTimestamp.write(value.`expiresAt`, buf)
+            FfiConverterOptionalTypeTokenKeeperError.write(value.`error`, buf)
+    }
+}
+
+
+
+/**
  * What a token says about itself. Holds no signature, ciphertext or secret.
  */
 data class TokenInfo (
@@ -6318,20 +7327,20 @@ data class TokenInfo (
     val `format`: TokenFormat
     , 
     /**
-     * Issue time, unix seconds (Agora 007 `issue_ts`, JWT `iat`).
+     * Issue time (Agora 007 `issue_ts`, JWT `iat`).
      */
-    val `issuedAt`: kotlin.Long?
+    val `issuedAt`: java.time.Instant?
     , 
     /**
-     * Start of validity, unix seconds (JWT `nbf`).
+     * Start of validity (JWT `nbf`).
      */
-    val `notBefore`: kotlin.Long?
+    val `notBefore`: java.time.Instant?
     , 
     /**
-     * The instant tokenkeeper treats as expiry, unix seconds: the earliest of the token's own
-     * expiry and its privilege expiries.
+     * The instant tokenkeeper treats as expiry: the earliest of the token's own expiry and its
+     * privilege expiries.
      */
-    val `expiresAt`: kotlin.Long?
+    val `expiresAt`: java.time.Instant?
     , 
     /**
      * Agora app id.
@@ -6369,9 +7378,9 @@ public object FfiConverterTypeTokenInfo: FfiConverterRustBuffer<TokenInfo> {
     override fun read(buf: ByteBuffer): TokenInfo {
         return TokenInfo(
             FfiConverterTypeTokenFormat.read(buf),
-            FfiConverterOptionalLong.read(buf),
-            FfiConverterOptionalLong.read(buf),
-            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -6381,9 +7390,9 @@ public object FfiConverterTypeTokenInfo: FfiConverterRustBuffer<TokenInfo> {
 
     override fun allocationSize(value: TokenInfo) = (
             FfiConverterTypeTokenFormat.allocationSize(value.`format`) +
-            FfiConverterOptionalLong.allocationSize(value.`issuedAt`) +
-            FfiConverterOptionalLong.allocationSize(value.`notBefore`) +
-            FfiConverterOptionalLong.allocationSize(value.`expiresAt`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`issuedAt`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`notBefore`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`expiresAt`) +
             FfiConverterOptionalString.allocationSize(value.`appId`) +
             FfiConverterOptionalString.allocationSize(value.`channel`) +
             FfiConverterOptionalString.allocationSize(value.`user`) +
@@ -6392,9 +7401,9 @@ public object FfiConverterTypeTokenInfo: FfiConverterRustBuffer<TokenInfo> {
 
     override fun write(value: TokenInfo, buf: ByteBuffer) {
             FfiConverterTypeTokenFormat.write(value.`format`, buf)
-            FfiConverterOptionalLong.write(value.`issuedAt`, buf)
-            FfiConverterOptionalLong.write(value.`notBefore`, buf)
-            FfiConverterOptionalLong.write(value.`expiresAt`, buf)
+            FfiConverterOptionalTimestamp.write(value.`issuedAt`, buf)
+            FfiConverterOptionalTimestamp.write(value.`notBefore`, buf)
+            FfiConverterOptionalTimestamp.write(value.`expiresAt`, buf)
             FfiConverterOptionalString.write(value.`appId`, buf)
             FfiConverterOptionalString.write(value.`channel`, buf)
             FfiConverterOptionalString.write(value.`user`, buf)
@@ -6405,12 +7414,13 @@ public object FfiConverterTypeTokenInfo: FfiConverterRustBuffer<TokenInfo> {
 
 
 /**
- * What happened. Times are device wall-clock unix milliseconds.
+ * What happened. Times are the device's clock (corrected for server clock skew).
  */
 sealed class EventKind {
     
     /**
-     * A new token was accepted: pass it to your engine (`renewToken`).
+     * A new token was accepted. With a sink it is handed to the engine next (`Applied`);
+     * without one, pass it to your engine (`renewToken`).
      */
     data class Issued(
         /**
@@ -6420,15 +7430,15 @@ sealed class EventKind {
         /**
          * When it expires.
          */
-        val `expiresAtMs`: kotlin.Long, 
+        val `expiresAt`: java.time.Instant, 
         /**
          * When its renewal starts.
          */
-        val `renewAtMs`: kotlin.Long, 
+        val `renewAt`: java.time.Instant, 
         /**
          * How long the fetch took.
          */
-        val `fetchLatencyMs`: kotlin.ULong) : EventKind()
+        val `fetchLatency`: java.time.Duration) : EventKind()
         
     {
         
@@ -6437,13 +7447,13 @@ sealed class EventKind {
     }
     
     /**
-     * The accepted token becomes valid only at `starts_at_ms`; it is held until then.
+     * The accepted token becomes valid only at `starts_at`; it is held until then.
      */
     data class NotYetValid(
         /**
          * When it becomes valid.
          */
-        val `startsAtMs`: kotlin.Long) : EventKind()
+        val `startsAt`: java.time.Instant) : EventKind()
         
     {
         
@@ -6458,7 +7468,7 @@ sealed class EventKind {
         /**
          * When it expires.
          */
-        val `expiresAtMs`: kotlin.Long) : EventKind()
+        val `expiresAt`: java.time.Instant) : EventKind()
         
     {
         
@@ -6473,7 +7483,7 @@ sealed class EventKind {
         /**
          * When the current token expires.
          */
-        val `expiresAtMs`: kotlin.Long) : EventKind()
+        val `expiresAt`: java.time.Instant) : EventKind()
         
     {
         
@@ -6488,7 +7498,7 @@ sealed class EventKind {
         /**
          * When it expired.
          */
-        val `expiredAtMs`: kotlin.Long) : EventKind()
+        val `expiredAt`: java.time.Instant) : EventKind()
         
     {
         
@@ -6515,7 +7525,7 @@ sealed class EventKind {
         /**
          * When the next attempt is due.
          */
-        val `nextRetryAtMs`: kotlin.Long) : EventKind()
+        val `nextRetryAt`: java.time.Instant) : EventKind()
         
     {
         
@@ -6531,6 +7541,41 @@ sealed class EventKind {
          * Whether it had just been issued.
          */
         val `fresh`: kotlin.Boolean) : EventKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The sink handed a new token to the engine.
+     */
+    data class Applied(
+        /**
+         * When that token expires.
+         */
+        val `expiresAt`: java.time.Instant) : EventKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The sink could not hand a token to the engine; it is retried (a fresh token the engine
+     * keeps refusing is treated as rejected).
+     */
+    data class ApplyFailed(
+        /**
+         * Consecutive failures for this token (1, 2, …).
+         */
+        val `attempt`: kotlin.UInt, 
+        /**
+         * What the engine said.
+         */
+        val `message`: kotlin.String) : EventKind()
         
     {
         
@@ -6573,7 +7618,7 @@ sealed class EventKind {
     /**
      * Fatal: access forbidden or revoked (banned, stream ended). Leave the channel.
      */
-    data class Revoked(
+    data class Forbidden(
         /**
          * Why.
          */
@@ -6601,7 +7646,7 @@ sealed class EventKind {
     }
     
     /**
-     * The session was closed.
+     * The session was closed. Its event streams end after this.
      */
     object Closed : EventKind()
     
@@ -6624,44 +7669,51 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
         return when(buf.getInt()) {
             1 -> EventKind.Issued(
                 FfiConverterTypeFetchReason.read(buf),
-                FfiConverterLong.read(buf),
-                FfiConverterLong.read(buf),
-                FfiConverterULong.read(buf),
+                FfiConverterTimestamp.read(buf),
+                FfiConverterTimestamp.read(buf),
+                FfiConverterDuration.read(buf),
                 )
             2 -> EventKind.NotYetValid(
-                FfiConverterLong.read(buf),
+                FfiConverterTimestamp.read(buf),
                 )
             3 -> EventKind.BecameValid(
-                FfiConverterLong.read(buf),
+                FfiConverterTimestamp.read(buf),
                 )
             4 -> EventKind.WillExpire(
-                FfiConverterLong.read(buf),
+                FfiConverterTimestamp.read(buf),
                 )
             5 -> EventKind.Expired(
-                FfiConverterLong.read(buf),
+                FfiConverterTimestamp.read(buf),
                 )
             6 -> EventKind.FetchFailed(
                 FfiConverterTypeFetchReason.read(buf),
                 FfiConverterUInt.read(buf),
                 FfiConverterTypeTokenKeeperError.read(buf),
-                FfiConverterLong.read(buf),
+                FfiConverterTimestamp.read(buf),
                 )
             7 -> EventKind.Rejected(
                 FfiConverterBoolean.read(buf),
                 )
-            8 -> EventKind.StoreFailed(
+            8 -> EventKind.Applied(
+                FfiConverterTimestamp.read(buf),
+                )
+            9 -> EventKind.ApplyFailed(
+                FfiConverterUInt.read(buf),
                 FfiConverterString.read(buf),
                 )
-            9 -> EventKind.ReauthRequired(
+            10 -> EventKind.StoreFailed(
                 FfiConverterString.read(buf),
                 )
-            10 -> EventKind.Revoked(
+            11 -> EventKind.ReauthRequired(
                 FfiConverterString.read(buf),
                 )
-            11 -> EventKind.Failed(
+            12 -> EventKind.Forbidden(
+                FfiConverterString.read(buf),
+                )
+            13 -> EventKind.Failed(
                 FfiConverterTypeTokenKeeperError.read(buf),
                 )
-            12 -> EventKind.Closed
+            14 -> EventKind.Closed
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -6672,37 +7724,37 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
             (
                 4UL
                 + FfiConverterTypeFetchReason.allocationSize(value.`reason`)
-                + FfiConverterLong.allocationSize(value.`expiresAtMs`)
-                + FfiConverterLong.allocationSize(value.`renewAtMs`)
-                + FfiConverterULong.allocationSize(value.`fetchLatencyMs`)
+                + FfiConverterTimestamp.allocationSize(value.`expiresAt`)
+                + FfiConverterTimestamp.allocationSize(value.`renewAt`)
+                + FfiConverterDuration.allocationSize(value.`fetchLatency`)
             )
         }
         is EventKind.NotYetValid -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
-                + FfiConverterLong.allocationSize(value.`startsAtMs`)
+                + FfiConverterTimestamp.allocationSize(value.`startsAt`)
             )
         }
         is EventKind.BecameValid -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
-                + FfiConverterLong.allocationSize(value.`expiresAtMs`)
+                + FfiConverterTimestamp.allocationSize(value.`expiresAt`)
             )
         }
         is EventKind.WillExpire -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
-                + FfiConverterLong.allocationSize(value.`expiresAtMs`)
+                + FfiConverterTimestamp.allocationSize(value.`expiresAt`)
             )
         }
         is EventKind.Expired -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
-                + FfiConverterLong.allocationSize(value.`expiredAtMs`)
+                + FfiConverterTimestamp.allocationSize(value.`expiredAt`)
             )
         }
         is EventKind.FetchFailed -> {
@@ -6712,7 +7764,7 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
                 + FfiConverterTypeFetchReason.allocationSize(value.`reason`)
                 + FfiConverterUInt.allocationSize(value.`attempt`)
                 + FfiConverterTypeTokenKeeperError.allocationSize(value.`error`)
-                + FfiConverterLong.allocationSize(value.`nextRetryAtMs`)
+                + FfiConverterTimestamp.allocationSize(value.`nextRetryAt`)
             )
         }
         is EventKind.Rejected -> {
@@ -6720,6 +7772,21 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
             (
                 4UL
                 + FfiConverterBoolean.allocationSize(value.`fresh`)
+            )
+        }
+        is EventKind.Applied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTimestamp.allocationSize(value.`expiresAt`)
+            )
+        }
+        is EventKind.ApplyFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterUInt.allocationSize(value.`attempt`)
+                + FfiConverterString.allocationSize(value.`message`)
             )
         }
         is EventKind.StoreFailed -> {
@@ -6736,7 +7803,7 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
                 + FfiConverterString.allocationSize(value.`message`)
             )
         }
-        is EventKind.Revoked -> {
+        is EventKind.Forbidden -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
                 4UL
@@ -6763,29 +7830,29 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
             is EventKind.Issued -> {
                 buf.putInt(1)
                 FfiConverterTypeFetchReason.write(value.`reason`, buf)
-                FfiConverterLong.write(value.`expiresAtMs`, buf)
-                FfiConverterLong.write(value.`renewAtMs`, buf)
-                FfiConverterULong.write(value.`fetchLatencyMs`, buf)
+                FfiConverterTimestamp.write(value.`expiresAt`, buf)
+                FfiConverterTimestamp.write(value.`renewAt`, buf)
+                FfiConverterDuration.write(value.`fetchLatency`, buf)
                 Unit
             }
             is EventKind.NotYetValid -> {
                 buf.putInt(2)
-                FfiConverterLong.write(value.`startsAtMs`, buf)
+                FfiConverterTimestamp.write(value.`startsAt`, buf)
                 Unit
             }
             is EventKind.BecameValid -> {
                 buf.putInt(3)
-                FfiConverterLong.write(value.`expiresAtMs`, buf)
+                FfiConverterTimestamp.write(value.`expiresAt`, buf)
                 Unit
             }
             is EventKind.WillExpire -> {
                 buf.putInt(4)
-                FfiConverterLong.write(value.`expiresAtMs`, buf)
+                FfiConverterTimestamp.write(value.`expiresAt`, buf)
                 Unit
             }
             is EventKind.Expired -> {
                 buf.putInt(5)
-                FfiConverterLong.write(value.`expiredAtMs`, buf)
+                FfiConverterTimestamp.write(value.`expiredAt`, buf)
                 Unit
             }
             is EventKind.FetchFailed -> {
@@ -6793,7 +7860,7 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
                 FfiConverterTypeFetchReason.write(value.`reason`, buf)
                 FfiConverterUInt.write(value.`attempt`, buf)
                 FfiConverterTypeTokenKeeperError.write(value.`error`, buf)
-                FfiConverterLong.write(value.`nextRetryAtMs`, buf)
+                FfiConverterTimestamp.write(value.`nextRetryAt`, buf)
                 Unit
             }
             is EventKind.Rejected -> {
@@ -6801,28 +7868,39 @@ public object FfiConverterTypeEventKind : FfiConverterRustBuffer<EventKind>{
                 FfiConverterBoolean.write(value.`fresh`, buf)
                 Unit
             }
-            is EventKind.StoreFailed -> {
+            is EventKind.Applied -> {
                 buf.putInt(8)
+                FfiConverterTimestamp.write(value.`expiresAt`, buf)
+                Unit
+            }
+            is EventKind.ApplyFailed -> {
+                buf.putInt(9)
+                FfiConverterUInt.write(value.`attempt`, buf)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is EventKind.StoreFailed -> {
+                buf.putInt(10)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is EventKind.ReauthRequired -> {
-                buf.putInt(9)
+                buf.putInt(11)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is EventKind.Revoked -> {
-                buf.putInt(10)
+            is EventKind.Forbidden -> {
+                buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is EventKind.Failed -> {
-                buf.putInt(11)
+                buf.putInt(13)
                 FfiConverterTypeTokenKeeperError.write(value.`error`, buf)
                 Unit
             }
             is EventKind.Closed -> {
-                buf.putInt(12)
+                buf.putInt(14)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -7073,7 +8151,7 @@ sealed class TokenKeeperException: kotlin.Exception() {
     
     /**
      * A temporary failure (network, timeout, HTTP 5xx, 429). The session keeps retrying by
-     * itself; a caller that cannot wait may try again after `retry_after_ms` (when known).
+     * itself; a caller that cannot wait may try again after `retry_after` (when known).
      */
     class RetryLater(
         
@@ -7083,17 +8161,18 @@ sealed class TokenKeeperException: kotlin.Exception() {
         val `reason`: kotlin.String, 
         
         /**
-         * Server-requested delay before the next attempt (HTTP `Retry-After`), if any.
+         * When the next attempt is due (or the server's `Retry-After`), if known.
          */
-        val `retryAfterMs`: kotlin.ULong?
+        val `retryAfter`: java.time.Duration?
         ) : TokenKeeperException() {
         override val message
-            get() = "reason=${ `reason` }, retryAfterMs=${ `retryAfterMs` }"
+            get() = "reason=${ `reason` }, retryAfter=${ `retryAfter` }"
     }
     
     /**
      * The user's credentials are no longer accepted (HTTP 401, OAuth `invalid_grant`): sign the
-     * user in again, then call `renewToken()`. The session stops retrying until then.
+     * user in again, then call `setCredentials()` (or `renewToken()`). The session stops
+     * retrying until then.
      */
     class ReauthRequired(
         
@@ -7168,23 +8247,23 @@ sealed class TokenKeeperException: kotlin.Exception() {
     }
     
     /**
-     * The token only becomes valid at `starts_at_ms` (a scheduled meeting); the session holds
+     * The token only becomes valid at `starts_at` (a scheduled meeting); the session holds
      * it and becomes valid by itself then. Wait, or show a countdown.
      */
     class NotYetValid(
         
         /**
-         * When the token becomes valid, unix milliseconds (device clock).
+         * When the token becomes valid (device clock).
          */
-        val `startsAtMs`: kotlin.Long
+        val `startsAt`: java.time.Instant
         ) : TokenKeeperException() {
         override val message
-            get() = "startsAtMs=${ `startsAtMs` }"
+            get() = "startsAt=${ `startsAt` }"
     }
     
     /**
-     * Rotated credentials could not be saved to the credential store, so the token that came
-     * with them was withheld. The session retries; check the keychain/keystore.
+     * The credentials could not be read from the credential store (a locked keychain), and no
+     * others are held. The session retries; check the keychain/keystore.
      */
     class StoreFailed(
         
@@ -7261,7 +8340,7 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
         return when(buf.getInt()) {
             1 -> TokenKeeperException.RetryLater(
                 FfiConverterString.read(buf),
-                FfiConverterOptionalULong.read(buf),
+                FfiConverterOptionalDuration.read(buf),
                 )
             2 -> TokenKeeperException.ReauthRequired(
                 FfiConverterString.read(buf),
@@ -7279,7 +8358,7 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
                 FfiConverterString.read(buf),
                 )
             7 -> TokenKeeperException.NotYetValid(
-                FfiConverterLong.read(buf),
+                FfiConverterTimestamp.read(buf),
                 )
             8 -> TokenKeeperException.StoreFailed(
                 FfiConverterString.read(buf),
@@ -7303,7 +8382,7 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
-                + FfiConverterOptionalULong.allocationSize(value.`retryAfterMs`)
+                + FfiConverterOptionalDuration.allocationSize(value.`retryAfter`)
             )
             is TokenKeeperException.ReauthRequired -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -7333,7 +8412,7 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
             is TokenKeeperException.NotYetValid -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterLong.allocationSize(value.`startsAtMs`)
+                + FfiConverterTimestamp.allocationSize(value.`startsAt`)
             )
             is TokenKeeperException.StoreFailed -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -7363,7 +8442,7 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
             is TokenKeeperException.RetryLater -> {
                 buf.putInt(1)
                 FfiConverterString.write(value.`reason`, buf)
-                FfiConverterOptionalULong.write(value.`retryAfterMs`, buf)
+                FfiConverterOptionalDuration.write(value.`retryAfter`, buf)
                 Unit
             }
             is TokenKeeperException.ReauthRequired -> {
@@ -7393,7 +8472,7 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
             }
             is TokenKeeperException.NotYetValid -> {
                 buf.putInt(7)
-                FfiConverterLong.write(value.`startsAtMs`, buf)
+                FfiConverterTimestamp.write(value.`startsAt`, buf)
                 Unit
             }
             is TokenKeeperException.StoreFailed -> {
@@ -7427,60 +8506,28 @@ public object FfiConverterTypeTokenKeeperError : FfiConverterRustBuffer<TokenKee
 /**
  * @suppress
  */
-public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
-    override fun read(buf: ByteBuffer): kotlin.ULong? {
+public object FfiConverterOptionalBoolean: FfiConverterRustBuffer<kotlin.Boolean?> {
+    override fun read(buf: ByteBuffer): kotlin.Boolean? {
         if (buf.get().toInt() == 0) {
             return null
         }
-        return FfiConverterULong.read(buf)
+        return FfiConverterBoolean.read(buf)
     }
 
-    override fun allocationSize(value: kotlin.ULong?): ULong {
+    override fun allocationSize(value: kotlin.Boolean?): ULong {
         if (value == null) {
             return 1UL
         } else {
-            return 1UL + FfiConverterULong.allocationSize(value)
+            return 1UL + FfiConverterBoolean.allocationSize(value)
         }
     }
 
-    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+    override fun write(value: kotlin.Boolean?, buf: ByteBuffer) {
         if (value == null) {
             buf.put(0)
         } else {
             buf.put(1)
-            FfiConverterULong.write(value, buf)
-        }
-    }
-}
-
-
-
-
-/**
- * @suppress
- */
-public object FfiConverterOptionalLong: FfiConverterRustBuffer<kotlin.Long?> {
-    override fun read(buf: ByteBuffer): kotlin.Long? {
-        if (buf.get().toInt() == 0) {
-            return null
-        }
-        return FfiConverterLong.read(buf)
-    }
-
-    override fun allocationSize(value: kotlin.Long?): ULong {
-        if (value == null) {
-            return 1UL
-        } else {
-            return 1UL + FfiConverterLong.allocationSize(value)
-        }
-    }
-
-    override fun write(value: kotlin.Long?, buf: ByteBuffer) {
-        if (value == null) {
-            buf.put(0)
-        } else {
-            buf.put(1)
-            FfiConverterLong.write(value, buf)
+            FfiConverterBoolean.write(value, buf)
         }
     }
 }
@@ -7513,6 +8560,70 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.Instant?> {
+    override fun read(buf: ByteBuffer): java.time.Instant? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTimestamp.read(buf)
+    }
+
+    override fun allocationSize(value: java.time.Instant?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTimestamp.allocationSize(value)
+        }
+    }
+
+    override fun write(value: java.time.Instant?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTimestamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalDuration: FfiConverterRustBuffer<java.time.Duration?> {
+    override fun read(buf: ByteBuffer): java.time.Duration? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDuration.read(buf)
+    }
+
+    override fun allocationSize(value: java.time.Duration?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDuration.allocationSize(value)
+        }
+    }
+
+    override fun write(value: java.time.Duration?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDuration.write(value, buf)
         }
     }
 }
@@ -7587,6 +8698,38 @@ public object FfiConverterOptionalTypeSecret: FfiConverterRustBuffer<Secret?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeTokenSink: FfiConverterRustBuffer<TokenSink?> {
+    override fun read(buf: ByteBuffer): TokenSink? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTokenSink.read(buf)
+    }
+
+    override fun allocationSize(value: TokenSink?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTokenSink.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TokenSink?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTokenSink.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeIssuedToken: FfiConverterRustBuffer<IssuedToken?> {
     override fun read(buf: ByteBuffer): IssuedToken? {
         if (buf.get().toInt() == 0) {
@@ -7619,28 +8762,28 @@ public object FfiConverterOptionalTypeIssuedToken: FfiConverterRustBuffer<Issued
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypePolicyConfig: FfiConverterRustBuffer<PolicyConfig?> {
-    override fun read(buf: ByteBuffer): PolicyConfig? {
+public object FfiConverterOptionalTypePolicy: FfiConverterRustBuffer<Policy?> {
+    override fun read(buf: ByteBuffer): Policy? {
         if (buf.get().toInt() == 0) {
             return null
         }
-        return FfiConverterTypePolicyConfig.read(buf)
+        return FfiConverterTypePolicy.read(buf)
     }
 
-    override fun allocationSize(value: PolicyConfig?): ULong {
+    override fun allocationSize(value: Policy?): ULong {
         if (value == null) {
             return 1UL
         } else {
-            return 1UL + FfiConverterTypePolicyConfig.allocationSize(value)
+            return 1UL + FfiConverterTypePolicy.allocationSize(value)
         }
     }
 
-    override fun write(value: PolicyConfig?, buf: ByteBuffer) {
+    override fun write(value: Policy?, buf: ByteBuffer) {
         if (value == null) {
             buf.put(0)
         } else {
             buf.put(1)
-            FfiConverterTypePolicyConfig.write(value, buf)
+            FfiConverterTypePolicy.write(value, buf)
         }
     }
 }
@@ -7673,6 +8816,70 @@ public object FfiConverterOptionalTypeSessionEvent: FfiConverterRustBuffer<Sessi
         } else {
             buf.put(1)
             FfiConverterTypeSessionEvent.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeSessionStatus: FfiConverterRustBuffer<SessionStatus?> {
+    override fun read(buf: ByteBuffer): SessionStatus? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeSessionStatus.read(buf)
+    }
+
+    override fun allocationSize(value: SessionStatus?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeSessionStatus.allocationSize(value)
+        }
+    }
+
+    override fun write(value: SessionStatus?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeSessionStatus.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeTokenKeeperError: FfiConverterRustBuffer<TokenKeeperException?> {
+    override fun read(buf: ByteBuffer): TokenKeeperException? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTokenKeeperError.read(buf)
+    }
+
+    override fun allocationSize(value: TokenKeeperException?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTokenKeeperError.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TokenKeeperException?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTokenKeeperError.write(value, buf)
         }
     }
 }
@@ -7763,10 +8970,9 @@ public object FfiConverterMapStringTypeSecret: FfiConverterRustBuffer<Map<kotlin
 
 
         /**
-         * The core's default policy, for comparison with a `PolicyConfig()` built from the defaults
-         * of the generated bindings (they are the same values).
-         */ fun `defaultPolicy`(): PolicyConfig {
-            return FfiConverterTypePolicyConfig.lift(
+         * Every field of [`Policy`] filled in with the core's default (for settings screens).
+         */ fun `defaultPolicy`(): Policy {
+            return FfiConverterTypePolicy.lift(
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_default_policy(
     
@@ -7778,7 +8984,7 @@ public object FfiConverterMapStringTypeSecret: FfiConverterRustBuffer<Map<kotlin
 
         /**
          * Classifies an HTTP error status the way the built-in HTTP source does, for host token
-         * sources to throw: 408/425/429/5xx → `RetryLater` (with `retry_after_ms`), 401 →
+         * sources to throw: 408/425/429/5xx → `RetryLater` (with `retry_after`), 401 →
          * `ReauthRequired`, 403 → `Forbidden`, 404/410 → `Forbidden` (revoked), other 4xx →
          * `Misconfigured`.
          *
@@ -7786,32 +8992,20 @@ public object FfiConverterMapStringTypeSecret: FfiConverterRustBuffer<Map<kotlin
          * ```kotlin
          * if (!response.isSuccessful) throw errorForHttpStatus(response.code.toUShort(), null, response.message)
          * ```
-         */ fun `errorForHttpStatus`(`status`: kotlin.UShort, `retryAfterMs`: kotlin.ULong?, `message`: kotlin.String): TokenKeeperException {
+         */ fun `errorForHttpStatus`(`status`: kotlin.UShort, `retryAfter`: java.time.Duration?, `message`: kotlin.String): TokenKeeperException {
             return FfiConverterTypeTokenKeeperError.lift(
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_error_for_http_status(
     
         
         FfiConverterUShort.lower(`status`),
-        FfiConverterOptionalULong.lower(`retryAfterMs`),
+        FfiConverterOptionalDuration.lower(`retryAfter`),
         FfiConverterString.lower(`message`),_status)
 }
     )
     }
     
 
-        /**
-         * Decodes an Agora 007/006, ZEGO 04 or JWT token without a key and reports its expiry.
-         *
-         * # Errors
-         * [`TokenKeeperError::InvalidToken`] naming what is wrong (unknown format, truncated…).
-         *
-         * # Example (Kotlin)
-         * ```kotlin
-         * val info = inspect(token)
-         * println("${info.format} expires at ${info.expiresAt}")
-         * ```
-         */
     @Throws(TokenKeeperException::class) fun `inspect`(`token`: kotlin.String): TokenInfo {
             return FfiConverterTypeTokenInfo.lift(
     uniffiRustCallWithError(TokenKeeperException) { _status ->

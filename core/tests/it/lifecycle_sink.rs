@@ -1,0 +1,235 @@
+//! The sink, against a fake engine that behaves as Agora's does, in virtual time: it holds the
+//! applied token, says "will expire" 30 s before that token's expiry and "request token" at
+//! expiry, and counts the time it holds an expired token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokenkeeper::clock::{Clock, ManualClock};
+use tokenkeeper::lifecycle::{
+    EventKind, IssuedToken, Keeper, Policy, Session, SessionConfig, SessionState, SinkError,
+    TokenSink,
+};
+use tokenkeeper::source::{SessionSpec, SourceError};
+
+use crate::lifecycle_support::{Reply, Rng, Scripted, T0, policy, record, token};
+
+/// What the fake engine saw.
+#[derive(Debug, Default)]
+pub(crate) struct EngineLog {
+    /// Every token applied, in order (the join token first).
+    pub(crate) applied: Vec<String>,
+    /// A token applied twice, or an older one after a newer one.
+    pub(crate) duplicates: u32,
+    /// Time the engine held an expired token (ms).
+    pub(crate) expired_ms: i64,
+    /// Apply calls the engine refused.
+    pub(crate) refused: u32,
+}
+
+/// An Agora-like engine: `renewToken` replaces the held token; callbacks fire on its schedule.
+pub(crate) struct FakeEngine {
+    clock: ManualClock,
+    held: Mutex<Option<IssuedToken>>,
+    pub(crate) log: Mutex<EngineLog>,
+    /// Refuse this many apply calls first ("engine not ready").
+    refuse_first: Mutex<u32>,
+}
+
+impl FakeEngine {
+    pub(crate) fn new(clock: &ManualClock, refuse_first: u32) -> Arc<Self> {
+        Arc::new(Self {
+            clock: clock.clone(),
+            held: Mutex::new(None),
+            log: Mutex::new(EngineLog::default()),
+            refuse_first: Mutex::new(refuse_first),
+        })
+    }
+
+    /// `joinChannel(token)`.
+    pub(crate) fn join(&self, token: IssuedToken) {
+        self.log
+            .lock()
+            .applied
+            .push(token.token.expose().to_owned());
+        *self.held.lock() = Some(token);
+    }
+
+    /// Runs the engine's callbacks against `session` for `d` of virtual time.
+    pub(crate) async fn run(self: &Arc<Self>, session: &Session, d: Duration) {
+        let end = self.clock.now_unix_ms() + i64::try_from(d.as_millis()).unwrap();
+        let mut warned_for: Option<String> = None;
+        let mut requested_for: Option<String> = None;
+        while self.clock.now_unix_ms() < end {
+            self.clock.sleep(Duration::from_millis(50)).await;
+            let Some(held) = self.held.lock().clone() else {
+                continue;
+            };
+            let now = self.clock.now_unix_ms();
+            let text = held.token.expose().to_owned();
+            if now >= held.expires_at_ms {
+                self.log.lock().expired_ms += 50;
+                if requested_for.as_deref() != Some(&text) {
+                    requested_for = Some(text.clone());
+                    session.on_token_expired(None); // Agora's onRequestToken names no token
+                }
+            } else if now >= held.expires_at_ms - 30_000 && warned_for.as_deref() != Some(&text) {
+                warned_for = Some(text.clone());
+                session.on_token_will_expire(Some(&text));
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenSink for FakeEngine {
+    async fn apply(&self, token: &IssuedToken) -> Result<(), SinkError> {
+        {
+            let mut refuse = self.refuse_first.lock();
+            if *refuse > 0 {
+                *refuse -= 1;
+                self.log.lock().refused += 1;
+                return Err(SinkError::new("ERR_NOT_READY (-7)"));
+            }
+        }
+        let text = token.token.expose().to_owned();
+        let mut log = self.log.lock();
+        let newer = log
+            .applied
+            .last()
+            .is_none_or(|last| serial(last) < serial(&text));
+        if !newer {
+            log.duplicates += 1;
+        }
+        log.applied.push(text);
+        drop(log);
+        *self.held.lock() = Some(token.clone());
+        Ok(())
+    }
+}
+
+/// `tok-<n>` → n.
+fn serial(token: &str) -> u64 {
+    token.trim_start_matches("tok-").parse().unwrap_or(0)
+}
+
+fn flaky_backend(seed: u64, lifetime: u64) -> impl Fn(&crate::lifecycle_support::Call) -> Reply {
+    let rng = Mutex::new(Rng(seed));
+    move |c| {
+        let (x, latency) = {
+            let mut r = rng.lock();
+            (r.unit(), 100 + (r.unit() * 200.0) as u64)
+        };
+        let reply = if x < 0.25 {
+            Reply::Err(SourceError::from_http_status(
+                503,
+                None,
+                "url",
+                "overloaded",
+            ))
+        } else {
+            token(c.n, lifetime)
+        };
+        Reply::After(Duration::from_millis(latency), Box::new(reply))
+    }
+}
+
+async fn engine_session(
+    lifetime: u64,
+    refuse_first: u32,
+) -> (ManualClock, Keeper, Arc<Scripted>, Arc<FakeEngine>, Session) {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(Policy { ..policy() })
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, flaky_backend(7, lifetime));
+    let engine = FakeEngine::new(&clock, refuse_first);
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")).with_sink(engine.clone()),
+        source.clone(),
+    );
+    (clock, keeper, source, engine, session)
+}
+
+/// Six simulated hours of 10-minute tokens against a backend failing 25 % of fetches.
+#[tokio::test(start_paused = true)]
+async fn every_token_reaches_the_engine_once_in_order_and_never_expired() {
+    let (_clock, keeper, source, engine, session) = engine_session(600, 0).await;
+    let events = record(&session);
+    engine.join(session.token().await.unwrap());
+    engine.run(&session, Duration::from_secs(6 * 3600)).await;
+    let log = engine.log.lock();
+    let c = session.counters();
+    assert!(c.renewals >= 35, "{c:?}");
+    assert_eq!(log.duplicates, 0);
+    assert_eq!(log.expired_ms, 0, "the engine never held an expired token");
+    assert_eq!(c.applies, c.renewals, "every renewal applied once");
+    // One successful fetch per renewal cycle: the engine's "will expire" never adds one.
+    let ok_fetches = c.fetches - c.failures;
+    assert_eq!(ok_fetches, c.renewals + 1, "{c:?}");
+    assert!(source.call_count() as u64 == c.fetches);
+    assert!(keeper.flush_listeners(Duration::from_secs(5)));
+    let applied = events
+        .lock()
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Applied { .. }))
+        .count() as u64;
+    assert_eq!(applied, c.applies);
+}
+
+/// The engine is not ready for the first two renewals it is given.
+#[tokio::test(start_paused = true)]
+async fn an_engine_that_refuses_an_apply_gets_it_again_without_a_new_fetch() {
+    let (_clock, _keeper, _source, engine, session) = engine_session(600, 2).await;
+    engine.join(session.token().await.unwrap());
+    engine.run(&session, Duration::from_secs(2 * 3600)).await;
+    let log = engine.log.lock();
+    let c = session.counters();
+    assert_eq!(log.refused, 2);
+    assert_eq!((log.duplicates, log.expired_ms), (0, 0));
+    assert_eq!(c.apply_failures, 2);
+    assert_eq!(
+        c.fetches - c.failures,
+        c.renewals + 1,
+        "no extra fetch: {c:?}"
+    );
+    assert_eq!(session.state(), SessionState::Valid);
+}
+
+/// The engine reports the previous token late, after the renewal reached it.
+#[tokio::test(start_paused = true)]
+async fn a_late_report_about_the_previous_token_changes_nothing() {
+    let (clock, _keeper, source, engine, session) = engine_session(600, 0).await;
+    let first = session.token().await.unwrap();
+    engine.join(first.clone());
+    engine.run(&session, Duration::from_secs(590)).await;
+    assert_eq!(session.counters().applies, 1, "renewed and applied");
+    let calls = source.call_count();
+    session.on_token_expired(Some(first.token.expose()));
+    session.on_token_rejected(Some(first.token.expose()));
+    session.on_token_will_expire(Some(first.token.expose()));
+    clock.sleep(Duration::from_secs(5)).await;
+    assert_eq!(source.call_count(), calls, "no fetch for stale reports");
+    assert_eq!(session.counters().rejections, 0);
+    assert_eq!(engine.log.lock().duplicates, 0);
+}
+
+/// An engine that refuses every fresh token is a rejection, not an endless retry.
+#[tokio::test(start_paused = true)]
+async fn an_engine_refusing_every_token_is_reported_as_rejected() {
+    let (_clock, _keeper, source, engine, session) = engine_session(600, u32::MAX).await;
+    engine.join(session.token().await.unwrap());
+    let _ = session.renew_token().await;
+    engine.run(&session, Duration::from_secs(120)).await;
+    let c = session.counters();
+    assert!(c.rejections >= 1, "{c:?}");
+    assert!(source.call_count() <= 8, "{} fetches", source.call_count());
+    assert_eq!(
+        session.state(),
+        SessionState::Failed,
+        "the loop breaker stopped it"
+    );
+}
