@@ -1,4 +1,5 @@
 //! The crate's one integration-test binary; one module per topic.
+mod formats_edges;
 mod formats_hostile;
 mod formats_props;
 mod formats_vectors;
