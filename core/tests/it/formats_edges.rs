@@ -1,9 +1,9 @@
 //! Edge cases where tokenkeeper must do what the vendors' own builders do (issue 13).
 //!
 //! The expected tokens below were produced by running the official implementations with
-//! their clock and randomness pinned: AgoraIO/Tools `nodejs/src/AccessToken2.js`. Agora
-//! builders in other languages deflate differently, so Agora tokens are compared by their
-//! inflated payloads.
+//! their clock and randomness pinned: AgoraIO/Tools `nodejs/src/AccessToken2.js` and
+//! `python3/src/RtcTokenBuilder2.py`. Agora builders in other languages deflate
+//! differently, so Agora tokens are compared by their inflated payloads.
 
 use std::io::Read;
 
@@ -13,6 +13,7 @@ use tokenkeeper::formats::agora;
 
 const APP_ID: &str = "970CA35de60c44645bbae8a215061b33";
 const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+const CHANNEL: &str = "7d72365eb983485397e3e3f9d460bdda";
 
 fn inflated(token: &str) -> String {
     let raw = STANDARD.decode(&token[3..]).expect("base64");
@@ -86,4 +87,47 @@ fn rtm2_duplicate_permission_in_a_spec_keeps_the_last_entry() {
     });
     let ours = tokenkeeper::mint::agora::build_from_spec(&spec).unwrap();
     assert_eq!(inflated(&ours), inflated(NODE_RTM2_DUPLICATE));
+}
+
+/// Python `RtcTokenBuilder.build_token_with_uid(APP_ID, CERT, CHANNEL, 2882341273, role,
+/// 3600)` (privilege_expire left at its default 0), clock 1700000000, salt 12345.
+const PY_RTC_PUBLISHER_DEFAULT_PRIVILEGE: &str = "007eJxTYHDQ//PYyc2xIJc//cqrTcJdf47l/VsdxVCZUjFxQw/fNkYFBktzA2dHY9OUVDODZBMTMxPTpKTEVItEI0NTAzPDJGNjho/BqQJ8DAyWBgwMjEDIAsQgwAQmmcEkC5hUYDBPMTcyNjNNTbK0MDaxMDW2NE81TjVOs0wxMTNISklJ5GIwsrAwMjYxNDI3BgCvAyUs";
+const PY_RTC_SUBSCRIBER_DEFAULT_PRIVILEGE: &str = "007eJxTYLDyOb32KmOSsLMiy0fucM0ktjk+80zu37rFfjlceQvHfn4FBktzA2dHY9OUVDODZBMTMxPTpKTEVItEI0NTAzPDJGNjho/BqQJ8DAyWBgwMjFAIAgoM5inmRsZmpqlJlhbGJhamxpbmqcapxmmWKSZmBkkpKYlcDEYWFkbGJoZG5sYAdh8iTw==";
+
+#[test]
+fn python_builder_default_packs_privilege_expiry_zero() {
+    for token in [
+        PY_RTC_PUBLISHER_DEFAULT_PRIVILEGE,
+        PY_RTC_SUBSCRIBER_DEFAULT_PRIVILEGE,
+    ] {
+        let t = agora::verify_007(token, CERT).unwrap();
+        assert_eq!(t.expire, 3600);
+        assert!(t.services[0].privileges.iter().all(|&(_, e)| e == 0));
+        // No privilege-level expiry: the token's own expiry is the one a keeper uses.
+        assert_eq!(t.effective_expires_at(), 1_700_003_600);
+    }
+}
+
+#[cfg(feature = "mint")]
+#[test]
+fn rtc_builder_with_privilege_expire_zero_matches_the_python_default() {
+    use tokenkeeper::mint::agora::{RtcRole, build_rtc_token_with_uid};
+    for (role, vendor) in [
+        (RtcRole::Publisher, PY_RTC_PUBLISHER_DEFAULT_PRIVILEGE),
+        (RtcRole::Subscriber, PY_RTC_SUBSCRIBER_DEFAULT_PRIVILEGE),
+    ] {
+        let ours = build_rtc_token_with_uid(
+            APP_ID,
+            CERT,
+            CHANNEL,
+            2_882_341_273,
+            role,
+            3600,
+            0,
+            1_700_000_000,
+            12345,
+        )
+        .unwrap();
+        assert_eq!(inflated(&ours), inflated(vendor), "{role:?}");
+    }
 }

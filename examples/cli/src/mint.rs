@@ -63,9 +63,11 @@ pub struct RtcArgs {
     /// Token lifetime in seconds after the issue time.
     #[arg(long, value_name = "SECS")]
     pub token_expire: u32,
-    /// Privilege lifetime in seconds after the issue time (default: the token lifetime).
-    #[arg(long, value_name = "SECS")]
-    pub privilege_expire: Option<u32>,
+    /// Privilege lifetime in seconds after the issue time. Default 0, as the official
+    /// `buildTokenWithUid(..., privilege_expire = 0)`: no privilege-level expiry, so the
+    /// privileges last as long as the token.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub privilege_expire: u32,
     /// Issue time, unix seconds (default: now).
     #[arg(long, value_name = "UNIX")]
     pub issue_ts: Option<u32>,
@@ -214,7 +216,6 @@ fn mint_rtc(a: RtcArgs) -> Result<String, String> {
         })?,
     };
     let salt = a.salt.unwrap_or_else(agora::random_salt);
-    let privilege_expire = a.privilege_expire.unwrap_or(a.token_expire);
     let account = match (a.uid, a.account) {
         (Some(uid), _) => agora::uid_string(uid),
         (None, Some(acc)) => acc,
@@ -227,7 +228,7 @@ fn mint_rtc(a: RtcArgs) -> Result<String, String> {
         &account,
         role,
         a.token_expire,
-        privilege_expire,
+        a.privilege_expire,
         issue_ts,
         salt,
     )
