@@ -21,19 +21,26 @@ pub struct InspectArgs {
     #[arg(long, value_name = "C", conflicts_with_all = ["secret", "key"])]
     pub app_certificate: Option<String>,
     /// ZEGO ServerSecret (32 characters): decrypt and check the payload.
-    #[arg(long, value_name = "S", conflicts_with = "key")]
+    #[arg(
+        long,
+        value_name = "S",
+        conflicts_with = "key",
+        allow_hyphen_values = true
+    )]
     pub secret: Option<String>,
-    /// JWT HMAC key: verify the signature.
-    #[arg(long, value_name = "K")]
+    /// JWT HMAC key: verify the signature (taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
     pub key: Option<String>,
     /// JWT algorithm the key is for (the token's header must match).
     #[arg(long, value_name = "ALG", default_value = "hs256", value_parser = ["hs256", "hs384", "hs512"])]
     pub alg: String,
-    /// Channel name, to verify an Agora 006 token (its signature covers it).
-    #[arg(long, value_name = "CH")]
+    /// Channel name, to verify an Agora 006 token (its signature covers it). Taken as given,
+    /// even when it starts with `-`.
+    #[arg(long, value_name = "CH", allow_hyphen_values = true)]
     pub channel: Option<String>,
-    /// Uid or account, to verify an Agora 006 token ("0" or "" for any uid).
-    #[arg(long, value_name = "UID")]
+    /// Uid or account, to verify an Agora 006 token ("0" or "" for any uid). Taken as given,
+    /// even when it starts with `-`.
+    #[arg(long, value_name = "UID", allow_hyphen_values = true)]
     pub uid: Option<String>,
     /// Say in plain words if the token is not of this vendor's format.
     #[arg(long, value_name = "agora|zego|jwt")]

@@ -43,8 +43,8 @@ pub struct RtcArgs {
     /// App certificate (32 hex characters).
     #[arg(long, value_name = "C")]
     pub app_certificate: String,
-    /// Channel name.
-    #[arg(long, value_name = "CH")]
+    /// Channel name (taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "CH", allow_hyphen_values = true)]
     pub channel: String,
     /// Numeric uid (0 = any uid may join).
     #[arg(
@@ -54,8 +54,8 @@ pub struct RtcArgs {
         required_unless_present = "account"
     )]
     pub uid: Option<u32>,
-    /// String user account.
-    #[arg(long, value_name = "S")]
+    /// String user account (taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub account: Option<String>,
     /// Publisher (join + publish audio/video/data) or subscriber (join only).
     #[arg(long, value_name = "ROLE", value_parser = ["publisher", "subscriber"])]
@@ -90,17 +90,23 @@ pub struct ZegoArgs {
     /// Numeric AppID.
     #[arg(long, value_name = "N")]
     pub app_id: u32,
-    /// User id (1 to 64 bytes).
-    #[arg(long, value_name = "U")]
+    /// User id (1 to 64 bytes; taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "U", allow_hyphen_values = true)]
     pub user_id: String,
     /// ServerSecret: exactly 32 characters, used as raw bytes.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub secret: String,
     /// Lifetime in seconds (> 0).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub effective_time: i64,
-    /// Payload string, embedded verbatim (e.g. privilege JSON); default empty.
-    #[arg(long, value_name = "TEXT", default_value = "")]
+    /// Payload string, embedded verbatim (e.g. privilege JSON, or text starting with `-`);
+    /// default empty.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
     pub payload: String,
     /// Encryption: gcm (current) or cbc (legacy).
     #[arg(long, value_name = "MODE", default_value = "gcm", value_parser = ["gcm", "cbc"])]
@@ -112,7 +118,12 @@ pub struct ZegoArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nonce: Option<i32>,
     /// IV / GCM nonce as text (12 bytes for gcm, 16 for cbc; default: random).
-    #[arg(long, value_name = "TEXT", conflicts_with = "iv_hex")]
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "iv_hex",
+        allow_hyphen_values = true
+    )]
     pub iv: Option<String>,
     /// IV / GCM nonce as hex.
     #[arg(long, value_name = "HEX")]
@@ -122,11 +133,11 @@ pub struct ZegoArgs {
 /// `mint jwt`. `Debug` redacts the key.
 #[derive(clap::Args)]
 pub struct JwtArgs {
-    /// HMAC key (shared secret).
-    #[arg(long, value_name = "K")]
+    /// HMAC key (shared secret; taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
     pub key: String,
     /// Claims as a JSON object, e.g. '{"room":"r1","exp":1700000000}'.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     pub claims: String,
 }
 

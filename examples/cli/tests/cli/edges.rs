@@ -1,15 +1,16 @@
-//! Issue 13 through the built binary: the privilege-expiry default. Vendor tokens are from
-//! the official builders with their clock and randomness pinned (see
-//! core/tests/it/formats_edges.rs).
+//! Issue 13 through the built binary: the privilege-expiry default and data that starts
+//! with `-`. Vendor tokens are from the official builders with
+//! their clock and randomness pinned (see core/tests/it/formats_edges.rs).
 
 use std::process::Output;
 
-use tokenkeeper::formats::agora;
+use tokenkeeper::formats::{agora, zego};
 
-use crate::inspect::run;
+use crate::inspect::{run, stdout_json};
 
 const APP_ID: &str = "970CA35de60c44645bbae8a215061b33";
 const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+const ZEGO_SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
 
 /// Python `build_token_with_uid(APP_ID, CERT, "7d72…", 2882341273, role, 3600)`, clock
 /// 1700000000, salt 12345.
@@ -66,4 +67,104 @@ fn mint_agora_rtc_without_privilege_expire_equals_the_python_builder_default() {
             "{role}"
         );
     }
+}
+
+#[test]
+fn mint_agora_rtc_takes_channel_and_account_starting_with_a_dash() {
+    for (channel, account) in [("-live", "-alice"), ("--live", "--alice"), ("-", "-1")] {
+        let spaced = mint_rtc(&[
+            "--channel",
+            channel,
+            "--account",
+            account,
+            "--role",
+            "publisher",
+        ]);
+        let joined = mint_rtc(&[
+            &format!("--channel={channel}"),
+            &format!("--account={account}"),
+            "--role=publisher",
+        ]);
+        assert_eq!(spaced, joined);
+        let t = agora::verify_007(&spaced, CERT).unwrap();
+        assert_eq!(
+            t.services[0].kind,
+            agora::ServiceKind::Rtc {
+                channel_name: channel.into(),
+                uid: account.into()
+            }
+        );
+    }
+}
+
+#[test]
+fn mint_zego_takes_user_id_payload_and_iv_starting_with_a_dash() {
+    let token = token_of(&run(&[
+        "mint",
+        "zego",
+        "--app-id",
+        "1234567890",
+        "--user-id",
+        "-user",
+        "--secret",
+        ZEGO_SECRET,
+        "--effective-time",
+        "3600",
+        "--payload",
+        "--not-a-flag",
+        "--iv",
+        "-k3j9x0q2m8z",
+        "--ctime",
+        "1700000000",
+        "--nonce",
+        "-5",
+    ]));
+    let (_, p) = zego::decrypt_04(&token, ZEGO_SECRET).unwrap();
+    assert_eq!(p.user_id, "-user");
+    assert_eq!(p.payload, "--not-a-flag");
+    assert_eq!(p.nonce, -5);
+}
+
+#[test]
+fn mint_and_inspect_jwt_take_a_key_starting_with_a_dash() {
+    let token = token_of(&run(&[
+        "mint",
+        "jwt",
+        "--key",
+        "-k-",
+        "--claims",
+        r#"{"sub":"-a","exp":2000000000}"#,
+    ]));
+    let out = stdout_json(&run(&["inspect", "--json", "--key", "-k-", &token]));
+    assert_eq!(out["signature_valid"], true);
+    assert_eq!(out["claims"]["sub"], "-a");
+}
+
+#[test]
+fn inspect_verifies_a_006_token_for_a_channel_and_uid_starting_with_a_dash() {
+    let spec = serde_json::json!({
+        "app_id": APP_ID, "app_certificate": CERT, "channel_name": "-live",
+        "uid_packed": "-42", "salt": 1, "ts": 1_700_086_400, "privileges": {"1": 0}
+    });
+    let spec_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(spec_file.path(), spec.to_string()).unwrap();
+    let token = token_of(&run(&[
+        "mint",
+        "agora",
+        "raw",
+        "--spec",
+        spec_file.path().to_str().unwrap(),
+    ]));
+    let out = stdout_json(&run(&[
+        "inspect",
+        "--json",
+        "--app-certificate",
+        CERT,
+        "--channel",
+        "-live",
+        "--uid",
+        "-42",
+        &token,
+    ]));
+    assert_eq!(out["signature_valid"], true);
 }
