@@ -2,18 +2,20 @@
 //!
 //! The expected tokens below were produced by running the official implementations with
 //! their clock and randomness pinned: AgoraIO/Tools `nodejs/src/AccessToken2.js` and
-//! `python3/src/RtcTokenBuilder2.py`. Agora builders in other languages deflate
+//! `python3/src/RtcTokenBuilder2.py`, and zego_server_assistant's `token04.py` (the GCM
+//! generator and the legacy CBC one). Agora builders in other languages deflate
 //! differently, so Agora tokens are compared by their inflated payloads.
 
 use std::io::Read;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tokenkeeper::formats::agora;
+use tokenkeeper::formats::{FormatError, agora, zego};
 
 const APP_ID: &str = "970CA35de60c44645bbae8a215061b33";
 const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
 const CHANNEL: &str = "7d72365eb983485397e3e3f9d460bdda";
+const ZEGO_SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
 
 fn inflated(token: &str) -> String {
     let raw = STANDARD.decode(&token[3..]).expect("base64");
@@ -130,4 +132,71 @@ fn rtc_builder_with_privilege_expire_zero_matches_the_python_default() {
         .unwrap();
         assert_eq!(inflated(&ours), inflated(vendor), "{role:?}");
     }
+}
+
+/// zego_server_assistant `token04.py` (GCM) for app id 4294967296 = 2^32, user `user1`,
+/// 3600 s, clock 1700000000.25, nonce 58202939, IV `q4f5zr37e3p3`.
+const PY_GCM_APP_ID_2_POW_32: &str = "04AAAAAGVT/xAADHE0ZjV6cjM3ZTNwMwB8MqLvHurdoatbh6E+gsVfMWssCEkwoHqNlwJAJsCgcHFyRz5V1Mps51zUP2LOrBCYFrFtUOsxkmrpI7krDJIgomSCZsaQLj81tPWH5hDsU1effgmuOnlg4xXhyS5oSxqEruuAKp/h+MK8yXBuFFUw94R/Ux7N+ndz4SRheAE=";
+/// The legacy CBC `token04.py` for the same app id (IV `f60d19e3163809fa`).
+const PY_CBC_APP_ID_2_POW_32: &str = "04AAAAAGVT/xAAEGY2MGQxOWUzMTYzODA5ZmEAcOurYGOKOmmSymIQuApxtC/X1FtFhzA84/3FEB8+GxwdLSqu8+fpZwyWlYymUj39zOJP/E/aO0P21LLPUHg1qXNFAQzbHOm0Z1k78fe10D0gzYCeu6/dU/FYOoXThB+zhaAqY4JmOHBLXQusj9oWqG8=";
+/// `token04.py` (GCM) for the largest 32-bit app id, 4294967295: nonce 43464098, IV
+/// `9p34y6n3wd25`, otherwise as above.
+const PY_GCM_APP_ID_U32_MAX: &str = "04AAAAAGVT/xAADDlwMzR5Nm4zd2QyNQB8kpf92Iu4B7foIQDoYKWn0jJySvmO0qZzQYsaEAHZm5zzNpXzOhN1fUjfQz51kUGhxZ6+uIYKwk1kDbCfHKzrRcqbfDkTq4hFSFqVlgSxn7H1brlhVjFSL+dYoTGGf+VXy9tmar/QdCw4LBjTZf8NpEVI+N6iJi/cvZ4tpQE=";
+
+#[test]
+fn zego_app_id_past_u32_is_reported_as_out_of_range_not_as_a_bad_secret() {
+    for (token, variant) in [
+        (PY_GCM_APP_ID_2_POW_32, "gcm"),
+        (PY_CBC_APP_ID_2_POW_32, "cbc"),
+    ] {
+        let err = zego::decrypt_04(token, ZEGO_SECRET).unwrap_err();
+        assert_eq!(
+            err,
+            FormatError::ZegoAppIdOutOfRange {
+                app_id: "4294967296".into(),
+                variant,
+            }
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("app id 4294967296 is out of range"), "{msg}");
+        assert!(msg.contains("at most 4294967295"), "{msg}");
+        assert!(!msg.contains(ZEGO_SECRET), "{msg}");
+    }
+    let gcm = zego::decrypt_04(PY_GCM_APP_ID_2_POW_32, ZEGO_SECRET).unwrap_err();
+    assert!(gcm.to_string().contains("GCM tag authenticates it"));
+}
+
+#[test]
+fn zego_app_id_out_of_range_still_needs_the_right_secret() {
+    assert_eq!(
+        zego::decrypt_04(PY_GCM_APP_ID_2_POW_32, "00000000000000000000000000000000").unwrap_err(),
+        FormatError::DecryptFailed { variant: "gcm" }
+    );
+}
+
+#[test]
+fn zego_largest_u32_app_id_decrypts() {
+    let (_, p) = zego::decrypt_04(PY_GCM_APP_ID_U32_MAX, ZEGO_SECRET).unwrap();
+    assert_eq!(p.app_id, 4_294_967_295);
+    assert_eq!(p.nonce, 43_464_098);
+    assert_eq!(p.expire, 1_700_003_600);
+}
+
+#[cfg(feature = "mint")]
+#[test]
+fn zego_mint_reproduces_the_largest_u32_app_id_token() {
+    use tokenkeeper::mint::zego::{Token04Mode, generate_token04};
+    let ours = generate_token04(
+        4_294_967_295,
+        "user1",
+        ZEGO_SECRET,
+        3600,
+        "",
+        Token04Mode::Gcm,
+        1_700_000_000,
+        43_464_098,
+        b"9p34y6n3wd25",
+    )
+    .unwrap();
+    assert_eq!(ours, PY_GCM_APP_ID_U32_MAX);
 }

@@ -87,9 +87,9 @@ pub struct RawArgs {
 /// `mint zego`. `Debug` redacts the secret.
 #[derive(clap::Args)]
 pub struct ZegoArgs {
-    /// Numeric AppID.
+    /// Numeric AppID (1 to 4294967295: ZEGO AppIDs are 32-bit).
     #[arg(long, value_name = "N")]
-    pub app_id: u32,
+    pub app_id: u64,
     /// User id (1 to 64 bytes; taken as given, even when it starts with `-`).
     #[arg(long, value_name = "U", allow_hyphen_values = true)]
     pub user_id: String,
@@ -278,8 +278,14 @@ fn mint_zego(a: ZegoArgs) -> Result<String, String> {
             .ok_or_else(|| "--iv-hex must be an even number of hex digits".to_owned())?,
         (None, None) => zego::random_iv(mode),
     };
+    let app_id = u32::try_from(a.app_id).map_err(|_| {
+        format!(
+            "--app-id {} is out of range: ZEGO AppIDs are 32-bit (1 to 4294967295) and ZEGO services refuse tokens carrying a larger one; use the numeric AppID from the ZEGO console",
+            a.app_id
+        )
+    })?;
     zego::generate_token04(
-        a.app_id,
+        app_id,
         &a.user_id,
         &a.secret,
         a.effective_time,

@@ -1,12 +1,12 @@
-//! Issue 13 through the built binary: the privilege-expiry default and data that starts
-//! with `-`. Vendor tokens are from the official builders with
+//! Issue 13 through the built binary: the privilege-expiry default, data that starts with
+//! `-`, and ZEGO app ids past 32 bits. Vendor tokens are from the official builders with
 //! their clock and randomness pinned (see core/tests/it/formats_edges.rs).
 
 use std::process::Output;
 
 use tokenkeeper::formats::{agora, zego};
 
-use crate::inspect::{run, stdout_json};
+use crate::inspect::{assert_bad_input, run, stdout_json};
 
 const APP_ID: &str = "970CA35de60c44645bbae8a215061b33";
 const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
@@ -16,6 +16,9 @@ const ZEGO_SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
 /// 1700000000, salt 12345.
 const PY_PUBLISHER: &str = "007eJxTYHDQ//PYyc2xIJc//cqrTcJdf47l/VsdxVCZUjFxQw/fNkYFBktzA2dHY9OUVDODZBMTMxPTpKTEVItEI0NTAzPDJGNjho/BqQJ8DAyWBgwMjEDIAsQgwAQmmcEkC5hUYDBPMTcyNjNNTbK0MDaxMDW2NE81TjVOs0wxMTNISklJ5GIwsrAwMjYxNDI3BgCvAyUs";
 const PY_SUBSCRIBER: &str = "007eJxTYLDyOb32KmOSsLMiy0fucM0ktjk+80zu37rFfjlceQvHfn4FBktzA2dHY9OUVDODZBMTMxPTpKTEVItEI0NTAzPDJGNjho/BqQJ8DAyWBgwMjFAIAgoM5inmRsZmpqlJlhbGJhamxpbmqcapxmmWKSZmBkkpKYlcDEYWFkbGJoZG5sYAdh8iTw==";
+/// zego_server_assistant `token04.py` (GCM) for app id 2^32 = 4294967296.
+const PY_ZEGO_APP_ID_2_POW_32: &str = "04AAAAAGVT/xAADHE0ZjV6cjM3ZTNwMwB8MqLvHurdoatbh6E+gsVfMWssCEkwoHqNlwJAJsCgcHFyRz5V1Mps51zUP2LOrBCYFrFtUOsxkmrpI7krDJIgomSCZsaQLj81tPWH5hDsU1effgmuOnlg4xXhyS5oSxqEruuAKp/h+MK8yXBuFFUw94R/Ux7N+ndz4SRheAE=";
+
 fn token_of(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -167,4 +170,72 @@ fn inspect_verifies_a_006_token_for_a_channel_and_uid_starting_with_a_dash() {
         &token,
     ]));
     assert_eq!(out["signature_valid"], true);
+}
+
+#[test]
+fn inspect_zego_app_id_past_u32_says_out_of_range_not_invalid_signature() {
+    let out = run(&[
+        "inspect",
+        "--json",
+        "--secret",
+        ZEGO_SECRET,
+        PY_ZEGO_APP_ID_2_POW_32,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "unusable token: exit 1");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signature_valid"], true);
+    assert_eq!(v["format"], "zego-04");
+    assert_eq!(v["expires_at"], 1_700_003_600);
+    let problem = v["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("app id 4294967296 is out of range"),
+        "{problem}"
+    );
+    assert!(!problem.contains(ZEGO_SECRET));
+
+    let human = run(&["inspect", "--secret", ZEGO_SECRET, PY_ZEGO_APP_ID_2_POW_32]);
+    assert_eq!(human.status.code(), Some(1));
+    let text = String::from_utf8(human.stdout).unwrap();
+    assert!(text.contains("signature    valid"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("problem") && l.contains("out of range")),
+        "{text}"
+    );
+    assert!(!text.contains("INVALID"), "{text}");
+}
+
+#[test]
+fn mint_zego_refuses_an_app_id_past_u32_in_words() {
+    assert_bad_input(
+        &run(&[
+            "mint",
+            "zego",
+            "--app-id",
+            "4294967296",
+            "--user-id",
+            "u",
+            "--secret",
+            ZEGO_SECRET,
+            "--effective-time",
+            "60",
+        ]),
+        "--app-id 4294967296 is out of range: ZEGO AppIDs are 32-bit (1 to 4294967295)",
+    );
+    let largest = token_of(&run(&[
+        "mint",
+        "zego",
+        "--app-id",
+        "4294967295",
+        "--user-id",
+        "u",
+        "--secret",
+        ZEGO_SECRET,
+        "--effective-time",
+        "60",
+    ]));
+    assert_eq!(
+        zego::decrypt_04(&largest, ZEGO_SECRET).unwrap().1.app_id,
+        4_294_967_295
+    );
 }
