@@ -1,4 +1,4 @@
-//! Token format benchmarks: Agora 007 mint/decode, ZEGO GCM mint/decrypt, JWT decode.
+//! Token format benchmarks: Agora 007 mint/decode, ZEGO GCM mint/decrypt, JWT decode/verify.
 //! Run: `cargo bench -p tokenkeeper --features mint --bench formats`.
 
 use std::hint::black_box;
@@ -86,6 +86,18 @@ fn formats(c: &mut Criterion) {
     .unwrap();
     c.bench_function("jwt_decode", |b| {
         b.iter(|| jwt::decode(black_box(&jwt_token)).unwrap())
+    });
+    c.bench_function("jwt_verify_hs256", |b| {
+        b.iter(|| {
+            jwt::verify(
+                black_box(&jwt_token),
+                black_box(b"key"),
+                jwt::JwtAlgorithm::Hs256,
+                black_box(1_700_000_100),
+                jwt::DEFAULT_LEEWAY_SECS,
+            )
+            .unwrap()
+        })
     });
 }
 

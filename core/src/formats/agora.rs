@@ -126,7 +126,8 @@ pub enum ServiceKind {
     Rtm2 {
         /// RTM user id.
         user_id: String,
-        /// Permissions, ordered by resource then permission type.
+        /// Permissions. Packed sorted by resource then permission type; when two entries
+        /// share both, the later one replaces the earlier (as the official builders do).
         permissions: Vec<Rtm2Permission>,
     },
 }
@@ -290,14 +291,23 @@ impl Service {
     }
 }
 
-/// RTM2 permissions are a map resource → map permission → list; group consecutive entries.
+/// RTM2 permissions are a map resource → map permission → list, as in the official builders'
+/// `Rtm2Permissions.add` ("adds or replaces"): entries are sorted by resource then permission
+/// type, and of two entries with the same pair the later one wins.
 fn pack_rtm2_permissions(
     out: &mut Vec<u8>,
     perms: &[Rtm2Permission],
 ) -> Result<(), (&'static str, usize)> {
     let mut sorted: Vec<&Rtm2Permission> = perms.iter().collect();
+    // Stable: entries with the same pair stay in insertion order, so the last is the latest.
     sorted.sort_by_key(|p| (p.resource, p.permission));
-    sorted.dedup_by_key(|p| (p.resource, p.permission));
+    sorted.dedup_by(|later, kept| {
+        let same = (later.resource, later.permission) == (kept.resource, kept.permission);
+        if same {
+            *kept = *later;
+        }
+        same
+    });
     let groups: Vec<&[&Rtm2Permission]> =
         sorted.chunk_by(|a, b| a.resource == b.resource).collect();
     put_u16(

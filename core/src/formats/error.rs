@@ -117,6 +117,18 @@ pub enum FormatError {
         /// What disagrees.
         detail: String,
     },
+    /// A ZEGO Token04 decrypts with the secret (and, for GCM, authenticates), but its app
+    /// id does not fit ZEGO's 32-bit AppIDs, so no ZEGO service accepts it.
+    #[error(
+        "zego-04 token decrypts with this ServerSecret{}, but its app id {app_id} is out of range: ZEGO AppIDs are 32-bit numbers (at most 4294967295), so ZEGO services refuse this token (mint it again with the numeric AppID from the ZEGO console)",
+        if *.variant == "gcm" { " and its GCM tag authenticates it" } else { "" }
+    )]
+    ZegoAppIdOutOfRange {
+        /// The app id as the token spells it (a JSON number, at most 24 characters).
+        app_id: String,
+        /// `gcm` or `cbc`.
+        variant: &'static str,
+    },
     /// JWT header names `alg: none` (unsigned token).
     #[error(
         "the JWT is unsigned (`alg: none`): refusing it (mint the token with the configured HMAC algorithm)"

@@ -1,18 +1,27 @@
 //! JWT: header and claims without verification (for scheduling), HMAC verification with the
-//! algorithm pinned by the caller (for servers). Signature checks use `jsonwebtoken`; the
-//! time checks (`exp`, `nbf`) take `now` from the caller so they follow the injected clock.
+//! algorithm pinned by the caller (for servers). The time checks (`exp`, `nbf`) take `now`
+//! from the caller so they follow the injected clock.
+//!
+//! Verification decodes the token once and checks the HMAC with RustCrypto's `hmac` (a
+//! constant-time comparison) rather than handing the token to a JWT library that would
+//! decode it a second time: the JOSE rules that matter for HMAC tokens (pinned algorithm,
+//! no `alg: none`, no unknown critical extensions, unpadded base64url) are few and tested
+//! in `tests/it/formats_jwt.rs`.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use sha2::{Sha256, Sha384, Sha512};
 
 use super::FormatError;
 
 const F: &str = "jwt";
 
-/// Default leeway for `exp`/`nbf` checks: 60 s (the `jsonwebtoken` default), to absorb
+/// Default leeway for `exp`/`nbf` checks: 60 s (the `jsonwebtoken` crate's default), to absorb
 /// small clock differences between issuer and verifier.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
@@ -34,14 +43,6 @@ impl JwtAlgorithm {
             Self::Hs256 => "HS256",
             Self::Hs384 => "HS384",
             Self::Hs512 => "HS512",
-        }
-    }
-
-    fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
-            Self::Hs384 => jsonwebtoken::Algorithm::HS384,
-            Self::Hs512 => jsonwebtoken::Algorithm::HS512,
         }
     }
 }
@@ -96,24 +97,43 @@ impl JwtToken {
     }
 }
 
-fn part(seg: &str, field: &'static str) -> Result<Value, FormatError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(seg.trim_end_matches('='))
-        .map_err(|e| FormatError::Base64 {
-            format: F,
-            detail: format!("{field}: {e}"),
-        })?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| FormatError::InvalidField {
+/// Header and claims of real tokens decode in one stack buffer of this size (no
+/// allocation); longer parts go to the heap.
+const STACK_PART: usize = 1024;
+
+/// Decodes one base64url part (trailing `=` tolerated) and parses it as a JSON object,
+/// using `buf` as scratch space when the part fits.
+fn part(seg: &str, field: &'static str, buf: &mut [u8; STACK_PART]) -> Result<Value, FormatError> {
+    let seg = seg.trim_end_matches('=');
+    let b64_error = |e: base64::DecodeError| FormatError::Base64 {
+        format: F,
+        detail: format!("{field}: {e}"),
+    };
+    let heap: Vec<u8>;
+    // Unpadded base64 of n characters decodes to at most n * 3 / 4 bytes.
+    let bytes: &[u8] = if seg.len() / 4 * 3 + 3 <= STACK_PART {
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(seg, buf)
+            .map_err(|e| match e {
+                base64::DecodeSliceError::DecodeError(e) => b64_error(e),
+                base64::DecodeSliceError::OutputSliceTooSmall => FormatError::Base64 {
+                    format: F,
+                    detail: format!("{field}: too long"),
+                },
+            })?;
+        &buf[..n]
+    } else {
+        heap = URL_SAFE_NO_PAD.decode(seg).map_err(b64_error)?;
+        &heap
+    };
+    let not_object = || FormatError::InvalidField {
         format: F,
         field,
         detail: "not a JSON object".into(),
-    })?;
+    };
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| not_object())?;
     if !v.is_object() {
-        return Err(FormatError::InvalidField {
-            format: F,
-            field,
-            detail: "not a JSON object".into(),
-        });
+        return Err(not_object());
     }
     Ok(v)
 }
@@ -136,8 +156,9 @@ pub fn decode(token: &str) -> Result<JwtToken, FormatError> {
             hint: "a JWT has exactly three base64url parts separated by dots",
         });
     };
-    let header = part(h, "header")?;
-    let claims = part(c, "claims")?;
+    let mut buf = [0u8; STACK_PART];
+    let header = part(h, "header", &mut buf)?;
+    let claims = part(c, "claims", &mut buf)?;
     // The signature is only measured here (verification decodes it): check the alphabet
     // and the length instead of allocating.
     let sig = s.trim_end_matches('=');
@@ -162,15 +183,45 @@ pub fn decode(token: &str) -> Result<JwtToken, FormatError> {
 /// Verifies only the header algorithm and the signature (no time checks): for tools that
 /// report validity and expiry separately.
 ///
+/// The token is decoded once: header and claims are parsed by [`decode`], and the HMAC is
+/// computed over the received `header.claims` text and compared in constant time with the
+/// decoded signature (RustCrypto `hmac`). A header naming `alg: none`, any algorithm other
+/// than `alg`, or a critical extension (`crit`, none of which this verifier implements) is
+/// refused before any HMAC is computed. A signed JWT carries no base64 padding (RFC 7515):
+/// a token with `=` is refused here, although [`decode`] reads it.
+///
 /// # Errors
 /// [`FormatError::JwtAlgNone`], [`FormatError::JwtAlgorithmMismatch`],
-/// [`FormatError::SignatureMismatch`], or a decoding error.
+/// [`FormatError::SignatureMismatch`], [`FormatError::InvalidField`] (padding, `crit`), or
+/// a decoding error.
 pub fn verify_signature(
     token: &str,
     key: &[u8],
     alg: JwtAlgorithm,
 ) -> Result<JwtToken, FormatError> {
+    let token = token.trim();
     let t = decode(token)?;
+    check_header(&t, alg)?;
+    if token.contains('=') {
+        return Err(FormatError::InvalidField {
+            format: F,
+            field: "token",
+            detail: "base64url padding (`=`) is not allowed in a signed JWT (RFC 7515): strip the trailing `=` of each part, or mint it with a JWT library".into(),
+        });
+    }
+    // `decode` accepted exactly three parts, so there is a last dot.
+    let (signing_input, signature) = token.rsplit_once('.').unwrap_or((token, ""));
+    if !hmac_matches(alg, key, signing_input.as_bytes(), signature) {
+        return Err(FormatError::SignatureMismatch {
+            format: F,
+            key_name: "key",
+        });
+    }
+    Ok(t)
+}
+
+/// The pinned algorithm, and no critical extensions.
+fn check_header(t: &JwtToken, alg: JwtAlgorithm) -> Result<(), FormatError> {
     match t.alg() {
         Some(a) if a.eq_ignore_ascii_case("none") => return Err(FormatError::JwtAlgNone),
         Some(a) if a == alg.as_str() => {}
@@ -188,28 +239,40 @@ pub fn verify_signature(
             });
         }
     }
-    let mut validation = jsonwebtoken::Validation::new(alg.to_jsonwebtoken());
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Value>(
-        token.trim(),
-        &jsonwebtoken::DecodingKey::from_secret(key),
-        &validation,
-    )
-    .map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidSignature => FormatError::SignatureMismatch {
+    if t.header.get("crit").is_some() {
+        return Err(FormatError::InvalidField {
             format: F,
-            key_name: "key",
-        },
-        _ => FormatError::InvalidField {
-            format: F,
-            field: "token",
-            detail: "rejected by the JWT verifier (malformed header, claims or signature)".into(),
-        },
-    })?;
-    Ok(t)
+            field: "header",
+            detail: "it lists critical extensions (`crit`) and this verifier implements none: refusing it (RFC 7515 section 4.1.11); mint the token without `crit`".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `signature` (base64url, no padding) is the HMAC of `signing_input` under `key`.
+/// The comparison is constant-time; a signature of the wrong length or a non-canonical
+/// encoding never matches.
+fn hmac_matches(alg: JwtAlgorithm, key: &[u8], signing_input: &[u8], signature: &str) -> bool {
+    fn check<M: Mac + KeyInit>(key: &[u8], input: &[u8], sig: &[u8]) -> bool {
+        match <M as KeyInit>::new_from_slice(key) {
+            Ok(mut mac) => {
+                mac.update(input);
+                mac.verify_slice(sig).is_ok()
+            }
+            Err(_) => false,
+        }
+    }
+    // The longest HMAC output (SHA-512) is 64 bytes; anything longer cannot match.
+    let mut buf = [0u8; 64];
+    let Ok(n) = URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) else {
+        return false;
+    };
+    let sig = &buf[..n];
+    match alg {
+        JwtAlgorithm::Hs256 => check::<Hmac<Sha256>>(key, signing_input, sig),
+        JwtAlgorithm::Hs384 => check::<Hmac<Sha384>>(key, signing_input, sig),
+        JwtAlgorithm::Hs512 => check::<Hmac<Sha512>>(key, signing_input, sig),
+    }
 }
 
 /// Verifies an HMAC-signed JWT with `key` and the pinned `alg`, then checks `exp` and

@@ -108,7 +108,10 @@ impl Zego04Token {
     /// # Errors
     /// [`FormatError::InvalidKey`] for a secret of the wrong length,
     /// [`FormatError::DecryptFailed`] for the wrong secret or an altered token,
-    /// [`FormatError::PayloadMismatch`] when the JSON is malformed or disagrees.
+    /// [`FormatError::PayloadMismatch`] when the JSON is malformed or disagrees,
+    /// [`FormatError::ZegoAppIdOutOfRange`] when it decrypts (and, for GCM, authenticates)
+    /// but carries an app id outside ZEGO's 32-bit range, as the official Python and Node
+    /// generators can produce.
     pub fn decrypt(&self, secret: &str) -> Result<Zego04Payload, FormatError> {
         let key: &[u8; 32] = secret.as_bytes().try_into().map_err(|_| FormatError::InvalidKey {
             what: "ZEGO server secret",
@@ -138,7 +141,9 @@ impl Zego04Token {
             .map_err(|_| mismatch("decrypted payload is not UTF-8 text"))?;
         #[derive(serde::Deserialize)]
         struct Plain {
-            app_id: u32,
+            // Any JSON number: the official Python and Node generators mint app ids past
+            // u32, and those must be reported as such, not as an undecryptable token.
+            app_id: serde_json::Number,
             user_id: String,
             nonce: i64,
             ctime: i64,
@@ -164,6 +169,13 @@ impl Zego04Token {
                 "the encrypted expire differs from the plain-text one (the token was altered)",
             ));
         }
+        let app_id = app_id
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| FormatError::ZegoAppIdOutOfRange {
+                app_id: app_id.to_string().chars().take(24).collect(),
+                variant: self.variant.as_str(),
+            })?;
         Ok(Zego04Payload {
             app_id,
             user_id,

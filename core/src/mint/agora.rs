@@ -454,6 +454,9 @@ pub fn build_rtm_token(
 /// `RtmTokenBuilder2.buildTokenWithPermissions`: an RTM2 service (type 8) with resource
 /// permissions and a login privilege.
 ///
+/// As in the official `Rtm2Permissions.add` ("adds or replaces"), an entry with the same
+/// resource and permission type as an earlier one replaces it: the last one wins.
+///
 /// # Errors
 /// See [`build_access_token2`].
 #[allow(clippy::too_many_arguments)]

@@ -69,6 +69,11 @@ pub fn privilege_payload(
 /// `secret` must be 32 bytes and is used as raw bytes; `effective_time_secs > 0`;
 /// `expire = ctime + effective_time_secs`; `iv` is 12 bytes for GCM, 16 for CBC.
 ///
+/// `app_id` is a `u32` on purpose: the official Python and Node generators accept any
+/// integer, but the ZEGO console issues 32-bit AppIDs and the ZEGO services refuse a token
+/// carrying a larger one, so such a token could never be used. Decoding reports one as
+/// [`FormatError::ZegoAppIdOutOfRange`](crate::formats::FormatError::ZegoAppIdOutOfRange).
+///
 /// # Errors
 /// [`MintError::ZegoAppId`], [`MintError::EmptyUserId`], [`MintError::TooLong`] (user id
 /// over [`MAX_USER_ID_LEN`] bytes, payload over 65535 bytes), [`MintError::ZegoSecret`],

@@ -1,5 +1,7 @@
 //! The crate's one integration-test binary; one module per topic.
+mod formats_edges;
 mod formats_hostile;
+mod formats_jwt;
 mod formats_props;
 mod formats_vectors;
 #[cfg(feature = "http")]

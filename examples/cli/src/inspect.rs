@@ -2,7 +2,8 @@
 //! it, and say when it expires.
 //!
 //! Exit codes: 0 decoded (and, with a key, verified); 1 decoded but the signature or
-//! decryption check failed; 2 bad input (one line on stderr).
+//! decryption check failed, or the token verifies but cannot be used (then `--json` adds a
+//! `problem` string, e.g. a ZEGO app id out of range); 2 bad input (one line on stderr).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -21,19 +22,26 @@ pub struct InspectArgs {
     #[arg(long, value_name = "C", conflicts_with_all = ["secret", "key"])]
     pub app_certificate: Option<String>,
     /// ZEGO ServerSecret (32 characters): decrypt and check the payload.
-    #[arg(long, value_name = "S", conflicts_with = "key")]
+    #[arg(
+        long,
+        value_name = "S",
+        conflicts_with = "key",
+        allow_hyphen_values = true
+    )]
     pub secret: Option<String>,
-    /// JWT HMAC key: verify the signature.
-    #[arg(long, value_name = "K")]
+    /// JWT HMAC key: verify the signature (taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
     pub key: Option<String>,
     /// JWT algorithm the key is for (the token's header must match).
     #[arg(long, value_name = "ALG", default_value = "hs256", value_parser = ["hs256", "hs384", "hs512"])]
     pub alg: String,
-    /// Channel name, to verify an Agora 006 token (its signature covers it).
-    #[arg(long, value_name = "CH")]
+    /// Channel name, to verify an Agora 006 token (its signature covers it). Taken as given,
+    /// even when it starts with `-`.
+    #[arg(long, value_name = "CH", allow_hyphen_values = true)]
     pub channel: Option<String>,
-    /// Uid or account, to verify an Agora 006 token ("0" or "" for any uid).
-    #[arg(long, value_name = "UID")]
+    /// Uid or account, to verify an Agora 006 token ("0" or "" for any uid). Taken as given,
+    /// even when it starts with `-`.
+    #[arg(long, value_name = "UID", allow_hyphen_values = true)]
     pub uid: Option<String>,
     /// Say in plain words if the token is not of this vendor's format.
     #[arg(long, value_name = "agora|zego|jwt")]
@@ -187,12 +195,18 @@ pub fn run(args: InspectArgs) -> ExitCode {
     // Verification: Some(true/false) when a key was given; a malformed key is bad input.
     let mut signature_valid: Option<bool> = None;
     let mut check_note: Option<String> = None;
+    // Set when the key checks out but the token is unusable all the same.
+    let mut problem: Option<String> = None;
     let mut decrypted: Option<Value> = None;
     let mut verdict = |r: Result<(), FormatError>| -> Result<(), ExitCode> {
         match r {
             Ok(()) => signature_valid = Some(true),
             Err(e @ (FormatError::InvalidKey { .. } | FormatError::JwtAlgNone)) => {
                 return Err(fail(e));
+            }
+            Err(e @ FormatError::ZegoAppIdOutOfRange { .. }) => {
+                signature_valid = Some(true);
+                problem = Some(e.to_string());
             }
             Err(e) => {
                 signature_valid = Some(false);
@@ -256,6 +270,9 @@ pub fn run(args: InspectArgs) -> ExitCode {
         out["format"] = json!(info.format.as_str());
         out["expires_at"] = json!(info.expires_at);
         out["signature_valid"] = json!(signature_valid);
+        if let Some(p) = &problem {
+            out["problem"] = json!(p);
+        }
         println!("{out}");
     } else {
         print_human(
@@ -263,11 +280,11 @@ pub fn run(args: InspectArgs) -> ExitCode {
             now,
             signature_valid,
             check_note.as_deref(),
+            problem.as_deref(),
             decrypted.as_ref(),
-            &args,
         );
     }
-    if signature_valid == Some(false) {
+    if signature_valid == Some(false) || problem.is_some() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -279,8 +296,8 @@ fn print_human(
     now: i64,
     signature_valid: Option<bool>,
     note: Option<&str>,
+    problem: Option<&str>,
     decrypted: Option<&Value>,
-    args: &InspectArgs,
 ) {
     let row = |k: &str, v: &str| println!("{k:<12} {v}");
     row(
@@ -382,5 +399,7 @@ fn print_human(
         }
     };
     row("signature", &sig);
-    let _ = args;
+    if let Some(p) = problem {
+        row("problem", p);
+    }
 }

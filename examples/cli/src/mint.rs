@@ -43,8 +43,8 @@ pub struct RtcArgs {
     /// App certificate (32 hex characters).
     #[arg(long, value_name = "C")]
     pub app_certificate: String,
-    /// Channel name.
-    #[arg(long, value_name = "CH")]
+    /// Channel name (taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "CH", allow_hyphen_values = true)]
     pub channel: String,
     /// Numeric uid (0 = any uid may join).
     #[arg(
@@ -54,8 +54,8 @@ pub struct RtcArgs {
         required_unless_present = "account"
     )]
     pub uid: Option<u32>,
-    /// String user account.
-    #[arg(long, value_name = "S")]
+    /// String user account (taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub account: Option<String>,
     /// Publisher (join + publish audio/video/data) or subscriber (join only).
     #[arg(long, value_name = "ROLE", value_parser = ["publisher", "subscriber"])]
@@ -63,9 +63,11 @@ pub struct RtcArgs {
     /// Token lifetime in seconds after the issue time.
     #[arg(long, value_name = "SECS")]
     pub token_expire: u32,
-    /// Privilege lifetime in seconds after the issue time (default: the token lifetime).
-    #[arg(long, value_name = "SECS")]
-    pub privilege_expire: Option<u32>,
+    /// Privilege lifetime in seconds after the issue time. Default 0, as the official
+    /// `buildTokenWithUid(..., privilege_expire = 0)`: no privilege-level expiry, so the
+    /// privileges last as long as the token.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub privilege_expire: u32,
     /// Issue time, unix seconds (default: now).
     #[arg(long, value_name = "UNIX")]
     pub issue_ts: Option<u32>,
@@ -85,20 +87,26 @@ pub struct RawArgs {
 /// `mint zego`. `Debug` redacts the secret.
 #[derive(clap::Args)]
 pub struct ZegoArgs {
-    /// Numeric AppID.
+    /// Numeric AppID (1 to 4294967295: ZEGO AppIDs are 32-bit).
     #[arg(long, value_name = "N")]
-    pub app_id: u32,
-    /// User id (1 to 64 bytes).
-    #[arg(long, value_name = "U")]
+    pub app_id: u64,
+    /// User id (1 to 64 bytes; taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "U", allow_hyphen_values = true)]
     pub user_id: String,
     /// ServerSecret: exactly 32 characters, used as raw bytes.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub secret: String,
     /// Lifetime in seconds (> 0).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub effective_time: i64,
-    /// Payload string, embedded verbatim (e.g. privilege JSON); default empty.
-    #[arg(long, value_name = "TEXT", default_value = "")]
+    /// Payload string, embedded verbatim (e.g. privilege JSON, or text starting with `-`);
+    /// default empty.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
     pub payload: String,
     /// Encryption: gcm (current) or cbc (legacy).
     #[arg(long, value_name = "MODE", default_value = "gcm", value_parser = ["gcm", "cbc"])]
@@ -110,7 +118,12 @@ pub struct ZegoArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub nonce: Option<i32>,
     /// IV / GCM nonce as text (12 bytes for gcm, 16 for cbc; default: random).
-    #[arg(long, value_name = "TEXT", conflicts_with = "iv_hex")]
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "iv_hex",
+        allow_hyphen_values = true
+    )]
     pub iv: Option<String>,
     /// IV / GCM nonce as hex.
     #[arg(long, value_name = "HEX")]
@@ -120,11 +133,11 @@ pub struct ZegoArgs {
 /// `mint jwt`. `Debug` redacts the key.
 #[derive(clap::Args)]
 pub struct JwtArgs {
-    /// HMAC key (shared secret).
-    #[arg(long, value_name = "K")]
+    /// HMAC key (shared secret; taken as given, even when it starts with `-`).
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
     pub key: String,
     /// Claims as a JSON object, e.g. '{"room":"r1","exp":1700000000}'.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     pub claims: String,
 }
 
@@ -214,7 +227,6 @@ fn mint_rtc(a: RtcArgs) -> Result<String, String> {
         })?,
     };
     let salt = a.salt.unwrap_or_else(agora::random_salt);
-    let privilege_expire = a.privilege_expire.unwrap_or(a.token_expire);
     let account = match (a.uid, a.account) {
         (Some(uid), _) => agora::uid_string(uid),
         (None, Some(acc)) => acc,
@@ -227,7 +239,7 @@ fn mint_rtc(a: RtcArgs) -> Result<String, String> {
         &account,
         role,
         a.token_expire,
-        privilege_expire,
+        a.privilege_expire,
         issue_ts,
         salt,
     )
@@ -266,8 +278,14 @@ fn mint_zego(a: ZegoArgs) -> Result<String, String> {
             .ok_or_else(|| "--iv-hex must be an even number of hex digits".to_owned())?,
         (None, None) => zego::random_iv(mode),
     };
+    let app_id = u32::try_from(a.app_id).map_err(|_| {
+        format!(
+            "--app-id {} is out of range: ZEGO AppIDs are 32-bit (1 to 4294967295) and ZEGO services refuse tokens carrying a larger one; use the numeric AppID from the ZEGO console",
+            a.app_id
+        )
+    })?;
     zego::generate_token04(
-        a.app_id,
+        app_id,
         &a.user_id,
         &a.secret,
         a.effective_time,

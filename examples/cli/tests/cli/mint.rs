@@ -220,7 +220,8 @@ fn mint_agora_rtc_publisher_gets_publish_privileges_and_uid_0_packs_empty() {
         out["services"][0]["privileges"].as_array().unwrap().len(),
         1
     );
-    assert_eq!(out["services"][0]["privileges"][0]["expire"], 600);
+    // No --privilege-expire: 0, as the official builders' default.
+    assert_eq!(out["services"][0]["privileges"][0]["expire"], 0);
 }
 
 #[test]
