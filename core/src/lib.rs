@@ -12,19 +12,24 @@
 //!    and OAuth sources in `sources`, feature `http`). Return the token and whatever your
 //!    backend says about its lifetime; tokenkeeper also decodes the token itself
 //!    ([`formats`]) and takes the earliest expiry.
-//! 2. **Make one [`lifecycle::Keeper`]** for the app. It runs on the tokio runtime you give it
+//! 2. **Say where tokens go**: a [`lifecycle::TokenSink`], your engine's "renew token" call
+//!    (Agora `renewToken(token)`, ZEGO `renewToken(roomID, token)`, a WebSocket re-auth).
+//! 3. **Make one [`lifecycle::Keeper`]** for the app. It runs on the tokio runtime you give it
 //!    (or the current one, or one it owns) and reads time only through an injected
 //!    [`clock::Clock`].
-//! 3. **Open a [`lifecycle::Session`]** per channel/room: `token().await` before joining,
-//!    then listen for [`lifecycle::EventKind::Issued`] and pass each new token to your engine's
-//!    `renewToken`. Report what the engine says with `token_expired()` / `token_rejected()`.
-//! 4. **Forward app signals**: [`lifecycle::Keeper::resumed`] when the app returns to the
-//!    foreground, [`lifecycle::Keeper::network_available`] when connectivity returns.
+//! 4. **Open a [`lifecycle::Session`]** per channel/room with the sink, join with
+//!    `token().await`, and forward the engine's callbacks as notifications
+//!    ([`lifecycle::Session::on_token_will_expire`], [`lifecycle::Session::on_token_expired`],
+//!    [`lifecycle::Session::on_token_rejected`]). From then on every renewed token reaches the
+//!    engine exactly once, in order, never expired: the app never forwards a token.
+//! 5. **Forward app signals**: [`lifecycle::Keeper::resumed`] when the app returns to the
+//!    foreground, [`lifecycle::Keeper::network_available`] when connectivity returns (the
+//!    keeper also notices device sleep and clock changes by itself on Linux and Android).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use tokenkeeper::lifecycle::{Event, EventKind, Keeper, SessionConfig};
+//! use tokenkeeper::lifecycle::{IssuedToken, Keeper, SessionConfig, SinkError};
 //! use tokenkeeper::source::{FetchRequest, FetchedToken, SessionSpec, SourceError, Token, TokenSource};
 //!
 //! /// Your backend call (here: an in-process stand-in).
@@ -44,20 +49,22 @@
 //!
 //! # fn main() -> Result<(), tokenkeeper::Error> {
 //! let keeper = Keeper::builder().build()?; // no runtime around: the keeper owns one
+//! // The engine's "renew token" call; here it only looks at the token.
+//! let renew_token = |token: &IssuedToken| -> Result<(), SinkError> {
+//!     let _ = token.token.expose(); // rtc_engine.renew_token(…) — never log the token itself
+//!     Ok(())
+//! };
 //! let spec = SessionSpec::new("live-42", "1001").with_role("publisher");
-//! let session = keeper.open_session(SessionConfig::new(spec), Arc::new(MyBackend));
+//! let config = SessionConfig::new(spec).with_sink(Arc::new(renew_token));
+//! let session = keeper.open_session(config, Arc::new(MyBackend));
 //!
-//! session.add_listener(Arc::new(|event: &Event| {
-//!     if let EventKind::Issued { expires_at_ms, .. } = event.kind {
-//!         // rtc_engine.renew_token(session.current()…) — never log the token itself.
-//!         let _ = expires_at_ms;
-//!     }
-//! }));
-//!
-//! // Before joining: wait for a valid token (one fetch, shared by all concurrent callers).
-//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-//! let first = rt.block_on(session.token())?;
+//! // Before joining: a valid token (one fetch, shared by all concurrent callers). This is the
+//! // only token the app ever passes to the engine; renewals go through the sink.
+//! let first = futures::executor::block_on(session.token())?; // any executor works
 //! assert_eq!(first.token.expose(), "token-for-live-42-1001");
+//! // rtc_engine.join_channel(first.token.expose(), …);
+//! // The engine's callbacks, as notifications that return at once:
+//! session.on_token_will_expire(Some(first.token.expose())); // onTokenPrivilegeWillExpire
 //! assert!(session.current().is_some()); // non-blocking, tens of nanoseconds
 //! session.close();
 //! # Ok(()) }

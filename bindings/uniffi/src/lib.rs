@@ -6,22 +6,25 @@
 //!
 //! # An integration, end to end (Kotlin names; Swift and Python read the same)
 //!
-//! 1. At start-up create one [`Keeper`] (optionally with a [`PolicyConfig`] and a Keystore/Keychain
+//! 1. At start-up create one [`Keeper`] (optionally with a [`Policy`] and a Keystore/Keychain
 //!    [`CredentialStore`]) and, if you want SDK logs in logcat/os_log, call [`set_log_sink`].
-//! 2. When the user joins a channel, open a [`Session`]: `keeper.openSession(SessionConfig(
-//!    SessionSpec(channel, user)), source)` with your own [`TokenSource`] (your HTTP stack and
-//!    auth), or `keeper.openHttpSession(config, HttpSourceConfig(endpoint, …))`.
+//! 2. When the user joins a channel, open a [`Session`] with your engine's "renew token" call as
+//!    its [`TokenSink`]: `keeper.openSession(SessionConfig(SessionSpec(channel, user)), source,
+//!    sink)` with your own [`TokenSource`] (your HTTP stack and auth), or
+//!    `keeper.openHttpSession(config, HttpSourceConfig(endpoint, …), sink)`.
 //! 3. `session.token()` gives the token for `joinChannel`/`loginRoom` (`.token.expose()`: every
-//!    token and credential crosses the FFI as a [`Secret`], which prints only its length);
-//!    concurrent callers share one fetch. The session renews it before expiry by itself
-//!    (default 30 s before).
-//! 4. From the engine's "token will expire" callback call `session.renewToken()` and pass the
-//!    result to `engine.renewToken(…)`; from "token expired", `session.tokenExpired()`.
-//! 5. React to [`TokenKeeperError`] variants as they say (`ReauthRequired`: sign in again, then
-//!    `renewToken()`; `Forbidden`: leave), or watch [`SessionEvent`]s through a listener or
-//!    `subscribe()` (Flow / AsyncStream / `async for`).
+//!    token and credential crosses the FFI as a [`Secret`], which prints only its length). It is
+//!    the only token the app ever passes: the session renews before expiry (default 30 s
+//!    before) and hands each new token to the sink, once, in order, never expired.
+//! 4. Pass the engine's callbacks on as notifications, which return at once:
+//!    "will expire" → `session.onTokenWillExpire(token)`, "request token" →
+//!    `session.onTokenExpired()`, a server refusing the token → `session.onTokenRejected(token)`.
+//! 5. Watch `session.watchStatus()` (a `StateFlow` / `AsyncStream` / `async for` that replays the
+//!    current value) or [`SessionEvent`]s, and react to [`TokenKeeperError`] variants as they say
+//!    (`ReauthRequired`: sign in again, then `setCredentials()`; `Forbidden`: leave).
 //! 6. On leave, close the session; call `keeper.resumed()` when the app returns to the
-//!    foreground so stale tokens are replaced at once.
+//!    foreground and `keeper.networkAvailable()` when connectivity returns (the platform glue
+//!    does both).
 
 uniffi::setup_scaffolding!("tokenkeeper");
 

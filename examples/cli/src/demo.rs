@@ -2,11 +2,16 @@
 //! sessions that keep their tokens alive through the SDK.
 //!
 //! Each session is what an app does: a [`Keeper`] session with an [`HttpSource`] pointed at the
-//! backend's RTC token endpoint; it joins the room over WebSocket with its first token and, on
-//! every `Issued` event, renews in-band with the fresh token. The backend injects errors and
-//! latency; the room kicks any member whose token expires. The summary counts what matters:
-//! disconnects (as the room server counted them) and time without a valid token.
+//! backend's RTC token endpoint and a sink into the member's [`Engine`], an RTC engine as
+//! Agora's behaves. The member joins the room over WebSocket with its first token; from then on
+//! the session hands every new token to the engine (an in-band renewal) and the engine's
+//! callbacks ("will expire", "request token") are mere notifications: no demo code forwards a
+//! token. The backend injects errors and latency; the room kicks any member whose token
+//! expires. The summary counts what matters: disconnects (as the room server counted them),
+//! tokens applied (never twice, never out of order), time without a valid token, in the
+//! session and in the engine.
 
+mod engine;
 mod view;
 
 use std::process::ExitCode;
@@ -25,6 +30,7 @@ use tokenkeeper_server::{FaultsUpdate, RateLimit, Server, ServerConfig};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use self::engine::{Engine, EngineStats};
 use self::view::{Note, Summary, View};
 
 /// Arguments of `tokenkeeper demo`.
@@ -171,6 +177,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut sessions = Vec::new();
+    let mut engines = Vec::new();
     for (i, (_, uid, api_key)) in keys.into_iter().enumerate() {
         let role = if i == 0 { "publisher" } else { "subscriber" };
         let source = HttpSource::builder(&endpoint)
@@ -184,12 +191,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
             .build()
             .map_err(|e| anyhow::anyhow!("cannot configure the HTTP source: {e}"))?;
         let spec = SessionSpec::new(CHANNEL, uid.to_string()).with_role(role);
-        let session = keeper.open_session(SessionConfig::new(spec), Arc::new(source));
+        let engine = Engine::new(Arc::clone(&clock));
+        let config = SessionConfig::new(spec).with_sink(engine.clone());
+        let session = keeper.open_session(config, Arc::new(source));
         sessions.push(session.clone());
-        let room_url = format!("{ws_base}/ws/rooms/{CHANNEL}");
-        let tx = report_tx.clone();
-        let stop = stop_rx.clone();
-        tasks.push(tokio::spawn(run_session(i, session, room_url, tx, stop)));
+        engines.push(engine.clone());
+        let member = Member {
+            i,
+            session,
+            engine,
+            room_url: format!("{ws_base}/ws/rooms/{CHANNEL}"),
+            lead: Duration::from_secs(args.lead),
+            tx: report_tx.clone(),
+            stop: stop_rx.clone(),
+        };
+        tasks.push(tokio::spawn(member.run()));
     }
     drop(report_tx);
 
@@ -218,7 +234,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         let _ = task.await;
     }
     let stats = admin.stats();
-    let summary = summarize(&args, &sessions, &stats);
+    let engine_stats: Vec<EngineStats> = engines.iter().map(|e| e.stats()).collect();
+    let summary = summarize(&args, &sessions, &engine_stats, &stats);
     for session in &sessions {
         session.close();
     }
@@ -238,7 +255,12 @@ fn demo_policy(args: &DemoArgs) -> Policy {
     }
 }
 
-fn summarize(args: &DemoArgs, sessions: &[Session], stats: &Value) -> Summary {
+fn summarize(
+    args: &DemoArgs,
+    sessions: &[Session],
+    engines: &[EngineStats],
+    stats: &Value,
+) -> Summary {
     let counters: Vec<_> = sessions.iter().map(Session::counters).collect();
     let disconnects_by_reason = stats.get("disconnects").cloned().unwrap_or(Value::Null);
     Summary {
@@ -254,6 +276,9 @@ fn summarize(args: &DemoArgs, sessions: &[Session], stats: &Value) -> Summary {
         fetch_failures: counters.iter().map(|c| c.failures).sum(),
         emergency_fetches: counters.iter().map(|c| c.emergency_fetches).sum(),
         expired_ms: counters.iter().map(|c| c.expired_ms).sum(),
+        applies: engines.iter().map(|e| e.applies).sum(),
+        duplicate_applies: engines.iter().map(|e| e.duplicate_applies).sum(),
+        engine_expired_ms: engines.iter().map(|e| e.expired_ms).sum(),
         disconnects: disconnects_by_reason
             .get("token_expired")
             .and_then(Value::as_u64)
@@ -270,118 +295,153 @@ fn summarize(args: &DemoArgs, sessions: &[Session], stats: &Value) -> Summary {
     }
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// One member: first token, join, then renew in-band on every `Issued` event until stopped.
-async fn run_session(
+/// One room member: a session, its engine, and the room connection.
+struct Member {
     i: usize,
     session: Session,
+    engine: Arc<Engine>,
     room_url: String,
+    lead: Duration,
     tx: mpsc::UnboundedSender<Report>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let send = |note: Note| {
-        let _ = tx.send(Report { session: i, note });
-    };
-    let mut events = session.subscribe();
-    // `token()` waits across failed attempts (the failures reach the view as events) until the
-    // session has a token, a fatal error, or the policy's wait limit passed.
-    let first = tokio::select! {
-        first = session.token() => first,
-        _ = stop.changed() => return,
-    };
-    let first = match first {
-        Ok(first) => first,
-        Err(e) => {
-            return send(Note::Fatal {
-                what: "no first token".into(),
-                detail: e.to_string(),
-            });
-        }
-    };
-    let mut socket: Socket = match tokio_tungstenite::connect_async(room_url.as_str()).await {
-        Ok((socket, _)) => socket,
-        Err(e) => {
-            return send(Note::Room {
-                kind: "connect_failed".into(),
-                detail: e.to_string(),
-            });
-        }
-    };
-    let join = json!({"type": "join", "token": first.token.expose()}).to_string();
-    if socket.send(Message::text(join)).await.is_err() {
-        return send(Note::Room {
-            kind: "connect_failed".into(),
-            detail: "send failed".into(),
+    stop: watch::Receiver<bool>,
+}
+
+impl Member {
+    fn send(&self, note: Note) {
+        let _ = self.tx.send(Report {
+            session: self.i,
+            note,
         });
     }
-    let mut last_sent = first.token.clone();
-    let mut in_room = true;
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                match event.kind {
-                    EventKind::Issued { reason, expires_at_ms, fetch_latency, .. } => {
-                        send(Note::Issued { reason: reason.as_str(), expires_at_ms, latency: fetch_latency });
-                        if let Some(current) = session.current() {
-                            if in_room && current.token != last_sent {
-                                let renew = json!({"type": "renew", "token": current.token.expose()});
-                                if socket.send(Message::text(renew.to_string())).await.is_ok() {
-                                    last_sent = current.token;
-                                }
-                            }
-                        }
-                    }
-                    EventKind::FetchFailed { attempt, error, next_retry_at_ms, .. } => {
-                        send(Note::FetchFailed { attempt, detail: error.to_string(), next_retry_at_ms });
-                    }
-                    EventKind::WillExpire { .. } => send(Note::Renewing),
-                    EventKind::Expired { .. } => send(Note::Expired),
-                    EventKind::Forbidden { reason } => {
-                        send(Note::Fatal { what: "revoked".into(), detail: reason });
-                    }
-                    EventKind::ReauthRequired { message } => {
-                        send(Note::Fatal { what: "re-auth required".into(), detail: message });
-                    }
-                    EventKind::Failed { error } => {
-                        send(Note::Fatal { what: "failed".into(), detail: error.to_string() });
-                    }
-                    _ => {}
-                }
+
+    /// Joins with the first token, then runs the engine's callbacks and shows the session's
+    /// events and the room's messages until stopped.
+    async fn run(mut self) {
+        let mut events = self.session.subscribe();
+        // `token()` waits across failed attempts (the failures reach the view as events) until
+        // the session has a token, a fatal error, or the policy's wait limit passed.
+        let first = tokio::select! {
+            first = self.session.token() => first,
+            _ = self.stop.changed() => return,
+        };
+        let first = match first {
+            Ok(first) => first,
+            Err(e) => {
+                return self.send(Note::Fatal {
+                    what: "no first token".into(),
+                    detail: e.to_string(),
+                });
             }
-            message = socket.next(), if in_room => match message {
-                Some(Ok(Message::Text(text))) => {
-                    let v: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
-                    let kind = v.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
-                    let detail = v
-                        .get("reason")
-                        .or_else(|| v.get("message"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    send(Note::Room { kind, detail });
+        };
+        let (mut writer, mut reader) =
+            match tokio_tungstenite::connect_async(self.room_url.as_str()).await {
+                Ok((socket, _)) => socket.split(),
+                Err(e) => {
+                    return self.send(Note::Room {
+                        kind: "connect_failed".into(),
+                        detail: e.to_string(),
+                    });
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    in_room = false;
-                    let detail = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                    send(Note::Room { kind: "closed".into(), detail });
-                }
-                Some(Ok(_)) => {}
-                None | Some(Err(_)) => {
-                    in_room = false;
-                    send(Note::Room { kind: "closed".into(), detail: "connection lost".into() });
-                }
-            },
-            _ = stop.changed() => break,
+            };
+        let join = json!({"type": "join", "token": first.token.expose()}).to_string();
+        if writer.send(Message::text(join)).await.is_err() {
+            return self.send(Note::Room {
+                kind: "connect_failed".into(),
+                detail: "send failed".into(),
+            });
         }
+        self.engine.joined(writer, &first).await;
+        let callbacks = self
+            .engine
+            .callbacks(&self.session, self.lead, self.stop.clone());
+        tokio::pin!(callbacks);
+        let mut in_room = true;
+        loop {
+            tokio::select! {
+                () = &mut callbacks => break,
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    if let Some(note) = note_of(event.kind) {
+                        self.send(note);
+                    }
+                }
+                message = reader.next(), if in_room => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        let v: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                        let kind = v.get("type").and_then(Value::as_str).unwrap_or("?").to_owned();
+                        let detail = v
+                            .get("reason")
+                            .or_else(|| v.get("message"))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        self.send(Note::Room { kind, detail });
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        in_room = false;
+                        let detail = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                        self.send(Note::Room { kind: "closed".into(), detail });
+                    }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => {
+                        in_room = false;
+                        self.send(Note::Room { kind: "closed".into(), detail: "connection lost".into() });
+                    }
+                },
+            }
+        }
+        if in_room {
+            self.engine.leave().await;
+        }
+        self.send(Note::Left);
     }
-    if in_room {
-        let _ = socket
-            .send(Message::text(json!({"type": "leave"}).to_string()))
-            .await;
-        let _ = socket.close(None).await;
-    }
-    send(Note::Left);
+}
+
+/// What the view shows of a session event.
+fn note_of(kind: EventKind) -> Option<Note> {
+    Some(match kind {
+        EventKind::Issued {
+            reason,
+            expires_at_ms,
+            fetch_latency,
+            ..
+        } => Note::Issued {
+            reason: reason.as_str(),
+            expires_at_ms,
+            latency: fetch_latency,
+        },
+        EventKind::Applied { .. } => Note::Applied,
+        EventKind::ApplyFailed { attempt, message } => Note::ApplyFailed {
+            attempt,
+            detail: message,
+        },
+        EventKind::FetchFailed {
+            attempt,
+            error,
+            next_retry_at_ms,
+            ..
+        } => Note::FetchFailed {
+            attempt,
+            detail: error.to_string(),
+            next_retry_at_ms,
+        },
+        EventKind::WillExpire { .. } => Note::Renewing,
+        EventKind::Expired { .. } => Note::Expired,
+        EventKind::Forbidden { reason } => Note::Fatal {
+            what: "forbidden".into(),
+            detail: reason,
+        },
+        EventKind::ReauthRequired { message } => Note::Fatal {
+            what: "re-auth required".into(),
+            detail: message,
+        },
+        EventKind::Failed { error } => Note::Fatal {
+            what: "failed".into(),
+            detail: error.to_string(),
+        },
+        _ => return None,
+    })
 }

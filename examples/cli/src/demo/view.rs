@@ -28,6 +28,10 @@ pub(crate) enum Note {
         detail: String,
         next_retry_at_ms: i64,
     },
+    /// The session handed a new token to the member's engine.
+    Applied,
+    /// The engine did not take a token; the session retries.
+    ApplyFailed { attempt: u32, detail: String },
     /// Scheduled renewal started.
     Renewing,
     /// No valid token (should not happen in a healthy run).
@@ -56,6 +60,12 @@ pub(crate) struct Summary {
     pub emergency_fetches: u64,
     /// Total time any session held no valid token after its first one.
     pub expired_ms: u64,
+    /// Tokens the sessions handed to their engines (after each member's join token).
+    pub applies: u64,
+    /// A token handed to the same engine twice, or an older one after a newer one.
+    pub duplicate_applies: u64,
+    /// Total time any engine held an expired token.
+    pub engine_expired_ms: u64,
     /// Members the room server kicked because their token expired.
     pub disconnects: u64,
     /// Every room disconnect by reason, as the room server counted them.
@@ -311,6 +321,19 @@ impl View {
                     self.json(json!({"type": "renewing", "session": name}));
                 }
             }
+            Note::Applied => match self.mode {
+                Mode::Json => self.json(json!({"type": "applied", "session": name})),
+                Mode::Plain => self.line(format!("{name:<10} engine took the new token")),
+                Mode::Live => {}
+            },
+            Note::ApplyFailed { attempt, detail } => match self.mode {
+                Mode::Json => self.json(json!({
+                    "type": "apply_failed", "session": name, "attempt": attempt, "detail": detail,
+                })),
+                _ => self.line(format!(
+                    "{name:<10} engine did not take the token (attempt {attempt}: {detail}); retrying"
+                )),
+            },
             Note::Expired => match self.mode {
                 Mode::Json => self.json(json!({"type": "expired", "session": name})),
                 _ => self.line(format!("{name:<10} token EXPIRED before a new one arrived")),
@@ -435,6 +458,11 @@ impl View {
                 println!(
                     "  disconnects for an expired token: {}   time without a valid token: {} ms",
                     summary.disconnects, summary.expired_ms
+                );
+                println!(
+                    "  tokens handed to the engines: {} ({} twice or out of order), time an engine held an \
+                     expired token: {} ms",
+                    summary.applies, summary.duplicate_applies, summary.engine_expired_ms
                 );
                 if summary.disconnects == 0
                     && summary.expired_ms == 0

@@ -28,7 +28,7 @@ fn demo_json_keeps_twenty_sessions_connected_through_a_flaky_backend() {
             "--lead",
             "2",
         ])
-        .args(["--duration", "20", "--fail-rate", "0.2"])
+        .args(["--duration", "20", "--fail-rate", "0.25"])
         .output()
         .expect("tokenkeeper runs");
     let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
@@ -51,6 +51,26 @@ fn demo_json_keeps_twenty_sessions_connected_through_a_flaky_backend() {
         summary["disconnects_by_reason"]["token_expired"], 0,
         "{summary}"
     );
+    // One path from backend to engine: every renewal reaches the engine exactly once, in
+    // order, never expired, and the engine's callbacks never cause a second fetch.
+    let n = |k: &str| {
+        summary[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {k}: {summary}"))
+    };
+    // (A renewal in the run's last instant may not have reached its engine yet.)
+    assert!(n("applies") <= n("renewals"), "{summary}");
+    assert!(n("renewals") - n("applies") <= n("sessions"), "{summary}");
+    assert_eq!(n("duplicate_applies"), 0, "{summary}");
+    assert_eq!(n("engine_expired_ms"), 0, "{summary}");
+    // Each session's first fetch, one successful fetch per renewal, the failures; at most one
+    // renewal per session was still in flight when the run ended.
+    let accounted = n("sessions") + n("renewals") + n("fetch_failures");
+    assert!(
+        (accounted..=accounted + n("sessions")).contains(&n("fetches")),
+        "one successful fetch per renewal: {summary}"
+    );
+    assert!(lines.iter().any(|l| l["type"] == "applied"));
     assert!(lines.iter().any(|l| l["type"] == "fetch_failed"));
     assert!(
         lines
