@@ -1,13 +1,14 @@
-//! The driver: one task per session that decides when to fetch, runs each fetch in a task of
-//! its own, and turns answers into published tokens, retries or a fatal stop.
+//! The driver: one task per session that decides when to fetch and runs each fetch in a task
+//! of its own (what becomes of an answer is in `outcome.rs`).
 //!
 //! - **Supervised**: a panic in the driver (a bug) restarts it; one in a token source or a
 //!   credential store is caught in the fetch task and counts as a failed attempt.
 //! - **Stalls**: while a valid token is at stake, the driver waits for an attempt only as long
 //!   as [`Policy::attempt_budget`] allows, then starts another beside it (at most
 //!   [`Policy::MAX_PARALLEL_ATTEMPTS`], dropping the oldest stalled one to make room); a stalled
-//!   one keeps running and its token is used if it answers first. Fetches that use credentials run one at a time and are never cancelled,
-//!   so a rotated refresh token that arrives late is still kept.
+//!   one keeps running and its token is used if it answers first. Fetches that use credentials
+//!   run one at a time and are waited for up to `Policy::refresh_answer_wait`, so a rotated
+//!   refresh token that arrives late is still kept.
 //! - **Wakeups**: the driver sleeps until its next deadline (renewal, expiry, retry, a held
 //!   token's start, a stalled attempt) and wakes for requests and keeper signals only.
 
@@ -20,11 +21,9 @@ use tracing::Instrument;
 
 use super::event::{Event, EventKind, SessionState};
 use super::shared::{Attempt, Held, Inner, Shared};
-use super::timing::{self, Evidence};
-use super::{expiry, session::IssuedToken};
 use crate::clock::millis;
 use crate::error::Error;
-use crate::source::{FetchReason, FetchRequest, FetchedToken, RetryKind, SourceError};
+use crate::source::{FetchReason, FetchRequest, FetchedToken, SourceError};
 
 /// Priority when several requests are pending: the most urgent reason wins.
 fn urgency(r: FetchReason) -> u8 {
@@ -44,18 +43,18 @@ pub(crate) fn merge(a: Option<FetchReason>, b: FetchReason) -> FetchReason {
     }
 }
 
-fn dur(ms: i64) -> Duration {
+pub(crate) fn dur(ms: i64) -> Duration {
     Duration::from_millis(ms.max(0).unsigned_abs())
 }
 
 /// Weight of a new attempt in the smoothed failure rate (1/16).
-const FAILURE_EWMA_WEIGHT: f64 = 16.0;
+pub(crate) const FAILURE_EWMA_WEIGHT: f64 = 16.0;
 
 /// A token from the source and when it arrived (elapsed clock, device wall clock): its times
 /// are counted from then, not from when a slow store let the session go on.
 pub(crate) struct Answer {
-    fetched: FetchedToken,
-    arrived: (i64, i64),
+    pub(crate) fetched: FetchedToken,
+    pub(crate) arrived: (i64, i64),
 }
 
 /// Why an attempt failed.
@@ -404,368 +403,5 @@ impl Shared {
                 Err(Failure::Source(e.redact(&secrets)))
             }
         }
-    }
-
-    // ---- outcomes ------------------------------------------------------------------------
-
-    /// The session stops waiting for a stalled attempt: a failure (it keeps running).
-    fn give_up_on(&self, inner: &mut Inner, id: u64, now: i64, events: &mut Vec<Event>) {
-        let Some(a) = inner.attempts.iter_mut().find(|a| a.id == id) else {
-            return;
-        };
-        a.abandoned = true;
-        let (reason, started) = (a.reason, a.started_mono);
-        let waited = self.clock.monotonic().saturating_sub(started);
-        tracing::warn!(
-            waited_ms = millis(waited),
-            "token fetch stalled; trying again beside it"
-        );
-        let error = SourceError::timeout(format!(
-            "no answer after {waited:?} (policy attempt_budget, fetch_timeout); trying again beside it"
-        ));
-        self.failed(inner, now, reason, Failure::Source(error), events);
-    }
-
-    pub(crate) fn complete(&self, id: u64, outcome: Result<Answer, Failure>) {
-        let mut events = Vec::new();
-        {
-            let mut inner = self.inner.lock();
-            if self.is_closed() {
-                return;
-            }
-            let Some(index) = inner.attempts.iter().position(|a| a.id == id) else {
-                return;
-            };
-            let attempt = inner.attempts.swap_remove(index);
-            let now = self.now();
-            let latency = self.clock.monotonic().saturating_sub(attempt.started_mono);
-            // A fetch that never answered measured nothing about the backend's latency.
-            let timed_out = matches!(
-                &outcome,
-                Err(Failure::Source(SourceError::RetryLater {
-                    kind: RetryKind::Timeout,
-                    ..
-                }))
-            );
-            if !timed_out {
-                inner.counters.last_fetch_latency = Some(latency);
-                inner.latency_ewma_ms = Some(match inner.latency_ewma_ms {
-                    Some(old) => (old * 3 + millis(latency)) / 4,
-                    None => millis(latency),
-                });
-            }
-            inner.completed += 1;
-            self.settle(&mut inner, &attempt, now, latency, outcome, &mut events);
-        }
-        self.changed.notify_waiters();
-        self.emit_all(events);
-    }
-
-    fn settle(
-        &self,
-        inner: &mut Inner,
-        attempt: &Attempt,
-        now: i64,
-        latency: Duration,
-        outcome: Result<Answer, Failure>,
-        events: &mut Vec<Event>,
-    ) {
-        let answer = match outcome {
-            Ok(answer) => answer,
-            Err(failure) => {
-                let fatal = match &failure {
-                    Failure::Source(e) => Error::from_source(e).is_fatal(),
-                    Failure::Public(e) => e.is_fatal(),
-                };
-                // A stalled attempt was already counted; only a fatal answer still matters.
-                if !attempt.abandoned || fatal {
-                    self.failed(inner, now, attempt.reason, failure, events);
-                }
-                return;
-            }
-        };
-        if inner.fatal.is_some() {
-            tracing::debug!("an answer arrived after the session stopped; not used");
-            return;
-        }
-        if attempt.generation < inner.generation || inner.successor.is_some() {
-            tracing::debug!("a late answer arrived after a newer token; not used");
-            return;
-        }
-        match self.accept(inner, answer, attempt) {
-            Ok(held) => {
-                if attempt.abandoned {
-                    tracing::info!("the stalled fetch answered after all; using its token");
-                }
-                self.install(inner, held, now, latency, events);
-            }
-            Err(e) if !attempt.abandoned => {
-                self.failed(inner, now, attempt.reason, Failure::Source(e), events)
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// Validates a fetched token and works out its times on the elapsed clock.
-    fn accept(
-        &self,
-        inner: &mut Inner,
-        answer: Answer,
-        attempt: &Attempt,
-    ) -> Result<Held, SourceError> {
-        let Answer {
-            fetched,
-            arrived: (now, wall),
-        } = answer;
-        let bad = |message: String| SourceError::RetryLater {
-            kind: RetryKind::BadToken,
-            retry_after: None,
-            message,
-        };
-        if fetched.token.is_empty() {
-            return Err(bad("the source returned an empty token".into()));
-        }
-        let known = [&inner.token, &inner.successor];
-        if known
-            .iter()
-            .any(|t| t.as_ref().is_some_and(|t| t.issued.token == fetched.token))
-        {
-            return Err(bad(
-                "the source returned the same token again instead of a fresh one".into(),
-            ));
-        }
-        let decoded = expiry::decode(fetched.token.expose());
-        let earliest = |a: Option<i64>, b: Option<i64>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let evidence = Evidence {
-            now_wall: wall,
-            server_time: fetched.server_time_ms,
-            remembered_server_time: inner.server_offset.map(|o| now.saturating_add(o)),
-            issued_at: decoded
-                .and_then(|d| d.issued_at_ms)
-                .or(fetched.issued_at_ms),
-            expires_at: earliest(decoded.and_then(|d| d.expires_at_ms), fetched.expires_at_ms),
-            not_before: decoded.and_then(|d| d.not_before_ms),
-        };
-        let skew = timing::estimate_skew(&evidence, self.policy.max_clock_skew);
-        if let Some(why) = skew.ignored {
-            tracing::warn!(why, "ignoring the server time of this answer");
-        }
-        match (skew.basis, evidence.server_time) {
-            (timing::SkewBasis::ServerTime, Some(server)) => {
-                inner.server_offset = Some(server.saturating_sub(now));
-            }
-            (timing::SkewBasis::Remembered, _) => {}
-            // Contradicted by the token: forget it.
-            _ => inner.server_offset = None,
-        }
-        let started_ago = now.saturating_sub(attempt.started_boot);
-        let times = timing::token_times(
-            &evidence,
-            &skew,
-            fetched.expires_in,
-            started_ago,
-            self.policy.not_before_leeway,
-        )
-        .unwrap_or(timing::Times {
-            expires_in: millis(self.policy.assumed_lifetime),
-            starts_in: 0,
-            lifetime: millis(self.policy.assumed_lifetime),
-        });
-        if times.expires_in <= 0 {
-            return Err(bad(format!(
-                "the source returned an already-expired token (expired {} ms ago after clock correction)",
-                -times.expires_in
-            )));
-        }
-        let valid_for = times.expires_in - times.starts_in;
-        let lead = millis(self.policy.renew_lead).max(1_000);
-        if valid_for < lead {
-            return Err(bad(format!(
-                "the source returned a token valid for only {valid_for} ms, less than the renewal lead of {lead} ms (policy renew_lead)"
-            )));
-        }
-        let expires = now.saturating_add(times.expires_in);
-        Ok(Held {
-            issued: IssuedToken {
-                token: fetched.token,
-                expires_at_ms: wall.saturating_add(times.expires_in),
-                received_at_ms: wall,
-                reason: inner.cycle.unwrap_or(attempt.reason),
-            },
-            received: now,
-            starts: now.saturating_add(times.starts_in),
-            expires,
-            lifetime_ms: times.lifetime.max(valid_for),
-        })
-    }
-
-    fn install(
-        &self,
-        inner: &mut Inner,
-        held: Held,
-        now: i64,
-        latency: Duration,
-        events: &mut Vec<Event>,
-    ) {
-        // Adaptive lead: how long this cycle took, retries included, in awake time.
-        let cycle = self
-            .clock
-            .monotonic()
-            .saturating_sub(inner.cycle_started_mono)
-            .max(latency);
-        inner.renewal_ewma_ms = (inner.renewal_ewma_ms * 3 + millis(cycle)) / 4;
-        let valid_for = held.expires - held.starts;
-        let mut lead = millis(self.policy.adaptive_lead_for(
-            dur(held.lifetime_ms),
-            dur(inner.renewal_ewma_ms),
-            dur(inner.latency_ewma_ms.unwrap_or(0)),
-            inner.failure_ewma,
-        ));
-        if self.credentials.in_use() {
-            lead = lead.max(millis(self.policy.refresh_lead_for(dur(held.lifetime_ms))));
-        }
-        let jitter = millis(self.policy.jitter_for(dur(lead)));
-        let jitter = (inner.jitter.unit() * jitter as f64) as i64;
-        inner.renew_at = timing::renew_at(held.starts, valid_for, lead, jitter);
-        let reason = held.issued.reason;
-
-        if inner.ever_issued {
-            inner.counters.renewals += 1;
-        }
-        inner.ever_issued = true;
-        if !inner.report_cycle {
-            inner.bad_reports = 0;
-        }
-        inner.report_cycle = false;
-        inner.attempt = 0;
-        inner.cycle = None;
-        inner.next_retry_at = None;
-        inner.pending = None;
-        inner.last_error = None;
-        tracing::info!(
-            reason = reason.as_str(),
-            expires_at_ms = held.issued.expires_at_ms,
-            renew_in_ms = inner.renew_at - now,
-            latency_ms = millis(latency),
-            "token issued"
-        );
-        events.push(self.event(EventKind::Issued {
-            reason,
-            expires_at_ms: held.issued.expires_at_ms,
-            renew_at_ms: self.wall_of(inner.renew_at),
-            fetch_latency: latency,
-        }));
-        if held.starts > now {
-            let starts_at_ms = self.wall_of(held.starts);
-            events.push(self.event(EventKind::NotYetValid { starts_at_ms }));
-            if inner.valid(now).is_some() {
-                // Keep serving the current token until its successor's start.
-                inner.successor = Some(held);
-                inner.state = SessionState::Valid;
-            } else {
-                self.unpublish(inner, now, events);
-                inner.token = Some(held);
-                inner.expired_reported = false;
-                inner.state = SessionState::NotYetValid;
-            }
-            return;
-        }
-        if let Some(since) = inner.invalid_since.take() {
-            inner.counters.expired_ms += (now - since).max(0).unsigned_abs();
-        }
-        self.publish(inner, held);
-    }
-
-    /// A failed attempt: fatal errors stop the session, the rest are retried.
-    pub(crate) fn failed(
-        &self,
-        inner: &mut Inner,
-        now: i64,
-        reason: FetchReason,
-        failure: Failure,
-        events: &mut Vec<Event>,
-    ) {
-        let (error, retry_after, rate_limited) = match &failure {
-            Failure::Source(e) => (
-                Error::from_source(e),
-                e.retry_after(),
-                matches!(
-                    e,
-                    SourceError::RetryLater {
-                        kind: RetryKind::RateLimited,
-                        ..
-                    }
-                ),
-            ),
-            Failure::Public(e) => (e.clone(), None, false),
-        };
-        inner.counters.failures += 1;
-        inner.failure_ewma += (1.0 - inner.failure_ewma) / FAILURE_EWMA_WEIGHT;
-        inner.last_error = Some(error.clone());
-        if error.is_fatal() {
-            if matches!(error, Error::Forbidden { .. }) {
-                self.unpublish(inner, now, events);
-            }
-            self.fail(inner, error, events);
-            return;
-        }
-        // Only one retry is planned at a time: a second failure in parallel does not reset it.
-        if inner.next_retry_at.is_some_and(|at| at > now) {
-            return;
-        }
-        let valid_for = inner
-            .valid(now)
-            .filter(|_| inner.successor.is_none())
-            .map(|t| dur(t.expires - now));
-        let unit = inner.jitter.unit();
-        let (delay, imposed) = self.policy.retry_delay(
-            inner.attempt,
-            unit,
-            valid_for,
-            dur(inner.latency_ewma_ms.unwrap_or(0)),
-            inner.failure_ewma,
-            retry_after,
-            rate_limited,
-        );
-        let delay = millis(delay);
-        if let Some(imposed) = imposed {
-            inner.retry_floor = now.saturating_add(millis(imposed));
-        }
-        let next = now.saturating_add(delay);
-        inner.next_retry_at = Some(next);
-        inner.cycle = Some(merge(inner.cycle, reason));
-        tracing::warn!(
-            attempt = inner.attempt,
-            next_retry_in_ms = delay,
-            error = %error,
-            "token fetch failed; retrying"
-        );
-        events.push(self.event(EventKind::FetchFailed {
-            reason,
-            attempt: inner.attempt,
-            error,
-            next_retry_at_ms: self.wall_of(next),
-        }));
-    }
-
-    /// Stops the session: no more fetches until the host acts (`renew_token()`, new
-    /// credentials).
-    pub(crate) fn fail(&self, inner: &mut Inner, error: Error, events: &mut Vec<Event>) {
-        tracing::error!(error = %error, "token session failed; retries stopped");
-        inner.fatal = Some(error.clone());
-        inner.state = SessionState::Failed;
-        inner.pending = None;
-        inner.cycle = None;
-        inner.attempt = 0;
-        inner.next_retry_at = None;
-        let kind = match error {
-            Error::ReauthRequired { message } => EventKind::ReauthRequired { message },
-            Error::Forbidden { reason } => EventKind::Forbidden { reason },
-            error => EventKind::Failed { error },
-        };
-        events.push(self.event(kind));
     }
 }

@@ -68,6 +68,7 @@ mod driver;
 mod event;
 mod expiry;
 mod keeper;
+mod outcome;
 mod policy;
 mod requests;
 mod session;
