@@ -320,6 +320,7 @@ impl Shared {
             abandoned: false,
             generation,
             credentialed,
+            network_lost: false,
             task: Some(task.abort_handle()),
         });
     }

@@ -19,7 +19,7 @@ impl Shared {
             return;
         };
         a.abandoned = true;
-        let (reason, started) = (a.reason, a.started_mono);
+        let (reason, started, network_lost) = (a.reason, a.started_mono, a.network_lost);
         let waited = self.clock.monotonic().saturating_sub(started);
         tracing::warn!(
             waited_ms = millis(waited),
@@ -29,6 +29,9 @@ impl Shared {
             "no answer after {waited:?} (policy attempt_budget, fetch_timeout); trying again beside it"
         ));
         self.failed(inner, now, reason, Failure::Source(error), events);
+        if network_lost && inner.fatal.is_none() {
+            inner.next_retry_at = Some(now.max(inner.retry_floor));
+        }
     }
 
     pub(crate) fn complete(&self, id: u64, outcome: Result<Answer, Failure>) {
@@ -158,7 +161,12 @@ impl Shared {
         if let Some(why) = skew.ignored {
             tracing::warn!(why, "ignoring the server time of this answer");
         }
+        // A server time read before a device sleep and delivered after it is stale by the
+        // sleep: good for this answer (its uncertainty covers the whole fetch), not to keep.
+        let awake = millis(self.clock.monotonic().saturating_sub(attempt.started_mono));
+        let slept_during_fetch = now.saturating_sub(attempt.started_boot) - awake > 1_000;
         match (skew.basis, evidence.server_time) {
+            (timing::SkewBasis::ServerTime, Some(_)) if slept_during_fetch => {}
             (timing::SkewBasis::ServerTime, Some(server)) => {
                 inner.server_offset = Some(server.saturating_sub(now));
             }

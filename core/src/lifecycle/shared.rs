@@ -24,6 +24,9 @@ use crate::clock::{Clock, boot_ms};
 use crate::error::Error;
 use crate::source::{FetchReason, SessionSpec, TokenSource};
 
+/// A fetch this young is not given up on when the network changes: 500 ms.
+const FRESH_ATTEMPT: Duration = Duration::from_millis(500);
+
 /// A token the session accepted, with its times on the elapsed clock.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
@@ -53,6 +56,8 @@ pub(crate) struct Attempt {
     pub(crate) generation: u64,
     /// Whether it uses credentials (never cancelled: its rotation must be kept).
     pub(crate) credentialed: bool,
+    /// Given up on because the network changed: the next attempt starts at once.
+    pub(crate) network_lost: bool,
     pub(crate) task: Option<AbortHandle>,
 }
 
@@ -344,8 +349,18 @@ impl Shared {
                 *at = (*at).min(now.max(floor));
             }
             if network_changed {
-                for a in inner.attempts.iter_mut().filter(|a| !a.abandoned) {
+                // A fetch that started on the old network may never answer: try beside it.
+                // One started just now already uses the new network (Android reports a change
+                // several times in a row).
+                let mono = self.clock.monotonic();
+                let fresh = |a: &Attempt| mono.saturating_sub(a.started_mono) < FRESH_ATTEMPT;
+                for a in inner
+                    .attempts
+                    .iter_mut()
+                    .filter(|a| !a.abandoned && !fresh(a))
+                {
                     a.give_up_at = a.give_up_at.min(now);
+                    a.network_lost = true;
                 }
             }
         }
@@ -359,6 +374,7 @@ impl Shared {
         let tasks: Vec<AbortHandle> = {
             let mut inner = self.inner.lock();
             inner.state = SessionState::Closed;
+            inner.published = false;
             inner.pending = None;
             inner.successor = None;
             inner

@@ -296,3 +296,41 @@ mod oauth {
         assert!(!message.contains("s3cret"), "{message}");
     }
 }
+
+/// Android reports a network change several times in a row: one stand-in, started at once.
+#[tokio::test(start_paused = true)]
+async fn a_network_change_reported_twice_starts_one_stand_in_at_once() {
+    let rig = Rig::new(|c| {
+        if c.n == 1 {
+            Reply::Hang
+        } else {
+            token(c.n, 600)
+        }
+    });
+    let s = rig.session.clone();
+    let waiter = tokio::spawn(async move { s.token().await });
+    rig.run_for(Duration::from_secs(2)).await; // the first fetch is stuck on the old network
+    rig.keeper.network_available();
+    rig.keeper.network_available();
+    let t = waiter.await.unwrap().expect("the stand-in's token");
+    assert_eq!(t.token.expose(), "tok-2");
+    assert_eq!(rig.source.call_count(), 2, "one stand-in, not two");
+    assert_eq!(
+        rig.clock.now_unix_ms() - T0,
+        2_000,
+        "started at once, not after a backoff"
+    );
+}
+
+/// A closed session's status holds no token.
+#[tokio::test(start_paused = true)]
+async fn a_closed_session_reports_closed_with_no_token() {
+    let rig = Rig::new(|c| token(c.n, 600));
+    rig.session.token().await.unwrap();
+    let mut status = rig.session.watch_status();
+    assert!(status.borrow_and_update().expires_at_ms.is_some());
+    rig.session.close();
+    let last = status.borrow_and_update().clone();
+    assert_eq!(last.state, tokenkeeper::lifecycle::SessionState::Closed);
+    assert_eq!(last.expires_at_ms, None);
+}

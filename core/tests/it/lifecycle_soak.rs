@@ -82,8 +82,9 @@ impl TokenSource for SoakBackend {
             self.ledger.lock().stalls += 1;
             futures::future::pending::<()>().await;
         }
-        self.clock.sleep(Duration::from_millis(latency / 2)).await;
-        let processed = truth(&self.clock);
+        // The server answers half a latency after the request, in real time: a device that
+        // sleeps meanwhile gets the answer (and a token whose life ran on) when it wakes.
+        let processed = truth(&self.clock) + i64::try_from(latency / 2).unwrap();
         let answer = {
             let mut l = self.ledger.lock();
             if x < 0.21 {
@@ -338,11 +339,24 @@ async fn soak(
         .map(|(arrived, expires, took)| (*arrived + grace, expires - took - 1_000))
         .collect();
     let gaps = complement(&union(covered), start, done);
+    let sleeps_dbg = sleeps.clone();
     let awake_gaps = intersect(&gaps, &complement(&union(sleeps), start, done));
     report.awake_uncovered_ms = measure(&awake_gaps);
     report.longest_gap_ms = awake_gaps.iter().map(|(a, b)| b - a).max().unwrap_or(0);
     let avoidable = intersect(&awake_gaps, &union(available));
     report.avoidable_ms = measure(&avoidable);
+    if std::env::var("TK_SOAK_DEBUG").is_ok() {
+        for (a, b) in avoidable.iter().take(4) {
+            eprintln!("AVOIDABLE [{a}, {b}) {} ms", b - a);
+            let near = events
+                .iter()
+                .filter(|(at, _)| *at >= a - 4_000 && *at <= b + 300);
+            for (at, e) in near.take(25) {
+                eprintln!("   {at} {:?}", e.kind);
+            }
+        }
+        eprintln!("SLEEPS {sleeps_dbg:?}");
+    }
     let c = session.counters();
     report.renewals = c.renewals;
     report.driver_restarts = c.driver_restarts;
