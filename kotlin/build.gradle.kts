@@ -7,6 +7,9 @@
 //   ./gradlew publishReleasePublicationToLocalRepository   # Maven layout in build/repo/
 //   ./gradlew assembleRelease -Ptokenkeeper.jniLibsDir=/path/to/jniLibs   # prebuilt .so files
 //
+// Sources: src/main/kotlin (shared with the JVM jar) and src/androidMain/kotlin (the Android
+// lifecycle and network helpers, AAR only).
+//
 // Needs the Android SDK + NDK, a Rust toolchain with the four Android targets and cargo-ndk
 // (README.md). Not run on the machine that wrote it (no Android SDK, no Gradle distribution).
 import org.gradle.api.publish.maven.MavenPublication
@@ -44,7 +47,13 @@ android {
     sourceSets["main"].jniLibs.srcDir(
         if (prebuiltJniLibs.isPresent) file(prebuiltJniLibs.get()) else rustJniLibs.get().asFile
     )
+    // Android-only Kotlin (the lifecycle and network helpers) beside the shared src/main/kotlin,
+    // which the JVM jar of scripts/test-kotlin.sh is built from without it. The Kotlin Android
+    // plugin compiles the Java source directories too.
+    sourceSets["main"].java.srcDir("src/androidMain/kotlin")
 
+    // The bindings use java.time (API 26+). Apps with minSdk 24-25 turn on core library
+    // desugaring (README.md); turning it on here would force it on every app.
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
@@ -71,8 +80,11 @@ dependencies {
     // The generated bindings call the Rust library through JNA; the AAR flavour ships
     // libjnidispatch.so for every Android ABI (16 KB aligned from 5.17 on).
     api("net.java.dev.jna:jna:${prop("JNA_VERSION")}@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:${prop("COROUTINES_VERSION")}")
+    // api: the sugar's public signatures use Flow and StateFlow.
+    api("org.jetbrains.kotlinx:kotlinx-coroutines-core:${prop("COROUTINES_VERSION")}")
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:${prop("COROUTINES_VERSION")}")
+    // ProcessLifecycleOwner for src/androidMain (ForegroundSignal takes a Lifecycle: api).
+    api("androidx.lifecycle:lifecycle-process:${prop("LIFECYCLE_VERSION")}")
 
     // src/test/kotlin runs on the JVM against the reference backend; scripts/test-kotlin.sh runs
     // it (with the host library) on machines without Android tooling.

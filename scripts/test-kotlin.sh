@@ -9,7 +9,10 @@
 #                                         from the classpath), plus its POM under META-INF/maven
 #        tokenkeeper-jvm-<v>-sources.jar  the Kotlin sources
 #        tokenkeeper-jvm-<v>.pom          coordinates and dependencies (kotlin/gradle.properties)
-#   4. compiles src/test/kotlin against the jar alone and runs it with `java`: the library is
+#   4. compile checks against the jar and the stand-ins of kotlin/src/test/stubs/ (no Android SDK
+#      here): the Android helpers (src/androidMain) and every ```kotlin block of kotlin/README.md
+#      not marked `// not compiled` (scripts/lib/kotlin-readme-snippets.py),
+#   5. compiles src/test/kotlin against the jar alone and runs it with `java`: the library is
 #      found inside the jar (no jna.library.path), as an app depending on the artifact would.
 # Prints "kotlin: N passed, M failed" and exits non-zero on any failure.
 #
@@ -123,7 +126,23 @@ pom >"$LIBS/$ARTIFACT-$VERSION.pom"
 rm -rf "$stage"
 echo "kotlin: built $GROUP:$ARTIFACT:$VERSION: $(du -k "$JAR" | cut -f1) KiB jar, $(du -k "$LIBS/$ARTIFACT-$VERSION-sources.jar" | cut -f1) KiB sources ($LIBS)" >&2
 
-# --- 3. tests, compiled against the jar (cached by the test sources and the jar's classes) -------
+# --- 3. compile checks: Android helpers and README snippets, against the jar and stand-ins ---------
+check_sources=()
+while IFS= read -r f; do check_sources+=("$f"); done < <(find kotlin/src/androidMain kotlin/src/test/stubs -name '*.kt' | sort)
+check_stamp="$(cat "${check_sources[@]}" kotlin/README.md scripts/lib/kotlin-readme-snippets.py | sha256sum | cut -c1-8)-$main_stamp"
+if [[ ! -f "$OUT/check-$check_stamp.ok" ]]; then
+    rm -rf "$OUT/check" "$OUT"/check-*.ok
+    mkdir -p "$OUT/check/classes"
+    python3 scripts/lib/kotlin-readme-snippets.py kotlin/README.md >"$OUT/check/ReadmeSnippets.kt" \
+        2> >(sed 's/^/kotlin: README.md: /' >&2) || fail "extracting kotlin/README.md snippets"
+    echo "kotlin: compiling the Android helpers and the README snippets against stand-ins" >&2
+    "$KOTLINC" -nowarn -jvm-target 17 -cp "$JAR:$CP_DEPS" -d "$OUT/check/classes" \
+        "${check_sources[@]}" "$OUT/check/ReadmeSnippets.kt" \
+        || fail "kotlinc (Android helpers / README snippets; the snippets are in $OUT/check/ReadmeSnippets.kt)"
+    touch "$OUT/check-$check_stamp.ok"
+fi
+
+# --- 4. tests, compiled against the jar (cached by the test sources and the jar's classes) -------
 test_stamp="$(cat "${test_sources[@]}" | sha256sum | cut -c1-8)-$main_stamp"
 if [[ ! -f "$OUT/test-$test_stamp.ok" ]]; then
     echo "kotlin: compiling ${#test_sources[@]} test files against $(basename "$JAR")" >&2

@@ -19,11 +19,11 @@ object Backend {
     fun jsonString(body: String, field: String): String? =
         Regex("\"" + Regex.escape(field) + "\"\\s*:\\s*\"([^\"]*)\"").find(body)?.groupValues?.get(1)
 
-    private fun admin(path: String, body: String): String {
+    private fun admin(path: String, body: String, method: String = "POST"): String {
         val req = HttpRequest.newBuilder(URI.create("$url/admin$path"))
             .header("Authorization", "Bearer $adminKey")
             .header("Content-Type", "application/json")
-            .POST(HttpRequest.BodyPublishers.ofString(body))
+            .method(method, HttpRequest.BodyPublishers.ofString(body))
             .build()
         val resp = http.send(req, HttpResponse.BodyHandlers.ofString())
         check(resp.statusCode() in 200..299) { "admin $path: HTTP ${resp.statusCode()}: ${resp.body()}" }
@@ -45,32 +45,68 @@ object Backend {
     fun ban(user: User) {
         admin("/users/${user.id}/ban", "{}")
     }
+
+    /**
+     * Runs [block] while the backend fails [errorRate] of token requests (503 or 500) and
+     * answers each after [latencyMs]; the faults are off again afterwards. The faults apply to
+     * every client of this backend: only for tests that run alone.
+     */
+    fun <T> withFaults(errorRate: Double, latencyMs: Long, block: () -> T): T {
+        admin("/faults", "{\"error_rate\":$errorRate,\"latency_ms\":$latencyMs}", method = "PUT")
+        try {
+            return block()
+        } finally {
+            admin("/faults", "{\"error_rate\":0,\"latency_ms\":0}", method = "PUT")
+        }
+    }
 }
+
+/** One call the SDK made to a [KotlinHttpSource]. */
+data class SourceCall(
+    val startedAtMs: Long,
+    val reason: FetchReason,
+    val attempt: UInt,
+    /** The text of the token being replaced, if any (test bookkeeping only). */
+    val previous: String?,
+)
 
 /**
  * A token source written in Kotlin: POSTs to the backend's RTC endpoint with the JDK HTTP client
- * and classifies failures with [errorForHttpStatus].
+ * and classifies failures with [errorForHttpStatus]. Records every call and, in order, every
+ * token it handed to the SDK.
  */
 class KotlinHttpSource(
     private val apiKey: String,
     private val ttlSecs: Int = 60,
     private val delayMs: Long = 0,
     private val rotate: Boolean = false,
+    private val vendor: String = "agora",
 ) : TokenSource {
     val calls = AtomicInteger()
     val seenCredentials = java.util.Collections.synchronizedList(mutableListOf<String?>())
+    private val callLog = mutableListOf<SourceCall>()
+    private val delivered = mutableListOf<String>()
+
+    /** Every call, in the order they started. */
+    fun callLog(): List<SourceCall> = synchronized(callLog) { callLog.toList() }
+
+    /** Every token returned to the SDK, in order. */
+    fun delivered(): List<String> = synchronized(delivered) { delivered.toList() }
 
     override suspend fun fetch(request: FetchRequest): FetchedToken {
         val n = calls.incrementAndGet()
+        synchronized(callLog) {
+            callLog.add(SourceCall(System.currentTimeMillis(), request.reason, request.attempt, request.previousToken?.expose()))
+        }
         seenCredentials.add(request.credentials?.expose())
         if (delayMs > 0) kotlinx.coroutines.delay(delayMs)
-        val body = "{\"vendor\":\"agora\",\"channel\":\"${request.session.channel}\"," +
+        val body = "{\"vendor\":\"$vendor\",\"channel\":\"${request.session.channel}\"," +
             "\"user_id\":\"${request.session.user}\",\"role\":\"${request.session.role ?: "subscriber"}\"," +
             "\"ttl_secs\":$ttlSecs}"
         val req = HttpRequest.newBuilder(URI.create("${Backend.url}/api/v1/rtc/token"))
             .header("Authorization", "Bearer $apiKey")
             .header("Content-Type", "application/json")
-            .timeout(Duration.ofMillis(request.timeoutMs.toLong()))
+            .timeout(request.timeout)
             .POST(HttpRequest.BodyPublishers.ofString(body))
             .build()
         val resp = try {
@@ -79,10 +115,11 @@ class KotlinHttpSource(
             throw TokenKeeperException.RetryLater("network: ${e.message}", null)
         }
         if (resp.statusCode() != 200) {
-            val retryAfter = resp.headers().firstValue("Retry-After").map { it.toULong() * 1000u }.orElse(null)
+            val retryAfter = resp.headers().firstValue("Retry-After").map { Duration.ofSeconds(it.toLong()) }.orElse(null)
             throw errorForHttpStatus(resp.statusCode().toUShort(), retryAfter, resp.body().take(200))
         }
         val token = Backend.jsonString(resp.body(), "token") ?: throw TokenKeeperException.RetryLater("no token in response", null)
+        synchronized(delivered) { delivered.add(token) }
         return FetchedToken(Secret(token), rotatedCredentials = if (rotate) Secret("refresh-$n") else null)
     }
 }

@@ -1,6 +1,8 @@
 // Binding-level behaviour that needs no backend: defaults, inspect, errors, logs.
 package dev.tokenkeeper
 
+import java.time.Duration
+import java.time.Instant
 import org.junit.Test
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -8,9 +10,14 @@ import kotlin.test.assertTrue
 
 class BindingTest {
     @Test
-    fun generatedDefaultsMatchTheCorePolicy() {
-        assertEquals(defaultPolicy(), PolicyConfig())
-        assertEquals(30_000uL, PolicyConfig().renewLeadMs)
+    fun policyFieldsDefaultToNullAndDefaultPolicyShowsTheCoreValues() {
+        assertEquals(Policy(null, null, null, null, null, null, null, null, null, null, null, null, null, null), Policy())
+        val defaults = defaultPolicy()
+        assertEquals(Duration.ofSeconds(30), defaults.renewLead)
+        assertEquals(Duration.ofSeconds(3), defaults.renewJitter)
+        assertEquals(Duration.ofSeconds(10), defaults.fetchTimeout)
+        assertEquals(Duration.ofSeconds(30), defaults.tokenWait)
+        assertEquals(true, defaults.adaptiveLead)
     }
 
     @Test
@@ -23,9 +30,9 @@ class BindingTest {
     fun httpStatusesMapToWhatTheAppShouldDo() {
         assertTrue(errorForHttpStatus(401u, null, "expired") is TokenKeeperException.ReauthRequired)
         assertTrue(errorForHttpStatus(403u, null, "banned") is TokenKeeperException.Forbidden)
-        val retry = errorForHttpStatus(429u, 7000u, "slow down")
+        val retry = errorForHttpStatus(429u, Duration.ofSeconds(7), "slow down")
         assertTrue(retry is TokenKeeperException.RetryLater)
-        assertEquals(7000uL, (retry as TokenKeeperException.RetryLater).retryAfterMs)
+        assertEquals(Duration.ofSeconds(7), (retry as TokenKeeperException.RetryLater).retryAfter)
         assertTrue(errorForHttpStatus(400u, null, "bad") is TokenKeeperException.Misconfigured)
     }
 
@@ -88,5 +95,24 @@ class BindingTest {
         } finally {
             clearLogSink()
         }
+    }
+
+    @Test
+    fun builtCallbacksReportWhatTheHostThrewWithoutAStackTrace() {
+        val token = IssuedToken(Secret("t"), Instant.EPOCH, Instant.EPOCH, FetchReason.INITIAL)
+        val e = assertFailsWith<TokenKeeperException.HostCallback> {
+            tokenSink { error("renewToken returned -7") }.apply(token)
+        }
+        assertEquals("IllegalStateException: renewToken returned -7", e.reason)
+        val todo = assertFailsWith<TokenKeeperException.HostCallback> {
+            eventListener { TODO("not written yet") }.onEvent(
+                SessionEvent(1uL, SessionSpec("c", "u"), Instant.EPOCH, EventKind.Closed),
+            )
+        }
+        assertTrue(todo.reason.startsWith("NotImplementedError: "), todo.reason)
+        val kept = assertFailsWith<TokenKeeperException.RetryLater> {
+            logSink { throw TokenKeeperException.RetryLater("busy", null) }.log(LogRecord(LogLevel.INFO, "t", "m"))
+        }
+        assertEquals("busy", kept.reason, "a TokenKeeperException passes through unchanged")
     }
 }

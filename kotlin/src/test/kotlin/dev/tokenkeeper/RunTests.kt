@@ -11,11 +11,22 @@ fun main() {
                 System.err.println("FAIL ${failure.testHeader}: ${failure.message}")
                 System.err.println(failure.trace.lineSequence().take(12).joinToString("\n"))
             }
+            private var startedAt = 0L
+            override fun testStarted(description: org.junit.runner.Description) {
+                startedAt = System.nanoTime()
+            }
             override fun testFinished(description: org.junit.runner.Description) {
-                System.err.println("ran ${description.methodName}")
+                val secs = (System.nanoTime() - startedAt) / 1e9
+                System.err.println("ran ${description.className.substringAfterLast('.')}.${description.methodName} (${"%.1f".format(secs)} s)")
             }
         })
-    }.run(SessionTest::class.java, BindingTest::class.java)
+    }.run(
+        BindingTest::class.java,
+        SessionTest::class.java,
+        ReportsAndSignalsTest::class.java,
+        ObservationTest::class.java,
+        SinkTest::class.java,
+    )
     val failed = result.failureCount
     val passed = result.runCount - failed
     println("kotlin: $passed passed, $failed failed")

@@ -1,6 +1,7 @@
 // Session lifecycle through the Kotlin bindings, against the reference backend over loopback.
 package dev.tokenkeeper
 
+import java.time.Duration
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.TimeUnit
@@ -37,8 +38,8 @@ class SessionTest {
                 assertTrue(!issued.toString().contains(issued.token.expose()), "token printed: $issued")
                 assertEquals(channel, info.channel)
                 assertEquals(user.id, info.user)
-                assertEquals(info.expiresAt!! * 1000, issued.expiresAtMs, "expiry comes from the token itself")
-                val lifetime = issued.expiresAtMs - issued.receivedAtMs
+                assertEquals(info.expiresAt, issued.expiresAt, "expiry comes from the token itself")
+                val lifetime = Duration.between(issued.receivedAt, issued.expiresAt).toMillis()
                 assertTrue(lifetime in 115_000..121_000, "lifetime $lifetime ms")
                 assertEquals(issued, session.current())
                 assertEquals(SessionState.VALID, session.state())
@@ -51,7 +52,7 @@ class SessionTest {
     fun shortTokensAreRenewedOnScheduleAndSeenInTheFlow() = runBlocking {
         val (user, channel) = Backend.userWithStream()
         val source = KotlinHttpSource(user.apiKey, ttlSecs = 3)
-        val policy = PolicyConfig(renewLeadMs = 1000u, renewJitterMs = 0u)
+        val policy = Policy(renewLead = Duration.ofSeconds(1), renewJitter = Duration.ZERO)
         Keeper(policy).use { keeper ->
             keeper.openSession(SessionConfig(spec(user, channel)), source).useSession { session ->
                 val events = session.events() // subscribes now, before the first fetch
@@ -71,7 +72,7 @@ class SessionTest {
                 assertNotNull(now, "a valid token is held after renewals")
                 assertNotEquals(first.token, now.token)
                 assertTrue(session.counters().renewals >= 2uL, "${session.counters()}")
-                assertEquals(0uL, session.counters().expiredMs, "renewed before expiry: never without a token")
+                assertEquals(Duration.ZERO, session.counters().timeWithoutToken, "renewed before expiry: never without a token")
             }
         }
     }
@@ -131,7 +132,7 @@ class SessionTest {
     }
 
     @Test
-    fun bannedUserGetsForbiddenAndARevokedEvent() = runBlocking {
+    fun bannedUserGetsForbiddenAndAForbiddenEvent() = runBlocking {
         val (user, channel) = Backend.userWithStream()
         val source = KotlinHttpSource(user.apiKey)
         val events = java.util.Collections.synchronizedList(mutableListOf<SessionEvent>())
@@ -143,7 +144,7 @@ class SessionTest {
                 val e = assertFailsWith<TokenKeeperException.Forbidden> { session.renewToken() }
                 assertTrue(e.reason.contains("banned"), e.reason)
                 assertTrue(keeper.flushListeners(5_000uL), "listeners run on the SDK's event thread")
-                assertTrue(events.any { it.kind is EventKind.Revoked }, "listener saw Revoked: $events")
+                assertTrue(events.any { it.kind is EventKind.Forbidden }, "listener saw Forbidden: $events")
                 assertTrue(registration.remove())
                 registration.close()
             }
@@ -224,7 +225,7 @@ class SessionTest {
             keeper.openHttpSession(SessionConfig(spec(user, channel)), http).useSession { session ->
                 val issued = session.token()
                 assertEquals(TokenFormat.ZEGO04, inspect(issued.token.expose()).format)
-                val lifetime = issued.expiresAtMs - issued.receivedAtMs
+                val lifetime = Duration.between(issued.receivedAt, issued.expiresAt).toMillis()
                 assertTrue(lifetime in 85_000..91_000, "lifetime $lifetime ms")
             }
             val bad = HttpSourceConfig(endpoint = "${Backend.url}/x", jsonBody = "{not json")
