@@ -88,6 +88,8 @@ pub mod clock;
 pub mod error;
 pub mod formats;
 pub mod lifecycle;
+#[cfg(feature = "logging")]
+pub mod logging;
 #[cfg(feature = "mint")]
 pub mod mint;
 pub mod source;

@@ -6,18 +6,16 @@ import 'dart:async';
 import 'package:flutter_test/flutter_test.dart';
 import 'package:tokenkeeper/tokenkeeper.dart';
 
-TokenRequest _request() => TokenRequest(
+FetchRequest _request() => const FetchRequest(
       reason: FetchReason.initial,
-      channel: 'live-1',
-      user: 'alice',
-      params: const {},
+      session: SessionSpec(channel: 'live-1', user: 'alice'),
       attempt: 1,
-      timeout: const Duration(seconds: 10),
+      timeout: Duration(seconds: 10),
     );
 
 void main() {
   test('a returned token becomes a success outcome', () async {
-    final fetch = tokenSource((r) async => FetchedToken(token: 'tok-${r.channel}'));
+    final fetch = tokenSource((r) async => FetchedToken(token: 'tok-${r.session.channel}'));
     final outcome = await fetch(_request());
     expect(outcome.token?.token, 'tok-live-1');
     expect(outcome.failure, isNull);

@@ -40,7 +40,7 @@ flutter_rust_bridge::frb_generated_boilerplate!(
     default_rust_auto_opaque = RustAutoOpaqueMoi,
 );
 pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_VERSION: &str = "2.13.0";
-pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = -1736135599;
+pub(crate) const FLUTTER_RUST_BRIDGE_CODEGEN_CONTENT_HASH: i32 = 118216861;
 
 // Section: executor
 
@@ -48,7 +48,7 @@ flutter_rust_bridge::frb_generated_default_handler!();
 
 // Section: wire_funcs
 
-fn wire__crate__api__keeper__TokenKeeper_events_impl(
+fn wire__crate__api__keeper__Keeper_events_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -56,7 +56,7 @@ fn wire__crate__api__keeper__TokenKeeper_events_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_events",
+            debug_name: "Keeper_events",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -71,7 +71,7 @@ fn wire__crate__api__keeper__TokenKeeper_events_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
             >>::sse_decode(&mut deserializer);
             let api_sink = <StreamSink<
                 crate::api::events::SessionEvent,
@@ -95,7 +95,7 @@ fn wire__crate__api__keeper__TokenKeeper_events_impl(
                     }
                     let api_that_guard = api_that_guard.unwrap();
                     let output_ok = Ok::<_, ()>({
-                        crate::api::keeper::TokenKeeper::events(&*api_that_guard, api_sink);
+                        crate::api::keeper::Keeper::events(&*api_that_guard, api_sink);
                     })?;
                     std::result::Result::Ok(output_ok)
                 })())
@@ -103,14 +103,14 @@ fn wire__crate__api__keeper__TokenKeeper_events_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenKeeper_network_available_impl(
+fn wire__crate__api__keeper__Keeper_network_available_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_network_available",
+            debug_name: "Keeper_network_available",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -125,7 +125,7 @@ fn wire__crate__api__keeper__TokenKeeper_network_available_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -144,21 +144,21 @@ fn wire__crate__api__keeper__TokenKeeper_network_available_impl(
                 }
                 let api_that_guard = api_that_guard.unwrap();
                 let output_ok = Ok::<_, ()>({
-                    crate::api::keeper::TokenKeeper::network_available(&*api_that_guard);
+                    crate::api::keeper::Keeper::network_available(&*api_that_guard);
                 })?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenKeeper_new_impl(
+fn wire__crate__api__keeper__Keeper_new_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_new",
+            debug_name: "Keeper_new",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -172,24 +172,23 @@ fn wire__crate__api__keeper__TokenKeeper_new_impl(
             };
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
-            let api_policy =
-                <Option<crate::api::config::RenewalPolicy>>::sse_decode(&mut deserializer);
+            let api_policy = <Option<crate::api::config::Policy>>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, crate::api::error::TokenKeeperError>((move || {
-                let output_ok = crate::api::keeper::TokenKeeper::new(api_policy)?;
+                let output_ok = crate::api::keeper::Keeper::new(api_policy)?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenKeeper_open_session_impl(
+fn wire__crate__api__keeper__Keeper_open_http_session_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_open_session",
+            debug_name: "Keeper_open_http_session",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -204,10 +203,11 @@ fn wire__crate__api__keeper__TokenKeeper_open_session_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
             >>::sse_decode(&mut deserializer);
-            let api_options = <crate::api::config::SessionOptions>::sse_decode(&mut deserializer);
-            let api_fetch = decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(
+            let api_config = <crate::api::config::SessionConfig>::sse_decode(&mut deserializer);
+            let api_http = <crate::api::http::HttpSourceConfig>::sse_decode(&mut deserializer);
+            let api_sink = decode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(
                 <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
             );
             deserializer.end();
@@ -226,24 +226,25 @@ fn wire__crate__api__keeper__TokenKeeper_open_session_impl(
                     }
                 }
                 let api_that_guard = api_that_guard.unwrap();
-                let output_ok = crate::api::keeper::TokenKeeper::open_session(
+                let output_ok = crate::api::keeper::Keeper::open_http_session(
                     &*api_that_guard,
-                    api_options,
-                    api_fetch,
+                    api_config,
+                    api_http,
+                    api_sink,
                 )?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenKeeper_resumed_impl(
+fn wire__crate__api__keeper__Keeper_open_http_session_without_sink_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_resumed",
+            debug_name: "Keeper_open_http_session_without_sink",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -258,10 +259,12 @@ fn wire__crate__api__keeper__TokenKeeper_resumed_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
             >>::sse_decode(&mut deserializer);
+            let api_config = <crate::api::config::SessionConfig>::sse_decode(&mut deserializer);
+            let api_http = <crate::api::http::HttpSourceConfig>::sse_decode(&mut deserializer);
             deserializer.end();
-            transform_result_sse::<_, ()>((move || {
+            transform_result_sse::<_, crate::api::error::TokenKeeperError>((move || {
                 let mut api_that_guard = None;
                 let decode_indices_ =
                     flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
@@ -276,70 +279,24 @@ fn wire__crate__api__keeper__TokenKeeper_resumed_impl(
                     }
                 }
                 let api_that_guard = api_that_guard.unwrap();
-                let output_ok = Ok::<_, ()>({
-                    crate::api::keeper::TokenKeeper::resumed(&*api_that_guard);
-                })?;
-                std::result::Result::Ok(output_ok)
-            })())
-        },
-    )
-}
-fn wire__crate__api__keeper__TokenKeeper_session_count_impl(
-    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
-    rust_vec_len_: i32,
-    data_len_: i32,
-) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
-    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
-        flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_session_count",
-            port: None,
-            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
-        },
-        move || {
-            let message = unsafe {
-                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
-                    ptr_,
-                    rust_vec_len_,
-                    data_len_,
-                )
-            };
-            let mut deserializer =
-                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
-            let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
-            >>::sse_decode(&mut deserializer);
-            deserializer.end();
-            transform_result_sse::<_, ()>((move || {
-                let mut api_that_guard = None;
-                let decode_indices_ =
-                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
-                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
-                            &api_that, 0, false,
-                        ),
-                    ]);
-                for i in decode_indices_ {
-                    match i {
-                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
-                        _ => unreachable!(),
-                    }
-                }
-                let api_that_guard = api_that_guard.unwrap();
-                let output_ok = Ok::<_, ()>(crate::api::keeper::TokenKeeper::session_count(
+                let output_ok = crate::api::keeper::Keeper::open_http_session_without_sink(
                     &*api_that_guard,
-                ))?;
+                    api_config,
+                    api_http,
+                )?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenKeeper_shutdown_impl(
+fn wire__crate__api__keeper__Keeper_open_session_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_shutdown",
+            debug_name: "Keeper_open_session",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -354,7 +311,121 @@ fn wire__crate__api__keeper__TokenKeeper_shutdown_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
+            >>::sse_decode(&mut deserializer);
+            let api_config = <crate::api::config::SessionConfig>::sse_decode(&mut deserializer);
+            let api_source =
+                decode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(
+                    <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
+                );
+            let api_sink = decode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(
+                <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
+            );
+            deserializer.end();
+            transform_result_sse::<_, crate::api::error::TokenKeeperError>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = crate::api::keeper::Keeper::open_session(
+                    &*api_that_guard,
+                    api_config,
+                    api_source,
+                    api_sink,
+                )?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Keeper_open_session_without_sink_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Keeper_open_session_without_sink",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
+            >>::sse_decode(&mut deserializer);
+            let api_config = <crate::api::config::SessionConfig>::sse_decode(&mut deserializer);
+            let api_source =
+                decode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(
+                    <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
+                );
+            deserializer.end();
+            transform_result_sse::<_, crate::api::error::TokenKeeperError>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = crate::api::keeper::Keeper::open_session_without_sink(
+                    &*api_that_guard,
+                    api_config,
+                    api_source,
+                )?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Keeper_resumed_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Keeper_resumed",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -373,21 +444,21 @@ fn wire__crate__api__keeper__TokenKeeper_shutdown_impl(
                 }
                 let api_that_guard = api_that_guard.unwrap();
                 let output_ok = Ok::<_, ()>({
-                    crate::api::keeper::TokenKeeper::shutdown(&*api_that_guard);
+                    crate::api::keeper::Keeper::resumed(&*api_that_guard);
                 })?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenKeeper_with_credential_store_impl(
+fn wire__crate__api__keeper__Keeper_session_count_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenKeeper_with_credential_store",
+            debug_name: "Keeper_session_count",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -401,8 +472,156 @@ fn wire__crate__api__keeper__TokenKeeper_with_credential_store_impl(
             };
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
-            let api_policy =
-                <Option<crate::api::config::RenewalPolicy>>::sse_decode(&mut deserializer);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok =
+                    Ok::<_, ()>(crate::api::keeper::Keeper::session_count(&*api_that_guard))?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Keeper_set_credentials_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Keeper_set_credentials",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
+            >>::sse_decode(&mut deserializer);
+            let api_key = <String>::sse_decode(&mut deserializer);
+            let api_credentials = <String>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    crate::api::keeper::Keeper::set_credentials(
+                        &*api_that_guard,
+                        api_key,
+                        api_credentials,
+                    );
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Keeper_shutdown_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Keeper_shutdown",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    crate::api::keeper::Keeper::shutdown(&*api_that_guard);
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Keeper_with_credential_store_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Keeper_with_credential_store",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_policy = <Option<crate::api::config::Policy>>::sse_decode(&mut deserializer);
             let api_load = decode_DartFn_Inputs_String_Output_opt_String_AnyhowException(
                 <flutter_rust_bridge::DartOpaque>::sse_decode(&mut deserializer),
             );
@@ -414,7 +633,7 @@ fn wire__crate__api__keeper__TokenKeeper_with_credential_store_impl(
             );
             deserializer.end();
             transform_result_sse::<_, crate::api::error::TokenKeeperError>((move || {
-                let output_ok = crate::api::keeper::TokenKeeper::with_credential_store(
+                let output_ok = crate::api::keeper::Keeper::with_credential_store(
                     api_policy, api_load, api_save, api_delete,
                 )?;
                 std::result::Result::Ok(output_ok)
@@ -422,14 +641,14 @@ fn wire__crate__api__keeper__TokenKeeper_with_credential_store_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_channel_impl(
+fn wire__crate__api__keeper__Session_close_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_channel",
+            debug_name: "Session_close",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -444,54 +663,7 @@ fn wire__crate__api__keeper__TokenSession_channel_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
-            >>::sse_decode(&mut deserializer);
-            deserializer.end();
-            transform_result_sse::<_, ()>((move || {
-                let mut api_that_guard = None;
-                let decode_indices_ =
-                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
-                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
-                            &api_that, 0, false,
-                        ),
-                    ]);
-                for i in decode_indices_ {
-                    match i {
-                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
-                        _ => unreachable!(),
-                    }
-                }
-                let api_that_guard = api_that_guard.unwrap();
-                let output_ok =
-                    Ok::<_, ()>(crate::api::keeper::TokenSession::channel(&*api_that_guard))?;
-                std::result::Result::Ok(output_ok)
-            })())
-        },
-    )
-}
-fn wire__crate__api__keeper__TokenSession_close_impl(
-    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
-    rust_vec_len_: i32,
-    data_len_: i32,
-) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
-    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
-        flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_close",
-            port: None,
-            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
-        },
-        move || {
-            let message = unsafe {
-                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
-                    ptr_,
-                    rust_vec_len_,
-                    data_len_,
-                )
-            };
-            let mut deserializer =
-                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
-            let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -510,21 +682,21 @@ fn wire__crate__api__keeper__TokenSession_close_impl(
                 }
                 let api_that_guard = api_that_guard.unwrap();
                 let output_ok = Ok::<_, ()>({
-                    crate::api::keeper::TokenSession::close(&*api_that_guard);
+                    crate::api::keeper::Session::close(&*api_that_guard);
                 })?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_counters_impl(
+fn wire__crate__api__keeper__Session_counters_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_counters",
+            debug_name: "Session_counters",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -539,7 +711,7 @@ fn wire__crate__api__keeper__TokenSession_counters_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -558,20 +730,20 @@ fn wire__crate__api__keeper__TokenSession_counters_impl(
                 }
                 let api_that_guard = api_that_guard.unwrap();
                 let output_ok =
-                    Ok::<_, ()>(crate::api::keeper::TokenSession::counters(&*api_that_guard))?;
+                    Ok::<_, ()>(crate::api::keeper::Session::counters(&*api_that_guard))?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_current_impl(
+fn wire__crate__api__keeper__Session_current_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_current",
+            debug_name: "Session_current",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -586,7 +758,7 @@ fn wire__crate__api__keeper__TokenSession_current_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -605,13 +777,13 @@ fn wire__crate__api__keeper__TokenSession_current_impl(
                 }
                 let api_that_guard = api_that_guard.unwrap();
                 let output_ok =
-                    Ok::<_, ()>(crate::api::keeper::TokenSession::current(&*api_that_guard))?;
+                    Ok::<_, ()>(crate::api::keeper::Session::current(&*api_that_guard))?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_events_impl(
+fn wire__crate__api__keeper__Session_events_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -619,7 +791,7 @@ fn wire__crate__api__keeper__TokenSession_events_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_events",
+            debug_name: "Session_events",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -634,7 +806,7 @@ fn wire__crate__api__keeper__TokenSession_events_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             let api_sink = <StreamSink<
                 crate::api::events::SessionEvent,
@@ -658,7 +830,7 @@ fn wire__crate__api__keeper__TokenSession_events_impl(
                     }
                     let api_that_guard = api_that_guard.unwrap();
                     let output_ok = Ok::<_, ()>({
-                        crate::api::keeper::TokenSession::events(&*api_that_guard, api_sink);
+                        crate::api::keeper::Session::events(&*api_that_guard, api_sink);
                     })?;
                     std::result::Result::Ok(output_ok)
                 })())
@@ -666,14 +838,14 @@ fn wire__crate__api__keeper__TokenSession_events_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_id_impl(
+fn wire__crate__api__keeper__Session_id_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_id",
+            debug_name: "Session_id",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -688,7 +860,7 @@ fn wire__crate__api__keeper__TokenSession_id_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -706,14 +878,160 @@ fn wire__crate__api__keeper__TokenSession_id_impl(
                     }
                 }
                 let api_that_guard = api_that_guard.unwrap();
-                let output_ok =
-                    Ok::<_, ()>(crate::api::keeper::TokenSession::id(&*api_that_guard))?;
+                let output_ok = Ok::<_, ()>(crate::api::keeper::Session::id(&*api_that_guard))?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_renew_token_impl(
+fn wire__crate__api__keeper__Session_on_token_expired_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Session_on_token_expired",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
+            >>::sse_decode(&mut deserializer);
+            let api_token = <Option<String>>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    crate::api::keeper::Session::on_token_expired(&*api_that_guard, api_token);
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Session_on_token_rejected_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Session_on_token_rejected",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
+            >>::sse_decode(&mut deserializer);
+            let api_token = <Option<String>>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    crate::api::keeper::Session::on_token_rejected(&*api_that_guard, api_token);
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Session_on_token_will_expire_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Session_on_token_will_expire",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
+            >>::sse_decode(&mut deserializer);
+            let api_token = <Option<String>>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>({
+                    crate::api::keeper::Session::on_token_will_expire(&*api_that_guard, api_token);
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Session_renew_token_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -721,7 +1039,7 @@ fn wire__crate__api__keeper__TokenSession_renew_token_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_async::<flutter_rust_bridge::for_generated::SseCodec, _, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_renew_token",
+            debug_name: "Session_renew_token",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -736,7 +1054,7 @@ fn wire__crate__api__keeper__TokenSession_renew_token_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             move |context| async move {
@@ -760,7 +1078,7 @@ fn wire__crate__api__keeper__TokenSession_renew_token_impl(
                         }
                         let api_that_guard = api_that_guard.unwrap();
                         let output_ok =
-                            crate::api::keeper::TokenSession::renew_token(&*api_that_guard).await?;
+                            crate::api::keeper::Session::renew_token(&*api_that_guard).await?;
                         std::result::Result::Ok(output_ok)
                     })()
                     .await,
@@ -769,14 +1087,14 @@ fn wire__crate__api__keeper__TokenSession_renew_token_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_set_credentials_impl(
+fn wire__crate__api__keeper__Session_set_credentials_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_set_credentials",
+            debug_name: "Session_set_credentials",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -791,7 +1109,7 @@ fn wire__crate__api__keeper__TokenSession_set_credentials_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             let api_credentials = <String>::sse_decode(&mut deserializer);
             deserializer.end();
@@ -811,24 +1129,21 @@ fn wire__crate__api__keeper__TokenSession_set_credentials_impl(
                 }
                 let api_that_guard = api_that_guard.unwrap();
                 let output_ok = Ok::<_, ()>({
-                    crate::api::keeper::TokenSession::set_credentials(
-                        &*api_that_guard,
-                        api_credentials,
-                    );
+                    crate::api::keeper::Session::set_credentials(&*api_that_guard, api_credentials);
                 })?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_state_impl(
+fn wire__crate__api__keeper__Session_spec_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_state",
+            debug_name: "Session_spec",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -843,7 +1158,7 @@ fn wire__crate__api__keeper__TokenSession_state_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
@@ -861,14 +1176,105 @@ fn wire__crate__api__keeper__TokenSession_state_impl(
                     }
                 }
                 let api_that_guard = api_that_guard.unwrap();
-                let output_ok =
-                    Ok::<_, ()>(crate::api::keeper::TokenSession::state(&*api_that_guard))?;
+                let output_ok = Ok::<_, ()>(crate::api::keeper::Session::spec(&*api_that_guard))?;
                 std::result::Result::Ok(output_ok)
             })())
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_token_impl(
+fn wire__crate__api__keeper__Session_state_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Session_state",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>(crate::api::keeper::Session::state(&*api_that_guard))?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Session_status_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Session_status",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let mut api_that_guard = None;
+                let decode_indices_ =
+                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                            &api_that, 0, false,
+                        ),
+                    ]);
+                for i in decode_indices_ {
+                    match i {
+                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                        _ => unreachable!(),
+                    }
+                }
+                let api_that_guard = api_that_guard.unwrap();
+                let output_ok = Ok::<_, ()>(crate::api::keeper::Session::status(&*api_that_guard))?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__keeper__Session_token_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -876,7 +1282,7 @@ fn wire__crate__api__keeper__TokenSession_token_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_async::<flutter_rust_bridge::for_generated::SseCodec, _, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_token",
+            debug_name: "Session_token",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -891,7 +1297,7 @@ fn wire__crate__api__keeper__TokenSession_token_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             deserializer.end();
             move |context| async move {
@@ -915,7 +1321,7 @@ fn wire__crate__api__keeper__TokenSession_token_impl(
                         }
                         let api_that_guard = api_that_guard.unwrap();
                         let output_ok =
-                            crate::api::keeper::TokenSession::token(&*api_that_guard).await?;
+                            crate::api::keeper::Session::token(&*api_that_guard).await?;
                         std::result::Result::Ok(output_ok)
                     })()
                     .await,
@@ -924,7 +1330,7 @@ fn wire__crate__api__keeper__TokenSession_token_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_token_expired_impl(
+fn wire__crate__api__keeper__Session_token_expired_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -932,7 +1338,7 @@ fn wire__crate__api__keeper__TokenSession_token_expired_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_async::<flutter_rust_bridge::for_generated::SseCodec, _, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_token_expired",
+            debug_name: "Session_token_expired",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -947,7 +1353,7 @@ fn wire__crate__api__keeper__TokenSession_token_expired_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             let api_token = <Option<String>>::sse_decode(&mut deserializer);
             deserializer.end();
@@ -971,11 +1377,9 @@ fn wire__crate__api__keeper__TokenSession_token_expired_impl(
                             }
                         }
                         let api_that_guard = api_that_guard.unwrap();
-                        let output_ok = crate::api::keeper::TokenSession::token_expired(
-                            &*api_that_guard,
-                            api_token,
-                        )
-                        .await?;
+                        let output_ok =
+                            crate::api::keeper::Session::token_expired(&*api_that_guard, api_token)
+                                .await?;
                         std::result::Result::Ok(output_ok)
                     })()
                     .await,
@@ -984,7 +1388,7 @@ fn wire__crate__api__keeper__TokenSession_token_expired_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
+fn wire__crate__api__keeper__Session_token_rejected_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -992,7 +1396,7 @@ fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_async::<flutter_rust_bridge::for_generated::SseCodec, _, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_token_rejected",
+            debug_name: "Session_token_rejected",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -1007,7 +1411,7 @@ fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
             let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
             >>::sse_decode(&mut deserializer);
             let api_token = <Option<String>>::sse_decode(&mut deserializer);
             deserializer.end();
@@ -1031,7 +1435,7 @@ fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
                             }
                         }
                         let api_that_guard = api_that_guard.unwrap();
-                        let output_ok = crate::api::keeper::TokenSession::token_rejected(
+                        let output_ok = crate::api::keeper::Session::token_rejected(
                             &*api_that_guard,
                             api_token,
                         )
@@ -1044,14 +1448,69 @@ fn wire__crate__api__keeper__TokenSession_token_rejected_impl(
         },
     )
 }
-fn wire__crate__api__keeper__TokenSession_user_impl(
+fn wire__crate__api__keeper__Session_watch_status_impl(
+    port_: flutter_rust_bridge::for_generated::MessagePort,
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "Session_watch_status",
+            port: Some(port_),
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_that = <RustOpaqueMoi<
+                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
+            >>::sse_decode(&mut deserializer);
+            let api_sink = <StreamSink<
+                crate::api::events::SessionStatus,
+                flutter_rust_bridge::for_generated::SseCodec,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            move |context| {
+                transform_result_sse::<_, ()>((move || {
+                    let mut api_that_guard = None;
+                    let decode_indices_ =
+                        flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
+                            flutter_rust_bridge::for_generated::LockableOrderInfo::new(
+                                &api_that, 0, false,
+                            ),
+                        ]);
+                    for i in decode_indices_ {
+                        match i {
+                            0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
+                            _ => unreachable!(),
+                        }
+                    }
+                    let api_that_guard = api_that_guard.unwrap();
+                    let output_ok = Ok::<_, ()>({
+                        crate::api::keeper::Session::watch_status(&*api_that_guard, api_sink);
+                    })?;
+                    std::result::Result::Ok(output_ok)
+                })())
+            }
+        },
+    )
+}
+fn wire__crate__api__logging__clear_log_sink_impl(
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
     data_len_: i32,
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "TokenSession_user",
+            debug_name: "clear_log_sink",
             port: None,
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
         },
@@ -1065,27 +1524,40 @@ fn wire__crate__api__keeper__TokenSession_user_impl(
             };
             let mut deserializer =
                 flutter_rust_bridge::for_generated::SseDeserializer::new(message);
-            let api_that = <RustOpaqueMoi<
-                flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
-            >>::sse_decode(&mut deserializer);
             deserializer.end();
             transform_result_sse::<_, ()>((move || {
-                let mut api_that_guard = None;
-                let decode_indices_ =
-                    flutter_rust_bridge::for_generated::lockable_compute_decode_order(vec![
-                        flutter_rust_bridge::for_generated::LockableOrderInfo::new(
-                            &api_that, 0, false,
-                        ),
-                    ]);
-                for i in decode_indices_ {
-                    match i {
-                        0 => api_that_guard = Some(api_that.lockable_decode_sync_ref()),
-                        _ => unreachable!(),
-                    }
-                }
-                let api_that_guard = api_that_guard.unwrap();
-                let output_ok =
-                    Ok::<_, ()>(crate::api::keeper::TokenSession::user(&*api_that_guard))?;
+                let output_ok = Ok::<_, ()>({
+                    crate::api::logging::clear_log_sink();
+                })?;
+                std::result::Result::Ok(output_ok)
+            })())
+        },
+    )
+}
+fn wire__crate__api__config__default_policy_impl(
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "default_policy",
+            port: None,
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            deserializer.end();
+            transform_result_sse::<_, ()>((move || {
+                let output_ok = Ok::<_, ()>(crate::api::config::default_policy())?;
                 std::result::Result::Ok(output_ok)
             })())
         },
@@ -1155,7 +1627,7 @@ fn wire__crate__api__inspect__inspect_impl(
         },
     )
 }
-fn wire__crate__api__config__renewal_policy_default_impl(
+fn wire__crate__api__config__policy_default_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -1163,7 +1635,7 @@ fn wire__crate__api__config__renewal_policy_default_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "renewal_policy_default",
+            debug_name: "policy_default",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -1180,43 +1652,14 @@ fn wire__crate__api__config__renewal_policy_default_impl(
             deserializer.end();
             move |context| {
                 transform_result_sse::<_, ()>((move || {
-                    let output_ok = Ok::<_, ()>(crate::api::config::RenewalPolicy::default())?;
+                    let output_ok = Ok::<_, ()>(crate::api::config::Policy::default())?;
                     std::result::Result::Ok(output_ok)
                 })())
             }
         },
     )
 }
-fn wire__crate__api__config__renewal_policy_defaults_impl(
-    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
-    rust_vec_len_: i32,
-    data_len_: i32,
-) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
-    FLUTTER_RUST_BRIDGE_HANDLER.wrap_sync::<flutter_rust_bridge::for_generated::SseCodec, _>(
-        flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "renewal_policy_defaults",
-            port: None,
-            mode: flutter_rust_bridge::for_generated::FfiCallMode::Sync,
-        },
-        move || {
-            let message = unsafe {
-                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
-                    ptr_,
-                    rust_vec_len_,
-                    data_len_,
-                )
-            };
-            let mut deserializer =
-                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
-            deserializer.end();
-            transform_result_sse::<_, ()>((move || {
-                let output_ok = Ok::<_, ()>(crate::api::config::RenewalPolicy::defaults())?;
-                std::result::Result::Ok(output_ok)
-            })())
-        },
-    )
-}
-fn wire__crate__api__config__session_options_default_impl(
+fn wire__crate__api__config__session_config_default_impl(
     port_: flutter_rust_bridge::for_generated::MessagePort,
     ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
     rust_vec_len_: i32,
@@ -1224,7 +1667,7 @@ fn wire__crate__api__config__session_options_default_impl(
 ) {
     FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
         flutter_rust_bridge::for_generated::TaskInfo {
-            debug_name: "session_options_default",
+            debug_name: "session_config_default",
             port: Some(port_),
             mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
         },
@@ -1241,7 +1684,78 @@ fn wire__crate__api__config__session_options_default_impl(
             deserializer.end();
             move |context| {
                 transform_result_sse::<_, ()>((move || {
-                    let output_ok = Ok::<_, ()>(crate::api::config::SessionOptions::default())?;
+                    let output_ok = Ok::<_, ()>(crate::api::config::SessionConfig::default())?;
+                    std::result::Result::Ok(output_ok)
+                })())
+            }
+        },
+    )
+}
+fn wire__crate__api__config__session_spec_default_impl(
+    port_: flutter_rust_bridge::for_generated::MessagePort,
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "session_spec_default",
+            port: Some(port_),
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            deserializer.end();
+            move |context| {
+                transform_result_sse::<_, ()>((move || {
+                    let output_ok = Ok::<_, ()>(crate::api::config::SessionSpec::default())?;
+                    std::result::Result::Ok(output_ok)
+                })())
+            }
+        },
+    )
+}
+fn wire__crate__api__logging__set_log_sink_impl(
+    port_: flutter_rust_bridge::for_generated::MessagePort,
+    ptr_: flutter_rust_bridge::for_generated::PlatformGeneralizedUint8ListPtr,
+    rust_vec_len_: i32,
+    data_len_: i32,
+) {
+    FLUTTER_RUST_BRIDGE_HANDLER.wrap_normal::<flutter_rust_bridge::for_generated::SseCodec, _, _>(
+        flutter_rust_bridge::for_generated::TaskInfo {
+            debug_name: "set_log_sink",
+            port: Some(port_),
+            mode: flutter_rust_bridge::for_generated::FfiCallMode::Normal,
+        },
+        move || {
+            let message = unsafe {
+                flutter_rust_bridge::for_generated::Dart2RustMessageSse::from_wire(
+                    ptr_,
+                    rust_vec_len_,
+                    data_len_,
+                )
+            };
+            let mut deserializer =
+                flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+            let api_min_level = <crate::api::logging::LogLevel>::sse_decode(&mut deserializer);
+            let api_sink = <StreamSink<
+                crate::api::logging::LogRecord,
+                flutter_rust_bridge::for_generated::SseCodec,
+            >>::sse_decode(&mut deserializer);
+            deserializer.end();
+            move |context| {
+                transform_result_sse::<_, ()>((move || {
+                    let output_ok = Ok::<_, ()>({
+                        crate::api::logging::set_log_sink(api_min_level, api_sink);
+                    })?;
                     std::result::Result::Ok(output_ok)
                 })())
             }
@@ -1372,10 +1886,10 @@ fn decode_DartFn_Inputs_String_String_Output_unit_AnyhowException(
         ))
     }
 }
-fn decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(
+fn decode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(
     dart_opaque: flutter_rust_bridge::DartOpaque,
 ) -> impl Fn(
-    crate::api::source::TokenRequest,
+    crate::api::source::FetchRequest,
 ) -> flutter_rust_bridge::DartFnFuture<
     std::result::Result<
         crate::api::source::FetchOutcome,
@@ -1386,7 +1900,7 @@ fn decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(
 
     async fn body(
         dart_opaque: flutter_rust_bridge::DartOpaque,
-        arg0: crate::api::source::TokenRequest,
+        arg0: crate::api::source::FetchRequest,
     ) -> std::result::Result<
         crate::api::source::FetchOutcome,
         flutter_rust_bridge::for_generated::anyhow::Error,
@@ -1411,7 +1925,45 @@ fn decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(
         ans
     }
 
-    move |arg0: crate::api::source::TokenRequest| {
+    move |arg0: crate::api::source::FetchRequest| {
+        flutter_rust_bridge::for_generated::convert_into_dart_fn_future(body(
+            dart_opaque.clone(),
+            arg0,
+        ))
+    }
+}
+fn decode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(
+    dart_opaque: flutter_rust_bridge::DartOpaque,
+) -> impl Fn(
+    crate::api::events::IssuedToken,
+) -> flutter_rust_bridge::DartFnFuture<
+    std::result::Result<(), flutter_rust_bridge::for_generated::anyhow::Error>,
+> {
+    use flutter_rust_bridge::IntoDart;
+
+    async fn body(
+        dart_opaque: flutter_rust_bridge::DartOpaque,
+        arg0: crate::api::events::IssuedToken,
+    ) -> std::result::Result<(), flutter_rust_bridge::for_generated::anyhow::Error> {
+        let args = vec![arg0.into_into_dart().into_dart()];
+        let message = FLUTTER_RUST_BRIDGE_HANDLER
+            .dart_fn_invoke(dart_opaque, args)
+            .await;
+
+        let mut deserializer = flutter_rust_bridge::for_generated::SseDeserializer::new(message);
+        let action = deserializer.cursor.read_u8().unwrap();
+        let ans = match action {
+            0 => std::result::Result::Ok(<()>::sse_decode(&mut deserializer)),
+            1 => std::result::Result::Err(
+                <flutter_rust_bridge::for_generated::anyhow::Error>::sse_decode(&mut deserializer),
+            ),
+            _ => unreachable!(),
+        };
+        deserializer.end();
+        ans
+    }
+
+    move |arg0: crate::api::events::IssuedToken| {
         flutter_rust_bridge::for_generated::convert_into_dart_fn_future(body(
             dart_opaque.clone(),
             arg0,
@@ -1419,10 +1971,10 @@ fn decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(
     }
 }
 flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
-    flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>
+    flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>
 );
 flutter_rust_bridge::frb_generated_moi_arc_impl_value!(
-    flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>
+    flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>
 );
 
 // Section: dart2rust
@@ -1435,21 +1987,21 @@ impl SseDecode for flutter_rust_bridge::for_generated::anyhow::Error {
     }
 }
 
-impl SseDecode for TokenKeeper {
+impl SseDecode for Keeper {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut inner = <RustOpaqueMoi<
-            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>,
+            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>,
         >>::sse_decode(deserializer);
         return flutter_rust_bridge::for_generated::rust_auto_opaque_decode_owned(inner);
     }
 }
 
-impl SseDecode for TokenSession {
+impl SseDecode for Session {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut inner = <RustOpaqueMoi<
-            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>,
+            flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>,
         >>::sse_decode(deserializer);
         return flutter_rust_bridge::for_generated::rust_auto_opaque_decode_owned(inner);
     }
@@ -1492,9 +2044,15 @@ impl SseDecode for std::collections::HashMap<String, String> {
     }
 }
 
-impl SseDecode
-    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>>
-{
+impl SseDecode for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <usize>::sse_decode(deserializer);
+        return decode_rust_opaque_moi(inner);
+    }
+}
+
+impl SseDecode for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut inner = <usize>::sse_decode(deserializer);
@@ -1503,17 +2061,27 @@ impl SseDecode
 }
 
 impl SseDecode
-    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>>
+    for StreamSink<crate::api::logging::LogRecord, flutter_rust_bridge::for_generated::SseCodec>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        let mut inner = <usize>::sse_decode(deserializer);
-        return decode_rust_opaque_moi(inner);
+        let mut inner = <String>::sse_decode(deserializer);
+        return StreamSink::deserialize(inner);
     }
 }
 
 impl SseDecode
     for StreamSink<crate::api::events::SessionEvent, flutter_rust_bridge::for_generated::SseCodec>
+{
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <String>::sse_decode(deserializer);
+        return StreamSink::deserialize(inner);
+    }
+}
+
+impl SseDecode
+    for StreamSink<crate::api::events::SessionStatus, flutter_rust_bridge::for_generated::SseCodec>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -1537,6 +2105,36 @@ impl SseDecode for bool {
     }
 }
 
+impl SseDecode for crate::api::events::Counters {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_fetches = <u64>::sse_decode(deserializer);
+        let mut var_renewals = <u64>::sse_decode(deserializer);
+        let mut var_failures = <u64>::sse_decode(deserializer);
+        let mut var_emergencyFetches = <u64>::sse_decode(deserializer);
+        let mut var_rejections = <u64>::sse_decode(deserializer);
+        let mut var_lastFetchLatency = <Option<chrono::Duration>>::sse_decode(deserializer);
+        let mut var_timeWithoutToken = <chrono::Duration>::sse_decode(deserializer);
+        let mut var_storeFailures = <u64>::sse_decode(deserializer);
+        let mut var_driverRestarts = <u64>::sse_decode(deserializer);
+        let mut var_applies = <u64>::sse_decode(deserializer);
+        let mut var_applyFailures = <u64>::sse_decode(deserializer);
+        return crate::api::events::Counters {
+            fetches: var_fetches,
+            renewals: var_renewals,
+            failures: var_failures,
+            emergency_fetches: var_emergencyFetches,
+            rejections: var_rejections,
+            last_fetch_latency: var_lastFetchLatency,
+            time_without_token: var_timeWithoutToken,
+            store_failures: var_storeFailures,
+            driver_restarts: var_driverRestarts,
+            applies: var_applies,
+            apply_failures: var_applyFailures,
+        };
+    }
+}
+
 impl SseDecode for crate::api::error::ErrorKind {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -1546,12 +2144,38 @@ impl SseDecode for crate::api::error::ErrorKind {
             1 => crate::api::error::ErrorKind::ReauthRequired,
             2 => crate::api::error::ErrorKind::Forbidden,
             3 => crate::api::error::ErrorKind::Misconfigured,
-            4 => crate::api::error::ErrorKind::Rejected,
-            5 => crate::api::error::ErrorKind::NotYetValid,
-            6 => crate::api::error::ErrorKind::StoreFailed,
-            7 => crate::api::error::ErrorKind::Closed,
-            8 => crate::api::error::ErrorKind::InvalidToken,
+            4 => crate::api::error::ErrorKind::InvalidToken,
+            5 => crate::api::error::ErrorKind::Rejected,
+            6 => crate::api::error::ErrorKind::NotYetValid,
+            7 => crate::api::error::ErrorKind::StoreFailed,
+            8 => crate::api::error::ErrorKind::Closed,
+            9 => crate::api::error::ErrorKind::HostCallback,
+            10 => crate::api::error::ErrorKind::Internal,
             _ => unreachable!("Invalid variant for ErrorKind: {}", inner),
+        };
+    }
+}
+
+impl SseDecode for crate::api::events::EventKind {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut inner = <i32>::sse_decode(deserializer);
+        return match inner {
+            0 => crate::api::events::EventKind::Issued,
+            1 => crate::api::events::EventKind::NotYetValid,
+            2 => crate::api::events::EventKind::BecameValid,
+            3 => crate::api::events::EventKind::WillExpire,
+            4 => crate::api::events::EventKind::Expired,
+            5 => crate::api::events::EventKind::FetchFailed,
+            6 => crate::api::events::EventKind::Rejected,
+            7 => crate::api::events::EventKind::Applied,
+            8 => crate::api::events::EventKind::ApplyFailed,
+            9 => crate::api::events::EventKind::StoreFailed,
+            10 => crate::api::events::EventKind::ReauthRequired,
+            11 => crate::api::events::EventKind::Forbidden,
+            12 => crate::api::events::EventKind::Failed,
+            13 => crate::api::events::EventKind::Closed,
+            _ => unreachable!("Invalid variant for EventKind: {}", inner),
         };
     }
 }
@@ -1618,6 +2242,26 @@ impl SseDecode for crate::api::source::FetchReason {
     }
 }
 
+impl SseDecode for crate::api::source::FetchRequest {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_reason = <crate::api::source::FetchReason>::sse_decode(deserializer);
+        let mut var_session = <crate::api::config::SessionSpec>::sse_decode(deserializer);
+        let mut var_attempt = <u32>::sse_decode(deserializer);
+        let mut var_credentials = <Option<String>>::sse_decode(deserializer);
+        let mut var_previousToken = <Option<String>>::sse_decode(deserializer);
+        let mut var_timeout = <chrono::Duration>::sse_decode(deserializer);
+        return crate::api::source::FetchRequest {
+            reason: var_reason,
+            session: var_session,
+            attempt: var_attempt,
+            credentials: var_credentials,
+            previous_token: var_previousToken,
+            timeout: var_timeout,
+        };
+    }
+}
+
 impl SseDecode for crate::api::source::FetchedToken {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -1634,6 +2278,32 @@ impl SseDecode for crate::api::source::FetchedToken {
             issued_at: var_issuedAt,
             server_time: var_serverTime,
             rotated_credentials: var_rotatedCredentials,
+        };
+    }
+}
+
+impl SseDecode for crate::api::http::HttpSourceConfig {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_endpoint = <String>::sse_decode(deserializer);
+        let mut var_method = <String>::sse_decode(deserializer);
+        let mut var_bearer = <Option<String>>::sse_decode(deserializer);
+        let mut var_headers = <std::collections::HashMap<String, String>>::sse_decode(deserializer);
+        let mut var_jsonBody = <Option<String>>::sse_decode(deserializer);
+        let mut var_responsePrefix = <Option<String>>::sse_decode(deserializer);
+        let mut var_tokenPointer = <Option<String>>::sse_decode(deserializer);
+        let mut var_expiresAtPointer = <Option<String>>::sse_decode(deserializer);
+        let mut var_expiresInPointer = <Option<String>>::sse_decode(deserializer);
+        return crate::api::http::HttpSourceConfig {
+            endpoint: var_endpoint,
+            method: var_method,
+            bearer: var_bearer,
+            headers: var_headers,
+            json_body: var_jsonBody,
+            response_prefix: var_responsePrefix,
+            token_pointer: var_tokenPointer,
+            expires_at_pointer: var_expiresAtPointer,
+            expires_in_pointer: var_expiresInPointer,
         };
     }
 }
@@ -1699,16 +2369,32 @@ impl SseDecode for Vec<(String, String)> {
     }
 }
 
-impl SseDecode for Option<std::collections::HashMap<String, String>> {
+impl SseDecode for crate::api::logging::LogLevel {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        if (<bool>::sse_decode(deserializer)) {
-            return Some(<std::collections::HashMap<String, String>>::sse_decode(
-                deserializer,
-            ));
-        } else {
-            return None;
-        }
+        let mut inner = <i32>::sse_decode(deserializer);
+        return match inner {
+            0 => crate::api::logging::LogLevel::Trace,
+            1 => crate::api::logging::LogLevel::Debug,
+            2 => crate::api::logging::LogLevel::Info,
+            3 => crate::api::logging::LogLevel::Warn,
+            4 => crate::api::logging::LogLevel::Error,
+            _ => unreachable!("Invalid variant for LogLevel: {}", inner),
+        };
+    }
+}
+
+impl SseDecode for crate::api::logging::LogRecord {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_level = <crate::api::logging::LogLevel>::sse_decode(deserializer);
+        let mut var_target = <String>::sse_decode(deserializer);
+        let mut var_message = <String>::sse_decode(deserializer);
+        return crate::api::logging::LogRecord {
+            level: var_level,
+            target: var_target,
+            message: var_message,
+        };
     }
 }
 
@@ -1750,17 +2436,6 @@ impl SseDecode for Option<bool> {
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         if (<bool>::sse_decode(deserializer)) {
             return Some(<bool>::sse_decode(deserializer));
-        } else {
-            return None;
-        }
-    }
-}
-
-impl SseDecode for Option<crate::api::error::ErrorKind> {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        if (<bool>::sse_decode(deserializer)) {
-            return Some(<crate::api::error::ErrorKind>::sse_decode(deserializer));
         } else {
             return None;
         }
@@ -1811,11 +2486,22 @@ impl SseDecode for Option<crate::api::events::IssuedToken> {
     }
 }
 
-impl SseDecode for Option<crate::api::config::RenewalPolicy> {
+impl SseDecode for Option<crate::api::config::Policy> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         if (<bool>::sse_decode(deserializer)) {
-            return Some(<crate::api::config::RenewalPolicy>::sse_decode(
+            return Some(<crate::api::config::Policy>::sse_decode(deserializer));
+        } else {
+            return None;
+        }
+    }
+}
+
+impl SseDecode for Option<crate::api::error::TokenKeeperError> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        if (<bool>::sse_decode(deserializer)) {
+            return Some(<crate::api::error::TokenKeeperError>::sse_decode(
                 deserializer,
             ));
         } else {
@@ -1846,16 +2532,7 @@ impl SseDecode for Option<u32> {
     }
 }
 
-impl SseDecode for (String, String) {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        let mut var_field0 = <String>::sse_decode(deserializer);
-        let mut var_field1 = <String>::sse_decode(deserializer);
-        return (var_field0, var_field1);
-    }
-}
-
-impl SseDecode for crate::api::config::RenewalPolicy {
+impl SseDecode for crate::api::config::Policy {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut var_renewLead = <Option<chrono::Duration>>::sse_decode(deserializer);
@@ -1872,7 +2549,7 @@ impl SseDecode for crate::api::config::RenewalPolicy {
         let mut var_refreshAnswerWait = <Option<chrono::Duration>>::sse_decode(deserializer);
         let mut var_notBeforeLeeway = <Option<chrono::Duration>>::sse_decode(deserializer);
         let mut var_maxClockSkew = <Option<chrono::Duration>>::sse_decode(deserializer);
-        return crate::api::config::RenewalPolicy {
+        return crate::api::config::Policy {
             renew_lead: var_renewLead,
             renew_jitter: var_renewJitter,
             fetch_timeout: var_fetchTimeout,
@@ -1891,28 +2568,27 @@ impl SseDecode for crate::api::config::RenewalPolicy {
     }
 }
 
-impl SseDecode for crate::api::events::SessionCounters {
+impl SseDecode for (String, String) {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        let mut var_fetches = <u64>::sse_decode(deserializer);
-        let mut var_renewals = <u64>::sse_decode(deserializer);
-        let mut var_failures = <u64>::sse_decode(deserializer);
-        let mut var_emergencyFetches = <u64>::sse_decode(deserializer);
-        let mut var_rejections = <u64>::sse_decode(deserializer);
-        let mut var_lastFetchLatency = <Option<chrono::Duration>>::sse_decode(deserializer);
-        let mut var_expiredTotal = <chrono::Duration>::sse_decode(deserializer);
-        let mut var_storeFailures = <u64>::sse_decode(deserializer);
-        let mut var_driverRestarts = <u64>::sse_decode(deserializer);
-        return crate::api::events::SessionCounters {
-            fetches: var_fetches,
-            renewals: var_renewals,
-            failures: var_failures,
-            emergency_fetches: var_emergencyFetches,
-            rejections: var_rejections,
-            last_fetch_latency: var_lastFetchLatency,
-            expired_total: var_expiredTotal,
-            store_failures: var_storeFailures,
-            driver_restarts: var_driverRestarts,
+        let mut var_field0 = <String>::sse_decode(deserializer);
+        let mut var_field1 = <String>::sse_decode(deserializer);
+        return (var_field0, var_field1);
+    }
+}
+
+impl SseDecode for crate::api::config::SessionConfig {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_spec = <crate::api::config::SessionSpec>::sse_decode(deserializer);
+        let mut var_credentialsKey = <Option<String>>::sse_decode(deserializer);
+        let mut var_policy = <Option<crate::api::config::Policy>>::sse_decode(deserializer);
+        let mut var_prefetch = <bool>::sse_decode(deserializer);
+        return crate::api::config::SessionConfig {
+            spec: var_spec,
+            credentials_key: var_credentialsKey,
+            policy: var_policy,
+            prefetch: var_prefetch,
         };
     }
 }
@@ -1921,10 +2597,9 @@ impl SseDecode for crate::api::events::SessionEvent {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut var_sessionId = <u64>::sse_decode(deserializer);
-        let mut var_channel = <String>::sse_decode(deserializer);
-        let mut var_user = <String>::sse_decode(deserializer);
+        let mut var_session = <crate::api::config::SessionSpec>::sse_decode(deserializer);
         let mut var_at = <chrono::DateTime<chrono::Utc>>::sse_decode(deserializer);
-        let mut var_kind = <crate::api::events::SessionEventKind>::sse_decode(deserializer);
+        let mut var_kind = <crate::api::events::EventKind>::sse_decode(deserializer);
         let mut var_reason = <Option<crate::api::source::FetchReason>>::sse_decode(deserializer);
         let mut var_expiresAt = <Option<chrono::DateTime<chrono::Utc>>>::sse_decode(deserializer);
         let mut var_renewAt = <Option<chrono::DateTime<chrono::Utc>>>::sse_decode(deserializer);
@@ -1932,13 +2607,12 @@ impl SseDecode for crate::api::events::SessionEvent {
         let mut var_startsAt = <Option<chrono::DateTime<chrono::Utc>>>::sse_decode(deserializer);
         let mut var_attempt = <Option<u32>>::sse_decode(deserializer);
         let mut var_nextRetryAt = <Option<chrono::DateTime<chrono::Utc>>>::sse_decode(deserializer);
-        let mut var_errorKind = <Option<crate::api::error::ErrorKind>>::sse_decode(deserializer);
+        let mut var_error = <Option<crate::api::error::TokenKeeperError>>::sse_decode(deserializer);
         let mut var_fresh = <Option<bool>>::sse_decode(deserializer);
         let mut var_message = <Option<String>>::sse_decode(deserializer);
         return crate::api::events::SessionEvent {
             session_id: var_sessionId,
-            channel: var_channel,
-            user: var_user,
+            session: var_session,
             at: var_at,
             kind: var_kind,
             reason: var_reason,
@@ -1948,56 +2622,25 @@ impl SseDecode for crate::api::events::SessionEvent {
             starts_at: var_startsAt,
             attempt: var_attempt,
             next_retry_at: var_nextRetryAt,
-            error_kind: var_errorKind,
+            error: var_error,
             fresh: var_fresh,
             message: var_message,
         };
     }
 }
 
-impl SseDecode for crate::api::events::SessionEventKind {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        let mut inner = <i32>::sse_decode(deserializer);
-        return match inner {
-            0 => crate::api::events::SessionEventKind::Issued,
-            1 => crate::api::events::SessionEventKind::NotYetValid,
-            2 => crate::api::events::SessionEventKind::BecameValid,
-            3 => crate::api::events::SessionEventKind::WillExpire,
-            4 => crate::api::events::SessionEventKind::Expired,
-            5 => crate::api::events::SessionEventKind::FetchFailed,
-            6 => crate::api::events::SessionEventKind::Rejected,
-            7 => crate::api::events::SessionEventKind::Applied,
-            8 => crate::api::events::SessionEventKind::ApplyFailed,
-            9 => crate::api::events::SessionEventKind::StoreFailed,
-            10 => crate::api::events::SessionEventKind::ReauthRequired,
-            11 => crate::api::events::SessionEventKind::Forbidden,
-            12 => crate::api::events::SessionEventKind::Failed,
-            13 => crate::api::events::SessionEventKind::Closed,
-            _ => unreachable!("Invalid variant for SessionEventKind: {}", inner),
-        };
-    }
-}
-
-impl SseDecode for crate::api::config::SessionOptions {
+impl SseDecode for crate::api::config::SessionSpec {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
         let mut var_channel = <String>::sse_decode(deserializer);
         let mut var_user = <String>::sse_decode(deserializer);
         let mut var_role = <Option<String>>::sse_decode(deserializer);
-        let mut var_params =
-            <Option<std::collections::HashMap<String, String>>>::sse_decode(deserializer);
-        let mut var_credentialsKey = <Option<String>>::sse_decode(deserializer);
-        let mut var_policy = <Option<crate::api::config::RenewalPolicy>>::sse_decode(deserializer);
-        let mut var_prefetch = <Option<bool>>::sse_decode(deserializer);
-        return crate::api::config::SessionOptions {
+        let mut var_params = <std::collections::HashMap<String, String>>::sse_decode(deserializer);
+        return crate::api::config::SessionSpec {
             channel: var_channel,
             user: var_user,
             role: var_role,
             params: var_params,
-            credentials_key: var_credentialsKey,
-            policy: var_policy,
-            prefetch: var_prefetch,
         };
     }
 }
@@ -2016,6 +2659,20 @@ impl SseDecode for crate::api::events::SessionState {
             6 => crate::api::events::SessionState::Failed,
             7 => crate::api::events::SessionState::Closed,
             _ => unreachable!("Invalid variant for SessionState: {}", inner),
+        };
+    }
+}
+
+impl SseDecode for crate::api::events::SessionStatus {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
+        let mut var_state = <crate::api::events::SessionState>::sse_decode(deserializer);
+        let mut var_expiresAt = <Option<chrono::DateTime<chrono::Utc>>>::sse_decode(deserializer);
+        let mut var_error = <Option<crate::api::error::TokenKeeperError>>::sse_decode(deserializer);
+        return crate::api::events::SessionStatus {
+            state: var_state,
+            expires_at: var_expiresAt,
+            error: var_error,
         };
     }
 }
@@ -2078,32 +2735,6 @@ impl SseDecode for crate::api::error::TokenKeeperError {
     }
 }
 
-impl SseDecode for crate::api::source::TokenRequest {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
-        let mut var_reason = <crate::api::source::FetchReason>::sse_decode(deserializer);
-        let mut var_channel = <String>::sse_decode(deserializer);
-        let mut var_user = <String>::sse_decode(deserializer);
-        let mut var_role = <Option<String>>::sse_decode(deserializer);
-        let mut var_params = <std::collections::HashMap<String, String>>::sse_decode(deserializer);
-        let mut var_attempt = <u32>::sse_decode(deserializer);
-        let mut var_credentials = <Option<String>>::sse_decode(deserializer);
-        let mut var_previousToken = <Option<String>>::sse_decode(deserializer);
-        let mut var_timeout = <chrono::Duration>::sse_decode(deserializer);
-        return crate::api::source::TokenRequest {
-            reason: var_reason,
-            channel: var_channel,
-            user: var_user,
-            role: var_role,
-            params: var_params,
-            attempt: var_attempt,
-            credentials: var_credentials,
-            previous_token: var_previousToken,
-            timeout: var_timeout,
-        };
-    }
-}
-
 impl SseDecode for u16 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_decode(deserializer: &mut flutter_rust_bridge::for_generated::SseDeserializer) -> Self {
@@ -2153,37 +2784,28 @@ fn pde_ffi_dispatcher_primary_impl(
 ) {
     // Codec=Pde (Serialization + dispatch), see doc to use other codecs
     match func_id {
-        1 => wire__crate__api__keeper__TokenKeeper_events_impl(port, ptr, rust_vec_len, data_len),
-        13 => wire__crate__api__keeper__TokenSession_events_impl(port, ptr, rust_vec_len, data_len),
-        15 => wire__crate__api__keeper__TokenSession_renew_token_impl(
-            port,
-            ptr,
-            rust_vec_len,
-            data_len,
-        ),
-        18 => wire__crate__api__keeper__TokenSession_token_impl(port, ptr, rust_vec_len, data_len),
-        19 => wire__crate__api__keeper__TokenSession_token_expired_impl(
-            port,
-            ptr,
-            rust_vec_len,
-            data_len,
-        ),
-        20 => wire__crate__api__keeper__TokenSession_token_rejected_impl(
-            port,
-            ptr,
-            rust_vec_len,
-            data_len,
-        ),
-        22 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
-        24 => {
-            wire__crate__api__config__renewal_policy_default_impl(port, ptr, rust_vec_len, data_len)
+        1 => wire__crate__api__keeper__Keeper_events_impl(port, ptr, rust_vec_len, data_len),
+        16 => wire__crate__api__keeper__Session_events_impl(port, ptr, rust_vec_len, data_len),
+        21 => wire__crate__api__keeper__Session_renew_token_impl(port, ptr, rust_vec_len, data_len),
+        26 => wire__crate__api__keeper__Session_token_impl(port, ptr, rust_vec_len, data_len),
+        27 => {
+            wire__crate__api__keeper__Session_token_expired_impl(port, ptr, rust_vec_len, data_len)
         }
-        26 => wire__crate__api__config__session_options_default_impl(
-            port,
-            ptr,
-            rust_vec_len,
-            data_len,
-        ),
+        28 => {
+            wire__crate__api__keeper__Session_token_rejected_impl(port, ptr, rust_vec_len, data_len)
+        }
+        29 => {
+            wire__crate__api__keeper__Session_watch_status_impl(port, ptr, rust_vec_len, data_len)
+        }
+        32 => wire__crate__api__init_app_impl(port, ptr, rust_vec_len, data_len),
+        34 => wire__crate__api__config__policy_default_impl(port, ptr, rust_vec_len, data_len),
+        35 => {
+            wire__crate__api__config__session_config_default_impl(port, ptr, rust_vec_len, data_len)
+        }
+        36 => {
+            wire__crate__api__config__session_spec_default_impl(port, ptr, rust_vec_len, data_len)
+        }
+        37 => wire__crate__api__logging__set_log_sink_impl(port, ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -2196,33 +2818,43 @@ fn pde_ffi_dispatcher_sync_impl(
 ) -> flutter_rust_bridge::for_generated::WireSyncRust2DartSse {
     // Codec=Pde (Serialization + dispatch), see doc to use other codecs
     match func_id {
-        2 => wire__crate__api__keeper__TokenKeeper_network_available_impl(
+        2 => wire__crate__api__keeper__Keeper_network_available_impl(ptr, rust_vec_len, data_len),
+        3 => wire__crate__api__keeper__Keeper_new_impl(ptr, rust_vec_len, data_len),
+        4 => wire__crate__api__keeper__Keeper_open_http_session_impl(ptr, rust_vec_len, data_len),
+        5 => wire__crate__api__keeper__Keeper_open_http_session_without_sink_impl(
             ptr,
             rust_vec_len,
             data_len,
         ),
-        3 => wire__crate__api__keeper__TokenKeeper_new_impl(ptr, rust_vec_len, data_len),
-        4 => wire__crate__api__keeper__TokenKeeper_open_session_impl(ptr, rust_vec_len, data_len),
-        5 => wire__crate__api__keeper__TokenKeeper_resumed_impl(ptr, rust_vec_len, data_len),
-        6 => wire__crate__api__keeper__TokenKeeper_session_count_impl(ptr, rust_vec_len, data_len),
-        7 => wire__crate__api__keeper__TokenKeeper_shutdown_impl(ptr, rust_vec_len, data_len),
-        8 => wire__crate__api__keeper__TokenKeeper_with_credential_store_impl(
+        6 => wire__crate__api__keeper__Keeper_open_session_impl(ptr, rust_vec_len, data_len),
+        7 => wire__crate__api__keeper__Keeper_open_session_without_sink_impl(
             ptr,
             rust_vec_len,
             data_len,
         ),
-        9 => wire__crate__api__keeper__TokenSession_channel_impl(ptr, rust_vec_len, data_len),
-        10 => wire__crate__api__keeper__TokenSession_close_impl(ptr, rust_vec_len, data_len),
-        11 => wire__crate__api__keeper__TokenSession_counters_impl(ptr, rust_vec_len, data_len),
-        12 => wire__crate__api__keeper__TokenSession_current_impl(ptr, rust_vec_len, data_len),
-        14 => wire__crate__api__keeper__TokenSession_id_impl(ptr, rust_vec_len, data_len),
-        16 => {
-            wire__crate__api__keeper__TokenSession_set_credentials_impl(ptr, rust_vec_len, data_len)
+        8 => wire__crate__api__keeper__Keeper_resumed_impl(ptr, rust_vec_len, data_len),
+        9 => wire__crate__api__keeper__Keeper_session_count_impl(ptr, rust_vec_len, data_len),
+        10 => wire__crate__api__keeper__Keeper_set_credentials_impl(ptr, rust_vec_len, data_len),
+        11 => wire__crate__api__keeper__Keeper_shutdown_impl(ptr, rust_vec_len, data_len),
+        12 => {
+            wire__crate__api__keeper__Keeper_with_credential_store_impl(ptr, rust_vec_len, data_len)
         }
-        17 => wire__crate__api__keeper__TokenSession_state_impl(ptr, rust_vec_len, data_len),
-        21 => wire__crate__api__keeper__TokenSession_user_impl(ptr, rust_vec_len, data_len),
-        23 => wire__crate__api__inspect__inspect_impl(ptr, rust_vec_len, data_len),
-        25 => wire__crate__api__config__renewal_policy_defaults_impl(ptr, rust_vec_len, data_len),
+        13 => wire__crate__api__keeper__Session_close_impl(ptr, rust_vec_len, data_len),
+        14 => wire__crate__api__keeper__Session_counters_impl(ptr, rust_vec_len, data_len),
+        15 => wire__crate__api__keeper__Session_current_impl(ptr, rust_vec_len, data_len),
+        17 => wire__crate__api__keeper__Session_id_impl(ptr, rust_vec_len, data_len),
+        18 => wire__crate__api__keeper__Session_on_token_expired_impl(ptr, rust_vec_len, data_len),
+        19 => wire__crate__api__keeper__Session_on_token_rejected_impl(ptr, rust_vec_len, data_len),
+        20 => {
+            wire__crate__api__keeper__Session_on_token_will_expire_impl(ptr, rust_vec_len, data_len)
+        }
+        22 => wire__crate__api__keeper__Session_set_credentials_impl(ptr, rust_vec_len, data_len),
+        23 => wire__crate__api__keeper__Session_spec_impl(ptr, rust_vec_len, data_len),
+        24 => wire__crate__api__keeper__Session_state_impl(ptr, rust_vec_len, data_len),
+        25 => wire__crate__api__keeper__Session_status_impl(ptr, rust_vec_len, data_len),
+        30 => wire__crate__api__logging__clear_log_sink_impl(ptr, rust_vec_len, data_len),
+        31 => wire__crate__api__config__default_policy_impl(ptr, rust_vec_len, data_len),
+        33 => wire__crate__api__inspect__inspect_impl(ptr, rust_vec_len, data_len),
         _ => unreachable!(),
     }
 }
@@ -2230,35 +2862,62 @@ fn pde_ffi_dispatcher_sync_impl(
 // Section: rust2dart
 
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for FrbWrapper<TokenKeeper> {
+impl flutter_rust_bridge::IntoDart for FrbWrapper<Keeper> {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self.0)
             .into_dart()
     }
 }
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for FrbWrapper<TokenKeeper> {}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for FrbWrapper<Keeper> {}
 
-impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<TokenKeeper>> for TokenKeeper {
-    fn into_into_dart(self) -> FrbWrapper<TokenKeeper> {
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<Keeper>> for Keeper {
+    fn into_into_dart(self) -> FrbWrapper<Keeper> {
         self.into()
     }
 }
 
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for FrbWrapper<TokenSession> {
+impl flutter_rust_bridge::IntoDart for FrbWrapper<Session> {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self.0)
             .into_dart()
     }
 }
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for FrbWrapper<TokenSession> {}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for FrbWrapper<Session> {}
 
-impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<TokenSession>> for TokenSession {
-    fn into_into_dart(self) -> FrbWrapper<TokenSession> {
+impl flutter_rust_bridge::IntoIntoDart<FrbWrapper<Session>> for Session {
+    fn into_into_dart(self) -> FrbWrapper<Session> {
         self.into()
     }
 }
 
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::events::Counters {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.fetches.into_into_dart().into_dart(),
+            self.renewals.into_into_dart().into_dart(),
+            self.failures.into_into_dart().into_dart(),
+            self.emergency_fetches.into_into_dart().into_dart(),
+            self.rejections.into_into_dart().into_dart(),
+            self.last_fetch_latency.into_into_dart().into_dart(),
+            self.time_without_token.into_into_dart().into_dart(),
+            self.store_failures.into_into_dart().into_dart(),
+            self.driver_restarts.into_into_dart().into_dart(),
+            self.applies.into_into_dart().into_dart(),
+            self.apply_failures.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::events::Counters {}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::events::Counters>
+    for crate::api::events::Counters
+{
+    fn into_into_dart(self) -> crate::api::events::Counters {
+        self
+    }
+}
 // Codec=Dco (DartCObject based), see doc to use other codecs
 impl flutter_rust_bridge::IntoDart for crate::api::error::ErrorKind {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
@@ -2267,11 +2926,13 @@ impl flutter_rust_bridge::IntoDart for crate::api::error::ErrorKind {
             Self::ReauthRequired => 1.into_dart(),
             Self::Forbidden => 2.into_dart(),
             Self::Misconfigured => 3.into_dart(),
-            Self::Rejected => 4.into_dart(),
-            Self::NotYetValid => 5.into_dart(),
-            Self::StoreFailed => 6.into_dart(),
-            Self::Closed => 7.into_dart(),
-            Self::InvalidToken => 8.into_dart(),
+            Self::InvalidToken => 4.into_dart(),
+            Self::Rejected => 5.into_dart(),
+            Self::NotYetValid => 6.into_dart(),
+            Self::StoreFailed => 7.into_dart(),
+            Self::Closed => 8.into_dart(),
+            Self::HostCallback => 9.into_dart(),
+            Self::Internal => 10.into_dart(),
             _ => unreachable!(),
         }
     }
@@ -2281,6 +2942,36 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::error::ErrorKind>
     for crate::api::error::ErrorKind
 {
     fn into_into_dart(self) -> crate::api::error::ErrorKind {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::events::EventKind {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        match self {
+            Self::Issued => 0.into_dart(),
+            Self::NotYetValid => 1.into_dart(),
+            Self::BecameValid => 2.into_dart(),
+            Self::WillExpire => 3.into_dart(),
+            Self::Expired => 4.into_dart(),
+            Self::FetchFailed => 5.into_dart(),
+            Self::Rejected => 6.into_dart(),
+            Self::Applied => 7.into_dart(),
+            Self::ApplyFailed => 8.into_dart(),
+            Self::StoreFailed => 9.into_dart(),
+            Self::ReauthRequired => 10.into_dart(),
+            Self::Forbidden => 11.into_dart(),
+            Self::Failed => 12.into_dart(),
+            Self::Closed => 13.into_dart(),
+            _ => unreachable!(),
+        }
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::events::EventKind {}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::events::EventKind>
+    for crate::api::events::EventKind
+{
+    fn into_into_dart(self) -> crate::api::events::EventKind {
         self
     }
 }
@@ -2380,6 +3071,31 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::source::FetchReason>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::source::FetchRequest {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.reason.into_into_dart().into_dart(),
+            self.session.into_into_dart().into_dart(),
+            self.attempt.into_into_dart().into_dart(),
+            self.credentials.into_into_dart().into_dart(),
+            self.previous_token.into_into_dart().into_dart(),
+            self.timeout.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::source::FetchRequest
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::source::FetchRequest>
+    for crate::api::source::FetchRequest
+{
+    fn into_into_dart(self) -> crate::api::source::FetchRequest {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
 impl flutter_rust_bridge::IntoDart for crate::api::source::FetchedToken {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
@@ -2401,6 +3117,34 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::source::FetchedToken>
     for crate::api::source::FetchedToken
 {
     fn into_into_dart(self) -> crate::api::source::FetchedToken {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::http::HttpSourceConfig {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.endpoint.into_into_dart().into_dart(),
+            self.method.into_into_dart().into_dart(),
+            self.bearer.into_into_dart().into_dart(),
+            self.headers.into_into_dart().into_dart(),
+            self.json_body.into_into_dart().into_dart(),
+            self.response_prefix.into_into_dart().into_dart(),
+            self.token_pointer.into_into_dart().into_dart(),
+            self.expires_at_pointer.into_into_dart().into_dart(),
+            self.expires_in_pointer.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::http::HttpSourceConfig
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::http::HttpSourceConfig>
+    for crate::api::http::HttpSourceConfig
+{
+    fn into_into_dart(self) -> crate::api::http::HttpSourceConfig {
         self
     }
 }
@@ -2428,7 +3172,50 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::events::IssuedToken>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::config::RenewalPolicy {
+impl flutter_rust_bridge::IntoDart for crate::api::logging::LogLevel {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        match self {
+            Self::Trace => 0.into_dart(),
+            Self::Debug => 1.into_dart(),
+            Self::Info => 2.into_dart(),
+            Self::Warn => 3.into_dart(),
+            Self::Error => 4.into_dart(),
+            _ => unreachable!(),
+        }
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::logging::LogLevel {}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::logging::LogLevel>
+    for crate::api::logging::LogLevel
+{
+    fn into_into_dart(self) -> crate::api::logging::LogLevel {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::logging::LogRecord {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.level.into_into_dart().into_dart(),
+            self.target.into_into_dart().into_dart(),
+            self.message.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::logging::LogRecord
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::logging::LogRecord>
+    for crate::api::logging::LogRecord
+{
+    fn into_into_dart(self) -> crate::api::logging::LogRecord {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::config::Policy {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
             self.renew_lead.into_into_dart().into_dart(),
@@ -2449,42 +3236,32 @@ impl flutter_rust_bridge::IntoDart for crate::api::config::RenewalPolicy {
         .into_dart()
     }
 }
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
-    for crate::api::config::RenewalPolicy
-{
-}
-impl flutter_rust_bridge::IntoIntoDart<crate::api::config::RenewalPolicy>
-    for crate::api::config::RenewalPolicy
-{
-    fn into_into_dart(self) -> crate::api::config::RenewalPolicy {
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive for crate::api::config::Policy {}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::config::Policy> for crate::api::config::Policy {
+    fn into_into_dart(self) -> crate::api::config::Policy {
         self
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::events::SessionCounters {
+impl flutter_rust_bridge::IntoDart for crate::api::config::SessionConfig {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
-            self.fetches.into_into_dart().into_dart(),
-            self.renewals.into_into_dart().into_dart(),
-            self.failures.into_into_dart().into_dart(),
-            self.emergency_fetches.into_into_dart().into_dart(),
-            self.rejections.into_into_dart().into_dart(),
-            self.last_fetch_latency.into_into_dart().into_dart(),
-            self.expired_total.into_into_dart().into_dart(),
-            self.store_failures.into_into_dart().into_dart(),
-            self.driver_restarts.into_into_dart().into_dart(),
+            self.spec.into_into_dart().into_dart(),
+            self.credentials_key.into_into_dart().into_dart(),
+            self.policy.into_into_dart().into_dart(),
+            self.prefetch.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
 }
 impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
-    for crate::api::events::SessionCounters
+    for crate::api::config::SessionConfig
 {
 }
-impl flutter_rust_bridge::IntoIntoDart<crate::api::events::SessionCounters>
-    for crate::api::events::SessionCounters
+impl flutter_rust_bridge::IntoIntoDart<crate::api::config::SessionConfig>
+    for crate::api::config::SessionConfig
 {
-    fn into_into_dart(self) -> crate::api::events::SessionCounters {
+    fn into_into_dart(self) -> crate::api::config::SessionConfig {
         self
     }
 }
@@ -2493,8 +3270,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::events::SessionEvent {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
             self.session_id.into_into_dart().into_dart(),
-            self.channel.into_into_dart().into_dart(),
-            self.user.into_into_dart().into_dart(),
+            self.session.into_into_dart().into_dart(),
             self.at.into_into_dart().into_dart(),
             self.kind.into_into_dart().into_dart(),
             self.reason.into_into_dart().into_dart(),
@@ -2504,7 +3280,7 @@ impl flutter_rust_bridge::IntoDart for crate::api::events::SessionEvent {
             self.starts_at.into_into_dart().into_dart(),
             self.attempt.into_into_dart().into_dart(),
             self.next_retry_at.into_into_dart().into_dart(),
-            self.error_kind.into_into_dart().into_dart(),
+            self.error.into_into_dart().into_dart(),
             self.fresh.into_into_dart().into_dart(),
             self.message.into_into_dart().into_dart(),
         ]
@@ -2523,61 +3299,25 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::events::SessionEvent>
     }
 }
 // Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::events::SessionEventKind {
-    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
-        match self {
-            Self::Issued => 0.into_dart(),
-            Self::NotYetValid => 1.into_dart(),
-            Self::BecameValid => 2.into_dart(),
-            Self::WillExpire => 3.into_dart(),
-            Self::Expired => 4.into_dart(),
-            Self::FetchFailed => 5.into_dart(),
-            Self::Rejected => 6.into_dart(),
-            Self::Applied => 7.into_dart(),
-            Self::ApplyFailed => 8.into_dart(),
-            Self::StoreFailed => 9.into_dart(),
-            Self::ReauthRequired => 10.into_dart(),
-            Self::Forbidden => 11.into_dart(),
-            Self::Failed => 12.into_dart(),
-            Self::Closed => 13.into_dart(),
-            _ => unreachable!(),
-        }
-    }
-}
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
-    for crate::api::events::SessionEventKind
-{
-}
-impl flutter_rust_bridge::IntoIntoDart<crate::api::events::SessionEventKind>
-    for crate::api::events::SessionEventKind
-{
-    fn into_into_dart(self) -> crate::api::events::SessionEventKind {
-        self
-    }
-}
-// Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::config::SessionOptions {
+impl flutter_rust_bridge::IntoDart for crate::api::config::SessionSpec {
     fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
         [
             self.channel.into_into_dart().into_dart(),
             self.user.into_into_dart().into_dart(),
             self.role.into_into_dart().into_dart(),
             self.params.into_into_dart().into_dart(),
-            self.credentials_key.into_into_dart().into_dart(),
-            self.policy.into_into_dart().into_dart(),
-            self.prefetch.into_into_dart().into_dart(),
         ]
         .into_dart()
     }
 }
 impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
-    for crate::api::config::SessionOptions
+    for crate::api::config::SessionSpec
 {
 }
-impl flutter_rust_bridge::IntoIntoDart<crate::api::config::SessionOptions>
-    for crate::api::config::SessionOptions
+impl flutter_rust_bridge::IntoIntoDart<crate::api::config::SessionSpec>
+    for crate::api::config::SessionSpec
 {
-    fn into_into_dart(self) -> crate::api::config::SessionOptions {
+    fn into_into_dart(self) -> crate::api::config::SessionSpec {
         self
     }
 }
@@ -2605,6 +3345,28 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::events::SessionState>
     for crate::api::events::SessionState
 {
     fn into_into_dart(self) -> crate::api::events::SessionState {
+        self
+    }
+}
+// Codec=Dco (DartCObject based), see doc to use other codecs
+impl flutter_rust_bridge::IntoDart for crate::api::events::SessionStatus {
+    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
+        [
+            self.state.into_into_dart().into_dart(),
+            self.expires_at.into_into_dart().into_dart(),
+            self.error.into_into_dart().into_dart(),
+        ]
+        .into_dart()
+    }
+}
+impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
+    for crate::api::events::SessionStatus
+{
+}
+impl flutter_rust_bridge::IntoIntoDart<crate::api::events::SessionStatus>
+    for crate::api::events::SessionStatus
+{
+    fn into_into_dart(self) -> crate::api::events::SessionStatus {
         self
     }
 }
@@ -2683,34 +3445,6 @@ impl flutter_rust_bridge::IntoIntoDart<crate::api::error::TokenKeeperError>
         self
     }
 }
-// Codec=Dco (DartCObject based), see doc to use other codecs
-impl flutter_rust_bridge::IntoDart for crate::api::source::TokenRequest {
-    fn into_dart(self) -> flutter_rust_bridge::for_generated::DartAbi {
-        [
-            self.reason.into_into_dart().into_dart(),
-            self.channel.into_into_dart().into_dart(),
-            self.user.into_into_dart().into_dart(),
-            self.role.into_into_dart().into_dart(),
-            self.params.into_into_dart().into_dart(),
-            self.attempt.into_into_dart().into_dart(),
-            self.credentials.into_into_dart().into_dart(),
-            self.previous_token.into_into_dart().into_dart(),
-            self.timeout.into_into_dart().into_dart(),
-        ]
-        .into_dart()
-    }
-}
-impl flutter_rust_bridge::for_generated::IntoDartExceptPrimitive
-    for crate::api::source::TokenRequest
-{
-}
-impl flutter_rust_bridge::IntoIntoDart<crate::api::source::TokenRequest>
-    for crate::api::source::TokenRequest
-{
-    fn into_into_dart(self) -> crate::api::source::TokenRequest {
-        self
-    }
-}
 
 impl SseEncode for flutter_rust_bridge::for_generated::anyhow::Error {
     // Codec=Sse (Serialization based), see doc to use other codecs
@@ -2719,17 +3453,17 @@ impl SseEncode for flutter_rust_bridge::for_generated::anyhow::Error {
     }
 }
 
-impl SseEncode for TokenKeeper {
+impl SseEncode for Keeper {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>>>::sse_encode(flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self), serializer);
+        <RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>>>::sse_encode(flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self), serializer);
     }
 }
 
-impl SseEncode for TokenSession {
+impl SseEncode for Session {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>>>::sse_encode(flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self), serializer);
+        <RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>>>::sse_encode(flutter_rust_bridge::for_generated::rust_auto_opaque_encode::<_, MoiArc<_>>(self), serializer);
     }
 }
 
@@ -2765,9 +3499,16 @@ impl SseEncode for std::collections::HashMap<String, String> {
     }
 }
 
-impl SseEncode
-    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>>
-{
+impl SseEncode for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        let (ptr, size) = self.sse_encode_raw();
+        <usize>::sse_encode(ptr, serializer);
+        <i32>::sse_encode(size, serializer);
+    }
+}
+
+impl SseEncode for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         let (ptr, size) = self.sse_encode_raw();
@@ -2777,18 +3518,25 @@ impl SseEncode
 }
 
 impl SseEncode
-    for RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>>
+    for StreamSink<crate::api::logging::LogRecord, flutter_rust_bridge::for_generated::SseCodec>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        let (ptr, size) = self.sse_encode_raw();
-        <usize>::sse_encode(ptr, serializer);
-        <i32>::sse_encode(size, serializer);
+        unimplemented!("")
     }
 }
 
 impl SseEncode
     for StreamSink<crate::api::events::SessionEvent, flutter_rust_bridge::for_generated::SseCodec>
+{
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        unimplemented!("")
+    }
+}
+
+impl SseEncode
+    for StreamSink<crate::api::events::SessionStatus, flutter_rust_bridge::for_generated::SseCodec>
 {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -2810,6 +3558,23 @@ impl SseEncode for bool {
     }
 }
 
+impl SseEncode for crate::api::events::Counters {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <u64>::sse_encode(self.fetches, serializer);
+        <u64>::sse_encode(self.renewals, serializer);
+        <u64>::sse_encode(self.failures, serializer);
+        <u64>::sse_encode(self.emergency_fetches, serializer);
+        <u64>::sse_encode(self.rejections, serializer);
+        <Option<chrono::Duration>>::sse_encode(self.last_fetch_latency, serializer);
+        <chrono::Duration>::sse_encode(self.time_without_token, serializer);
+        <u64>::sse_encode(self.store_failures, serializer);
+        <u64>::sse_encode(self.driver_restarts, serializer);
+        <u64>::sse_encode(self.applies, serializer);
+        <u64>::sse_encode(self.apply_failures, serializer);
+    }
+}
+
 impl SseEncode for crate::api::error::ErrorKind {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -2819,11 +3584,41 @@ impl SseEncode for crate::api::error::ErrorKind {
                 crate::api::error::ErrorKind::ReauthRequired => 1,
                 crate::api::error::ErrorKind::Forbidden => 2,
                 crate::api::error::ErrorKind::Misconfigured => 3,
-                crate::api::error::ErrorKind::Rejected => 4,
-                crate::api::error::ErrorKind::NotYetValid => 5,
-                crate::api::error::ErrorKind::StoreFailed => 6,
-                crate::api::error::ErrorKind::Closed => 7,
-                crate::api::error::ErrorKind::InvalidToken => 8,
+                crate::api::error::ErrorKind::InvalidToken => 4,
+                crate::api::error::ErrorKind::Rejected => 5,
+                crate::api::error::ErrorKind::NotYetValid => 6,
+                crate::api::error::ErrorKind::StoreFailed => 7,
+                crate::api::error::ErrorKind::Closed => 8,
+                crate::api::error::ErrorKind::HostCallback => 9,
+                crate::api::error::ErrorKind::Internal => 10,
+                _ => {
+                    unimplemented!("");
+                }
+            },
+            serializer,
+        );
+    }
+}
+
+impl SseEncode for crate::api::events::EventKind {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <i32>::sse_encode(
+            match self {
+                crate::api::events::EventKind::Issued => 0,
+                crate::api::events::EventKind::NotYetValid => 1,
+                crate::api::events::EventKind::BecameValid => 2,
+                crate::api::events::EventKind::WillExpire => 3,
+                crate::api::events::EventKind::Expired => 4,
+                crate::api::events::EventKind::FetchFailed => 5,
+                crate::api::events::EventKind::Rejected => 6,
+                crate::api::events::EventKind::Applied => 7,
+                crate::api::events::EventKind::ApplyFailed => 8,
+                crate::api::events::EventKind::StoreFailed => 9,
+                crate::api::events::EventKind::ReauthRequired => 10,
+                crate::api::events::EventKind::Forbidden => 11,
+                crate::api::events::EventKind::Failed => 12,
+                crate::api::events::EventKind::Closed => 13,
                 _ => {
                     unimplemented!("");
                 }
@@ -2892,6 +3687,18 @@ impl SseEncode for crate::api::source::FetchReason {
     }
 }
 
+impl SseEncode for crate::api::source::FetchRequest {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <crate::api::source::FetchReason>::sse_encode(self.reason, serializer);
+        <crate::api::config::SessionSpec>::sse_encode(self.session, serializer);
+        <u32>::sse_encode(self.attempt, serializer);
+        <Option<String>>::sse_encode(self.credentials, serializer);
+        <Option<String>>::sse_encode(self.previous_token, serializer);
+        <chrono::Duration>::sse_encode(self.timeout, serializer);
+    }
+}
+
 impl SseEncode for crate::api::source::FetchedToken {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
@@ -2901,6 +3708,21 @@ impl SseEncode for crate::api::source::FetchedToken {
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.issued_at, serializer);
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.server_time, serializer);
         <Option<String>>::sse_encode(self.rotated_credentials, serializer);
+    }
+}
+
+impl SseEncode for crate::api::http::HttpSourceConfig {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <String>::sse_encode(self.endpoint, serializer);
+        <String>::sse_encode(self.method, serializer);
+        <Option<String>>::sse_encode(self.bearer, serializer);
+        <std::collections::HashMap<String, String>>::sse_encode(self.headers, serializer);
+        <Option<String>>::sse_encode(self.json_body, serializer);
+        <Option<String>>::sse_encode(self.response_prefix, serializer);
+        <Option<String>>::sse_encode(self.token_pointer, serializer);
+        <Option<String>>::sse_encode(self.expires_at_pointer, serializer);
+        <Option<String>>::sse_encode(self.expires_in_pointer, serializer);
     }
 }
 
@@ -2958,13 +3780,31 @@ impl SseEncode for Vec<(String, String)> {
     }
 }
 
-impl SseEncode for Option<std::collections::HashMap<String, String>> {
+impl SseEncode for crate::api::logging::LogLevel {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <bool>::sse_encode(self.is_some(), serializer);
-        if let Some(value) = self {
-            <std::collections::HashMap<String, String>>::sse_encode(value, serializer);
-        }
+        <i32>::sse_encode(
+            match self {
+                crate::api::logging::LogLevel::Trace => 0,
+                crate::api::logging::LogLevel::Debug => 1,
+                crate::api::logging::LogLevel::Info => 2,
+                crate::api::logging::LogLevel::Warn => 3,
+                crate::api::logging::LogLevel::Error => 4,
+                _ => {
+                    unimplemented!("");
+                }
+            },
+            serializer,
+        );
+    }
+}
+
+impl SseEncode for crate::api::logging::LogRecord {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <crate::api::logging::LogLevel>::sse_encode(self.level, serializer);
+        <String>::sse_encode(self.target, serializer);
+        <String>::sse_encode(self.message, serializer);
     }
 }
 
@@ -3004,16 +3844,6 @@ impl SseEncode for Option<bool> {
         <bool>::sse_encode(self.is_some(), serializer);
         if let Some(value) = self {
             <bool>::sse_encode(value, serializer);
-        }
-    }
-}
-
-impl SseEncode for Option<crate::api::error::ErrorKind> {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <bool>::sse_encode(self.is_some(), serializer);
-        if let Some(value) = self {
-            <crate::api::error::ErrorKind>::sse_encode(value, serializer);
         }
     }
 }
@@ -3058,12 +3888,22 @@ impl SseEncode for Option<crate::api::events::IssuedToken> {
     }
 }
 
-impl SseEncode for Option<crate::api::config::RenewalPolicy> {
+impl SseEncode for Option<crate::api::config::Policy> {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         <bool>::sse_encode(self.is_some(), serializer);
         if let Some(value) = self {
-            <crate::api::config::RenewalPolicy>::sse_encode(value, serializer);
+            <crate::api::config::Policy>::sse_encode(value, serializer);
+        }
+    }
+}
+
+impl SseEncode for Option<crate::api::error::TokenKeeperError> {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <bool>::sse_encode(self.is_some(), serializer);
+        if let Some(value) = self {
+            <crate::api::error::TokenKeeperError>::sse_encode(value, serializer);
         }
     }
 }
@@ -3088,15 +3928,7 @@ impl SseEncode for Option<u32> {
     }
 }
 
-impl SseEncode for (String, String) {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <String>::sse_encode(self.0, serializer);
-        <String>::sse_encode(self.1, serializer);
-    }
-}
-
-impl SseEncode for crate::api::config::RenewalPolicy {
+impl SseEncode for crate::api::config::Policy {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         <Option<chrono::Duration>>::sse_encode(self.renew_lead, serializer);
@@ -3116,18 +3948,21 @@ impl SseEncode for crate::api::config::RenewalPolicy {
     }
 }
 
-impl SseEncode for crate::api::events::SessionCounters {
+impl SseEncode for (String, String) {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <u64>::sse_encode(self.fetches, serializer);
-        <u64>::sse_encode(self.renewals, serializer);
-        <u64>::sse_encode(self.failures, serializer);
-        <u64>::sse_encode(self.emergency_fetches, serializer);
-        <u64>::sse_encode(self.rejections, serializer);
-        <Option<chrono::Duration>>::sse_encode(self.last_fetch_latency, serializer);
-        <chrono::Duration>::sse_encode(self.expired_total, serializer);
-        <u64>::sse_encode(self.store_failures, serializer);
-        <u64>::sse_encode(self.driver_restarts, serializer);
+        <String>::sse_encode(self.0, serializer);
+        <String>::sse_encode(self.1, serializer);
+    }
+}
+
+impl SseEncode for crate::api::config::SessionConfig {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <crate::api::config::SessionSpec>::sse_encode(self.spec, serializer);
+        <Option<String>>::sse_encode(self.credentials_key, serializer);
+        <Option<crate::api::config::Policy>>::sse_encode(self.policy, serializer);
+        <bool>::sse_encode(self.prefetch, serializer);
     }
 }
 
@@ -3135,10 +3970,9 @@ impl SseEncode for crate::api::events::SessionEvent {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         <u64>::sse_encode(self.session_id, serializer);
-        <String>::sse_encode(self.channel, serializer);
-        <String>::sse_encode(self.user, serializer);
+        <crate::api::config::SessionSpec>::sse_encode(self.session, serializer);
         <chrono::DateTime<chrono::Utc>>::sse_encode(self.at, serializer);
-        <crate::api::events::SessionEventKind>::sse_encode(self.kind, serializer);
+        <crate::api::events::EventKind>::sse_encode(self.kind, serializer);
         <Option<crate::api::source::FetchReason>>::sse_encode(self.reason, serializer);
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.expires_at, serializer);
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.renew_at, serializer);
@@ -3146,50 +3980,19 @@ impl SseEncode for crate::api::events::SessionEvent {
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.starts_at, serializer);
         <Option<u32>>::sse_encode(self.attempt, serializer);
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.next_retry_at, serializer);
-        <Option<crate::api::error::ErrorKind>>::sse_encode(self.error_kind, serializer);
+        <Option<crate::api::error::TokenKeeperError>>::sse_encode(self.error, serializer);
         <Option<bool>>::sse_encode(self.fresh, serializer);
         <Option<String>>::sse_encode(self.message, serializer);
     }
 }
 
-impl SseEncode for crate::api::events::SessionEventKind {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <i32>::sse_encode(
-            match self {
-                crate::api::events::SessionEventKind::Issued => 0,
-                crate::api::events::SessionEventKind::NotYetValid => 1,
-                crate::api::events::SessionEventKind::BecameValid => 2,
-                crate::api::events::SessionEventKind::WillExpire => 3,
-                crate::api::events::SessionEventKind::Expired => 4,
-                crate::api::events::SessionEventKind::FetchFailed => 5,
-                crate::api::events::SessionEventKind::Rejected => 6,
-                crate::api::events::SessionEventKind::Applied => 7,
-                crate::api::events::SessionEventKind::ApplyFailed => 8,
-                crate::api::events::SessionEventKind::StoreFailed => 9,
-                crate::api::events::SessionEventKind::ReauthRequired => 10,
-                crate::api::events::SessionEventKind::Forbidden => 11,
-                crate::api::events::SessionEventKind::Failed => 12,
-                crate::api::events::SessionEventKind::Closed => 13,
-                _ => {
-                    unimplemented!("");
-                }
-            },
-            serializer,
-        );
-    }
-}
-
-impl SseEncode for crate::api::config::SessionOptions {
+impl SseEncode for crate::api::config::SessionSpec {
     // Codec=Sse (Serialization based), see doc to use other codecs
     fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
         <String>::sse_encode(self.channel, serializer);
         <String>::sse_encode(self.user, serializer);
         <Option<String>>::sse_encode(self.role, serializer);
-        <Option<std::collections::HashMap<String, String>>>::sse_encode(self.params, serializer);
-        <Option<String>>::sse_encode(self.credentials_key, serializer);
-        <Option<crate::api::config::RenewalPolicy>>::sse_encode(self.policy, serializer);
-        <Option<bool>>::sse_encode(self.prefetch, serializer);
+        <std::collections::HashMap<String, String>>::sse_encode(self.params, serializer);
     }
 }
 
@@ -3212,6 +4015,15 @@ impl SseEncode for crate::api::events::SessionState {
             },
             serializer,
         );
+    }
+}
+
+impl SseEncode for crate::api::events::SessionStatus {
+    // Codec=Sse (Serialization based), see doc to use other codecs
+    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
+        <crate::api::events::SessionState>::sse_encode(self.state, serializer);
+        <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.expires_at, serializer);
+        <Option<crate::api::error::TokenKeeperError>>::sse_encode(self.error, serializer);
     }
 }
 
@@ -3256,21 +4068,6 @@ impl SseEncode for crate::api::error::TokenKeeperError {
         <Option<chrono::Duration>>::sse_encode(self.retry_after, serializer);
         <Option<String>>::sse_encode(self.setting, serializer);
         <Option<chrono::DateTime<chrono::Utc>>>::sse_encode(self.starts_at, serializer);
-    }
-}
-
-impl SseEncode for crate::api::source::TokenRequest {
-    // Codec=Sse (Serialization based), see doc to use other codecs
-    fn sse_encode(self, serializer: &mut flutter_rust_bridge::for_generated::SseSerializer) {
-        <crate::api::source::FetchReason>::sse_encode(self.reason, serializer);
-        <String>::sse_encode(self.channel, serializer);
-        <String>::sse_encode(self.user, serializer);
-        <Option<String>>::sse_encode(self.role, serializer);
-        <std::collections::HashMap<String, String>>::sse_encode(self.params, serializer);
-        <u32>::sse_encode(self.attempt, serializer);
-        <Option<String>>::sse_encode(self.credentials, serializer);
-        <Option<String>>::sse_encode(self.previous_token, serializer);
-        <chrono::Duration>::sse_encode(self.timeout, serializer);
     }
 }
 
@@ -3337,31 +4134,31 @@ mod io {
     flutter_rust_bridge::frb_generated_boilerplate_io!();
 
     #[unsafe(no_mangle)]
-    pub extern "C" fn frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(
+    pub extern "C" fn frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(
         ptr: *const std::ffi::c_void,
     ) {
-        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>>::increment_strong_count(ptr as _);
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>>::increment_strong_count(ptr as _);
     }
 
     #[unsafe(no_mangle)]
-    pub extern "C" fn frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(
+    pub extern "C" fn frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(
         ptr: *const std::ffi::c_void,
     ) {
-        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>>::decrement_strong_count(ptr as _);
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>>::decrement_strong_count(ptr as _);
     }
 
     #[unsafe(no_mangle)]
-    pub extern "C" fn frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(
+    pub extern "C" fn frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(
         ptr: *const std::ffi::c_void,
     ) {
-        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>>::increment_strong_count(ptr as _);
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>>::increment_strong_count(ptr as _);
     }
 
     #[unsafe(no_mangle)]
-    pub extern "C" fn frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(
+    pub extern "C" fn frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(
         ptr: *const std::ffi::c_void,
     ) {
-        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>>::decrement_strong_count(ptr as _);
+        MoiArc::<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>>::decrement_strong_count(ptr as _);
     }
 }
 #[cfg(not(target_family = "wasm"))]

@@ -14,13 +14,16 @@ impl fmt::Debug for SecretLen<'_> {
     }
 }
 
-/// The first line of an exception text, at most 200 characters: Dart exceptions arrive with
-/// their stack trace appended, which has no place in an error message.
-pub(crate) fn first_line(text: &str) -> String {
+/// What a Dart exception says, fit for an error message, an event and a log line: the first
+/// line only, at most 200 characters (the glue appends the Dart stack trace to the exception
+/// text), with anything that looks like a token shown as a prefix and a length
+/// (`tokenkeeper::logging::redact`, the same scrubbing as the log stream).
+pub(crate) fn host_text(error: &anyhow::Error) -> String {
+    let text = error.to_string();
     let line = text.lines().next().unwrap_or("").trim();
     let mut out: String = line.chars().take(200).collect();
     if line.chars().count() > 200 {
         out.push('…');
     }
-    out
+    tokenkeeper::logging::redact(&out)
 }

@@ -1,4 +1,3 @@
-import 'dart:async';
 import 'dart:convert';
 
 import 'package:http/http.dart' as http;
@@ -72,16 +71,15 @@ class Backend {
   /// A token source for [apiKey]: what a production app writes against its own backend.
   /// Success → [FetchedToken] with the server's expiry and time (for skew correction);
   /// an HTTP error → [TokenSourceException.http], classified by the tokenkeeper core.
-  FutureOr<FetchOutcome> Function(TokenRequest) tokenSourceFor(
-      {required String apiKey, required String vendor, int? ttlSecs}) {
-    return tokenSource((TokenRequest request) async {
+  TokenSource tokenSourceFor({required String apiKey, required String vendor, int? ttlSecs}) {
+    return tokenSource((FetchRequest request) async {
       final r = await _http
           .post(_u('/api/v1/rtc/token'),
               headers: _json(apiKey),
               body: jsonEncode({
                 'vendor': vendor,
-                'channel': request.channel,
-                if (request.role != null) 'role': request.role,
+                'channel': request.session.channel,
+                if (request.session.role != null) 'role': request.session.role,
                 if (ttlSecs != null) 'ttl_secs': ttlSecs,
               }))
           .timeout(request.timeout);
@@ -103,4 +101,19 @@ class Backend {
       );
     });
   }
+
+  /// The same request through the SDK's built-in HTTP source (`Keeper.openHttpSession`): no
+  /// Dart code runs per fetch; the SDK fills in the placeholders and reads `token`,
+  /// `expiresAt` and `serverTime` from the answer.
+  HttpSourceConfig httpSourceFor({required String apiKey, required String vendor, int? ttlSecs}) =>
+      HttpSourceConfig(
+        endpoint: '$baseUrl/api/v1/rtc/token',
+        bearer: apiKey,
+        jsonBody: jsonEncode({
+          'vendor': vendor,
+          'channel': '{channel}',
+          'role': '{role}',
+          if (ttlSecs != null) 'ttl_secs': ttlSecs,
+        }),
+      );
 }

@@ -2,13 +2,17 @@
 //
 // Start the backend on your machine (see ../README.md, "QA app"), then run this app on an
 // emulator or device, enter the backend URL and admin key, and press "Start session".
+//
+// Each session hands its tokens to a simulated Agora-like engine through its sink; the app never
+// forwards a token. The engine's "will expire" and "request token" callbacks go to the session
+// as notifications (simulated_engine.dart).
 import 'dart:async';
 
 import 'package:flutter/material.dart';
 import 'package:tokenkeeper/tokenkeeper.dart';
 
 import 'backend.dart';
-import 'engine_wiring.dart';
+import 'simulated_engine.dart';
 
 Future<void> main() async {
   WidgetsFlutterBinding.ensureInitialized();
@@ -34,16 +38,20 @@ class QaHome extends StatefulWidget {
   State<QaHome> createState() => _QaHomeState();
 }
 
-class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
+class _QaHomeState extends State<QaHome> {
   final _url = TextEditingController(text: 'http://10.0.2.2:8080');
   final _adminKey = TextEditingController(text: 'adm_qa');
   final _channel = TextEditingController(text: 'qa-live');
   final _ttl = TextEditingController(text: '60');
   String _vendor = 'agora';
   String _role = 'publisher';
+  bool _builtInHttp = false;
 
   // One keeper for the whole app; sessions come and go.
-  final TokenKeeper _keeper = TokenKeeper();
+  final Keeper _keeper = Keeper();
+  late final AppLifecycleListener _lifecycle;
+  StreamSubscription<LogRecord>? _logs;
+  final List<LogRecord> _logLines = [];
   final List<_SessionView> _sessions = [];
   Timer? _ticker;
   String? _status;
@@ -52,21 +60,23 @@ class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
   @override
   void initState() {
     super.initState();
-    WidgetsBinding.instance.addObserver(this);
+    // Back from the background: every session re-checks its deadlines against the wall clock.
+    _lifecycle = _keeper.listenToAppLifecycle();
+    // The SDK's own log, redacted, shown at the bottom of the screen.
+    _logs = setLogSink(minLevel: LogLevel.info).listen((r) => setState(() {
+          _logLines.insert(0, r);
+          if (_logLines.length > 30) _logLines.removeLast();
+        }));
     // Repaint once a second so "expires in" counts down.
     _ticker = Timer.periodic(const Duration(seconds: 1), (_) => setState(() {}));
   }
 
   @override
-  void didChangeAppLifecycleState(AppLifecycleState state) {
-    // Back from the background: re-check every deadline against the wall clock now.
-    if (state == AppLifecycleState.resumed) _keeper.resumed();
-  }
-
-  @override
   void dispose() {
-    WidgetsBinding.instance.removeObserver(this);
     _ticker?.cancel();
+    unawaited(_logs?.cancel());
+    clearLogSink();
+    _lifecycle.dispose();
     for (final s in _sessions) {
       s.dispose();
     }
@@ -87,24 +97,35 @@ class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
     }
   }
 
-  /// Creates a user (and, for a publisher, their live stream) on the backend, then opens a
-  /// session whose token source calls the backend's RTC token endpoint.
+  /// Creates a user (and, for a publisher, their live stream) on the backend, opens a session
+  /// whose sink is the simulated engine, and joins the engine with the session's first token.
   Future<void> _start() => _guard('start session', () async {
         final backend = _backend;
         final user = await backend.createUser('qa-${DateTime.now().millisecondsSinceEpoch}-${_next++}');
         final channel = _channel.text.trim();
         if (_role == 'publisher') await backend.createStream(channel, user.id);
-        final session = _keeper.openSession(
-          options: SessionOptions(channel: channel, user: user.id, role: _role, prefetch: true),
-          fetch: backend.tokenSourceFor(
-              apiKey: user.apiKey, vendor: _vendor, ttlSecs: int.tryParse(_ttl.text)),
-        );
-        final view = _SessionView(session, user.id, backend, onChange: () => setState(() {}));
+        final ttl = int.tryParse(_ttl.text);
+        final engine = SimulatedEngine();
+        final config = SessionConfig(
+            spec: SessionSpec(channel: channel, user: user.id, role: _role), prefetch: true);
+        final session = _builtInHttp
+            ? _keeper.openHttpSession(
+                config: config,
+                http: backend.httpSourceFor(apiKey: user.apiKey, vendor: _vendor, ttlSecs: ttl),
+                sink: engine.renewToken)
+            : _keeper.openSession(
+                config: config,
+                source: backend.tokenSourceFor(apiKey: user.apiKey, vendor: _vendor, ttlSecs: ttl),
+                sink: engine.renewToken);
+        final view = _SessionView(session, user.id, backend, engine, onChange: () => setState(() {}));
         setState(() => _sessions.insert(0, view));
+        // Join: the only token the app ever passes to the engine.
+        engine.join(session, await session.token());
       });
 
   @override
   Widget build(BuildContext context) {
+    final small = Theme.of(context).textTheme.bodySmall;
     return Scaffold(
       appBar: AppBar(title: const Text('tokenkeeper QA')),
       body: ListView(
@@ -114,9 +135,20 @@ class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
           if (_status != null)
             Padding(
               padding: const EdgeInsets.symmetric(vertical: 8),
-              child: Text(_status!, style: Theme.of(context).textTheme.bodySmall),
+              child: Text(_status!, style: small),
             ),
-          for (final s in _sessions) _SessionCard(view: s, onClosed: () => setState(() => _sessions.remove(s))),
+          for (final s in _sessions)
+            _SessionCard(view: s, onClosed: () => setState(() => _sessions.remove(s))),
+          ExpansionTile(
+            title: Text('SDK log (${_logLines.length})'),
+            children: [
+              for (final r in _logLines)
+                Align(
+                  alignment: Alignment.centerLeft,
+                  child: Text('${r.level.name} ${r.target}: ${r.message}', style: small),
+                ),
+            ],
+          ),
         ],
       ),
     );
@@ -162,10 +194,18 @@ class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
               const Spacer(),
               FilledButton(onPressed: _start, child: const Text('Start session')),
             ]),
+            SwitchListTile(
+              dense: true,
+              contentPadding: EdgeInsets.zero,
+              title: const Text('Built-in HTTP source (openHttpSession)'),
+              subtitle: const Text('off: a Dart token source with package:http'),
+              value: _builtInHttp,
+              onChanged: (v) => setState(() => _builtInHttp = v),
+            ),
             Row(children: [
               const Text('Backend error rate'),
               TextButton(onPressed: () => _guard('error rate 0', () => _backend.setErrorRate(0)), child: const Text('0%')),
-              TextButton(onPressed: () => _guard('error rate 50%', () => _backend.setErrorRate(0.5)), child: const Text('50%')),
+              TextButton(onPressed: () => _guard('error rate 25%', () => _backend.setErrorRate(0.25)), child: const Text('25%')),
               TextButton(onPressed: () => _guard('error rate 100%', () => _backend.setErrorRate(1)), child: const Text('100%')),
             ]),
           ]),
@@ -173,29 +213,34 @@ class _QaHomeState extends State<QaHome> with WidgetsBindingObserver {
       );
 }
 
-/// A session plus what the QA screen shows about it, fed by its event stream.
+/// A session, its engine and what the QA screen shows about them.
 class _SessionView {
-  _SessionView(this.session, this.user, this.backend, {required this.onChange}) {
-    engine.onCall = onChange;
-    wiring = EngineWiring(session, engine);
-    _sub = session.events().listen((e) {
+  _SessionView(this.session, this.user, this.backend, this.engine, {required this.onChange}) {
+    engine.addListener(onChange);
+    _events = session.addListener((e) {
       log.insert(0, e);
       if (log.length > 50) log.removeLast();
       onChange();
     });
+    // The replaying status stream: the current status first, then every change.
+    _status = session.watchStatus().listen((s) {
+      status = s;
+      onChange();
+    });
   }
 
-  final TokenSession session;
+  final Session session;
   final String user;
   final Backend backend;
+  final SimulatedEngine engine;
   final VoidCallback onChange;
   final List<SessionEvent> log = [];
-  final RecordingEngine engine = RecordingEngine();
-  late final EngineWiring wiring;
+  SessionStatus? status;
+  late final ListenerRegistration _events;
+  late final StreamSubscription<SessionStatus> _status;
   String? lastAction;
-  late final StreamSubscription<SessionEvent> _sub;
 
-  Future<void> act(String what, Future<void> Function() action) async {
+  Future<void> act(String what, FutureOr<void> Function() action) async {
     try {
       await action();
       lastAction = '$what: ok';
@@ -208,9 +253,10 @@ class _SessionView {
   }
 
   void dispose() {
-    _sub.cancel();
-    wiring.dispose();
+    unawaited(_events.remove());
+    unawaited(_status.cancel());
     session.close();
+    engine.dispose();
   }
 }
 
@@ -223,39 +269,50 @@ class _SessionCard extends StatelessWidget {
   @override
   Widget build(BuildContext context) {
     final s = view.session;
-    final state = s.state();
+    final engine = view.engine;
     final counters = s.counters();
-    final current = s.current();
-    final left = current?.expiresAt.difference(DateTime.now());
+    final status = view.status;
     final text = Theme.of(context).textTheme;
     return Card(
       child: Padding(
         padding: const EdgeInsets.all(12),
         child: Column(crossAxisAlignment: CrossAxisAlignment.start, children: [
           Row(children: [
-            Expanded(child: Text('#${s.id()}  ${s.channel()} / ${view.user}', style: text.titleMedium)),
-            Chip(label: Text(state.name), backgroundColor: _stateColor(state)),
+            Expanded(child: Text('#${s.id()}  ${s.spec().channel} / ${view.user}', style: text.titleMedium)),
+            if (status != null) Chip(label: Text(status.state.name), backgroundColor: _stateColor(status.state)),
           ]),
-          Text(current == null
-              ? 'no valid token'
-              : 'expires in ${_fmt(left!)}  (at ${current.expiresAt.toLocal()})  '
-                  'token ${current.token.substring(0, current.token.length < 6 ? current.token.length : 6)}… '
-                  'len ${current.token.length}'),
+          Text(switch (status) {
+            null => '…',
+            SessionStatus(error: final e?) => 'stopped: ${e.kind.name}: ${e.message}',
+            SessionStatus(expiresAt: final at?) => 'session token expires in ${_fmt(at.difference(DateTime.now()))}',
+            _ => 'no valid token',
+          }),
+          Text('engine holds ${engine.held}'
+              '${engine.heldExpiry == null ? '' : ', expires in ${_fmt(engine.heldExpiry!.difference(DateTime.now()))}'}'
+              ' · applied ${engine.applies} · refused ${engine.refused}'
+              ' · held an expired token ${_fmt(engine.timeExpired)} (must stay 0)'),
           Text('fetches ${counters.fetches} · renewals ${counters.renewals} · '
-              'failures ${counters.failures} · emergency ${counters.emergencyFetches} · '
-              'without token ${_fmt(counters.expiredTotal)}'
+              'failures ${counters.failures} · applies ${counters.applies} · '
+              'apply failures ${counters.applyFailures} · emergency ${counters.emergencyFetches} · '
+              'without token ${_fmt(counters.timeWithoutToken)}'
               '${counters.lastFetchLatency == null ? '' : ' · last fetch ${counters.lastFetchLatency!.inMilliseconds} ms'}'),
           Wrap(spacing: 8, children: [
-            // What the engine's "token will expire" callback does (Agora
-            // onTokenPrivilegeWillExpire, ZEGO onRoomTokenWillExpire): session.renewToken()
-            // → engine.renewToken(token). See engine_wiring.dart.
+            // The engine's callbacks, on demand (they also fire by themselves, 30 s before the
+            // held token's expiry and at expiry). Each returns at once; the sink does the rest.
             OutlinedButton(
-                onPressed: () => view.act('force renewal', view.wiring.onTokenWillExpire),
+                onPressed: () => view.act('engine: will expire', engine.fireWillExpire),
+                child: const Text('Engine: will expire')),
+            OutlinedButton(
+                onPressed: () => view.act('engine: request token', engine.fireRequestToken),
+                child: const Text('Engine: request token')),
+            OutlinedButton(
+                onPressed: () => view.act('engine refuses next renewal',
+                    () => engine.refuseNextRenewal = true),
+                child: const Text('Engine: refuse next renewal')),
+            // A renewal now; the new token reaches the engine through the sink, not from here.
+            OutlinedButton(
+                onPressed: () => view.act('force renewal', () => s.renewToken()),
                 child: const Text('Force renewal')),
-            // What Agora's onRequestToken (the token already expired) does.
-            OutlinedButton(
-                onPressed: () => view.act('simulate expiry', view.wiring.onTokenExpired),
-                child: const Text('Simulate expiry')),
             OutlinedButton(
                 onPressed: () => view.act('ban user', () => view.backend.ban(view.user)),
                 child: const Text('Ban user')),
@@ -263,7 +320,7 @@ class _SessionCard extends StatelessWidget {
                 onPressed: () => view.act('unban user', () => view.backend.unban(view.user)),
                 child: const Text('Unban')),
             OutlinedButton(
-                onPressed: () => view.act('end stream', () => view.backend.endStream(s.channel())),
+                onPressed: () => view.act('end stream', () => view.backend.endStream(s.spec().channel)),
                 child: const Text('End stream')),
             TextButton(
                 onPressed: () {
@@ -274,7 +331,7 @@ class _SessionCard extends StatelessWidget {
           ]),
           if (view.lastAction != null) Text(view.lastAction!, style: text.bodySmall),
           const Divider(),
-          for (final c in view.engine.calls.take(3)) Text(c, style: text.bodySmall),
+          for (final c in engine.calls.take(4)) Text(c, style: text.bodySmall),
           for (final e in view.log.take(8)) Text(_describe(e), style: text.bodySmall),
         ]),
       ),
@@ -287,16 +344,17 @@ class _SessionCard extends StatelessWidget {
     return m > 0 ? '${m}m ${sec}s' : '${d.inMilliseconds / 1000}s';
   }
 
+  static String _time(DateTime t) => t.toLocal().toIso8601String().substring(11, 19);
+
   static String _describe(SessionEvent e) {
-    final at = e.at.toLocal().toIso8601String().substring(11, 19);
-    final parts = <String>[at, e.kind.name];
+    final parts = <String>[_time(e.at), e.kind.name];
     if (e.reason != null) parts.add('reason=${e.reason!.name}');
-    if (e.expiresAt != null) parts.add('expires ${e.expiresAt!.toLocal().toIso8601String().substring(11, 19)}');
-    if (e.renewAt != null) parts.add('renew ${e.renewAt!.toLocal().toIso8601String().substring(11, 19)}');
+    if (e.expiresAt != null) parts.add('expires ${_time(e.expiresAt!)}');
+    if (e.renewAt != null) parts.add('renew ${_time(e.renewAt!)}');
     if (e.fetchLatency != null) parts.add('${e.fetchLatency!.inMilliseconds} ms');
     if (e.attempt != null) parts.add('attempt ${e.attempt}');
-    if (e.nextRetryAt != null) parts.add('retry ${e.nextRetryAt!.toLocal().toIso8601String().substring(11, 19)}');
-    if (e.errorKind != null) parts.add(e.errorKind!.name);
+    if (e.nextRetryAt != null) parts.add('retry ${_time(e.nextRetryAt!)}');
+    if (e.error != null) parts.add('${e.error!.kind.name}: ${e.error!.message}');
     if (e.message != null) parts.add(e.message!);
     return parts.join('  ');
   }

@@ -1,10 +1,12 @@
-//! Configuration: the renewal policy and how a session is opened. Every field is optional and
-//! `null` means the core's documented default, so defaults are decided in one place (the core).
+//! Configuration: the renewal policy and how a session is opened (`Policy`, `SessionConfig`,
+//! `SessionSpec`, the names every platform uses). Policy fields are optional and `null` means
+//! the core's documented default, so defaults are decided in one place (the core).
 
 use std::collections::HashMap;
 
-use tokenkeeper::lifecycle::{Policy, SessionConfig};
-use tokenkeeper::source::SessionSpec;
+use flutter_rust_bridge::frb;
+use tokenkeeper::lifecycle as core;
+use tokenkeeper::source as core_source;
 
 use crate::api::error::TokenKeeperError;
 
@@ -16,10 +18,10 @@ use crate::api::error::TokenKeeperError;
 /// abandoned and retried.
 ///
 /// ```dart
-/// final keeper = TokenKeeper(policy: RenewalPolicy(renewLead: Duration(seconds: 60)));
+/// final keeper = Keeper(policy: const Policy(renewLead: Duration(seconds: 60)));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RenewalPolicy {
+pub struct Policy {
     /// Renew when the remaining lifetime is at most this. Default 30 s. Tokens whose whole
     /// lifetime is at most twice this renew at half-life; tokens that arrive with less than this
     /// left are refused as unusable (loop breaker).
@@ -47,8 +49,9 @@ pub struct RenewalPolicy {
     pub fresh_rejection_window: Option<chrono::Duration>,
     /// Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
     pub assumed_lifetime: Option<chrono::Duration>,
-    /// How long `token()` waits for a valid token across failed attempts before it throws
-    /// `retryLater` with the last failure; fatal errors are thrown at once. Default 30 s.
+    /// How long `token()`, `renewToken()`, `tokenExpired()` and `tokenRejected()` wait for a
+    /// valid token across failed attempts before they throw `retryLater` with the last failure;
+    /// fatal errors are thrown at once. Default 30 s.
     pub token_wait: Option<chrono::Duration>,
     /// How long a refresh (a fetch that uses credentials) is waited for before another may
     /// start: replaying a refresh token the server may already have used can sign the user
@@ -60,39 +63,40 @@ pub struct RenewalPolicy {
     pub max_clock_skew: Option<chrono::Duration>,
 }
 
-impl RenewalPolicy {
-    /// Every field filled in with the core's default (for settings screens and QA tools).
-    ///
-    /// ```dart
-    /// final d = RenewalPolicy.defaults();
-    /// assert(d.renewLead == const Duration(seconds: 30));
-    /// ```
-    #[flutter_rust_bridge::frb(sync)]
-    pub fn defaults() -> RenewalPolicy {
-        let p = Policy::default();
-        let d = |d: std::time::Duration| chrono::Duration::from_std(d).ok();
-        RenewalPolicy {
-            renew_lead: d(p.renew_lead),
-            renew_jitter: d(p.renew_jitter),
-            fetch_timeout: d(p.fetch_timeout),
-            backoff_initial: d(p.backoff_initial),
-            backoff_max: d(p.backoff_max),
-            min_retry_delay: d(p.min_retry_delay),
-            max_retry_after: d(p.max_retry_after),
-            adaptive_lead: Some(p.adaptive_lead),
-            fresh_rejection_window: d(p.fresh_rejection_window),
-            assumed_lifetime: d(p.assumed_lifetime),
-            token_wait: d(p.token_wait),
-            refresh_answer_wait: d(p.refresh_answer_wait),
-            not_before_leeway: d(p.not_before_leeway),
-            max_clock_skew: d(p.max_clock_skew),
-        }
+/// Every field of [`Policy`] filled in with the core's default (for settings screens and QA
+/// tools).
+///
+/// ```dart
+/// final d = defaultPolicy();
+/// assert(d.renewLead == const Duration(seconds: 30));
+/// ```
+#[frb(sync)]
+pub fn default_policy() -> Policy {
+    let p = core::Policy::default();
+    let d = |d: std::time::Duration| chrono::Duration::from_std(d).ok();
+    Policy {
+        renew_lead: d(p.renew_lead),
+        renew_jitter: d(p.renew_jitter),
+        fetch_timeout: d(p.fetch_timeout),
+        backoff_initial: d(p.backoff_initial),
+        backoff_max: d(p.backoff_max),
+        min_retry_delay: d(p.min_retry_delay),
+        max_retry_after: d(p.max_retry_after),
+        adaptive_lead: Some(p.adaptive_lead),
+        fresh_rejection_window: d(p.fresh_rejection_window),
+        assumed_lifetime: d(p.assumed_lifetime),
+        token_wait: d(p.token_wait),
+        refresh_answer_wait: d(p.refresh_answer_wait),
+        not_before_leeway: d(p.not_before_leeway),
+        max_clock_skew: d(p.max_clock_skew),
     }
+}
 
+impl Policy {
     /// The core policy: each `None` keeps the default, each value must be a non-negative
     /// duration.
-    pub(crate) fn to_core(&self) -> Result<Policy, TokenKeeperError> {
-        let mut p = Policy::default();
+    pub(crate) fn to_core(&self) -> Result<core::Policy, TokenKeeperError> {
+        let mut p = core::Policy::default();
         let set = |slot: &mut std::time::Duration, value: Option<chrono::Duration>, name: &str| {
             if let Some(v) = value {
                 *slot = v.to_std().map_err(|_| {
@@ -160,44 +164,87 @@ impl RenewalPolicy {
     }
 }
 
-/// What a session is for and how it runs.
+/// What a session is for: channel/room, user, role and extra backend parameters (no secrets).
 ///
 /// ```dart
-/// final options = SessionOptions(channel: 'live-42', user: '1001', role: 'publisher');
+/// const spec = SessionSpec(channel: 'live-42', user: '1001', role: 'publisher');
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SessionOptions {
-    /// Channel (Agora), room (ZEGO) or audience the token is for. Passed to your token source.
+#[frb]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSpec {
+    /// Channel (Agora), room (ZEGO) or audience the token is for.
     pub channel: String,
     /// User id or account (Agora uid as text, ZEGO user id, JWT subject).
     pub user: String,
-    /// Role, e.g. `publisher` or `subscriber`; `null` lets the backend decide.
+    /// Role, e.g. `publisher` or `subscriber`. Default `null`: the backend decides.
     pub role: Option<String>,
-    /// Extra non-secret parameters passed through to your token source. Default empty.
-    pub params: Option<HashMap<String, String>>,
-    /// Key of this session's credentials (e.g. refresh token) in the keeper's credential store;
-    /// `null` keeps rotated credentials in memory only.
-    pub credentials_key: Option<String>,
-    /// Overrides the keeper's policy for this session; `null` uses the keeper's.
-    pub policy: Option<RenewalPolicy>,
-    /// Fetch the first token right away instead of on the first `token()` call. Default `false`.
-    pub prefetch: Option<bool>,
+    /// Extra non-secret parameters passed to your token source. Default empty.
+    #[frb(default = "const {}")]
+    pub params: HashMap<String, String>,
 }
 
-impl SessionOptions {
-    pub(crate) fn to_core(&self) -> Result<SessionConfig, TokenKeeperError> {
-        if self.channel.is_empty() {
+impl From<SessionSpec> for core_source::SessionSpec {
+    fn from(s: SessionSpec) -> Self {
+        let mut spec = Self::new(s.channel, s.user);
+        spec.role = s.role;
+        spec.params = s.params.into_iter().collect();
+        spec
+    }
+}
+
+impl From<&core_source::SessionSpec> for SessionSpec {
+    fn from(s: &core_source::SessionSpec) -> Self {
+        Self {
+            channel: s.channel.clone(),
+            user: s.user.clone(),
+            role: s.role.clone(),
+            params: s
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// How to open a session.
+///
+/// ```dart
+/// final config = SessionConfig(
+///   spec: const SessionSpec(channel: 'live-42', user: '1001', role: 'publisher'),
+///   prefetch: true,
+/// );
+/// ```
+#[frb]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionConfig {
+    /// What the session is for.
+    pub spec: SessionSpec,
+    /// Key of this session's credentials (e.g. a refresh token) in the keeper's credential
+    /// store; sessions naming the same key share one refresh at a time. Default `null`: rotated
+    /// credentials are kept in memory only.
+    pub credentials_key: Option<String>,
+    /// Overrides the keeper's policy for this session. Default `null`: the keeper's.
+    pub policy: Option<Policy>,
+    /// Fetch the first token at once instead of on the first `token()` call. Default `false`.
+    #[frb(default = false)]
+    pub prefetch: bool,
+}
+
+impl SessionConfig {
+    /// The core's config.
+    ///
+    /// # Errors
+    /// `misconfigured` for an empty channel or an invalid policy field.
+    pub(crate) fn to_core(&self) -> Result<core::SessionConfig, TokenKeeperError> {
+        if self.spec.channel.is_empty() {
             return Err(TokenKeeperError::misconfigured(
                 "channel",
                 "misconfigured `channel`: it is empty; pass the channel or room name the token is for",
             ));
         }
-        let mut spec = SessionSpec::new(self.channel.clone(), self.user.clone());
-        spec.role = self.role.clone();
-        if let Some(params) = &self.params {
-            spec.params = params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        }
-        let mut config = SessionConfig::new(spec).with_prefetch(self.prefetch.unwrap_or(false));
+        let mut config =
+            core::SessionConfig::new(self.spec.clone().into()).with_prefetch(self.prefetch);
         if let Some(key) = &self.credentials_key {
             config = config.with_credentials_key(key.clone());
         }

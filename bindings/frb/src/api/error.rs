@@ -1,51 +1,60 @@
 //! The one error type the Dart side sees, mirrored from the core's `tokenkeeper::Error` (what the
-//! caller should do) plus decode errors from `inspect`.
+//! caller should do) plus decode errors from `inspect`. The kinds are the same as on every other
+//! platform (Kotlin `TokenKeeperException`, Swift and Python `TokenKeeperError`).
 //!
-//! Flat on purpose: a `kind` to switch on and plain fields, so the Dart class needs no code
-//! generation beyond flutter_rust_bridge's own (no freezed). The mapping from the core lives here
-//! and only here.
+//! Where Dart differs: the error is one class with a `kind` to switch on and plain fields,
+//! instead of one subclass per kind, because flutter_rust_bridge generates sealed classes for
+//! enums with data only through freezed and build_runner, which this package does not use. The
+//! mapping from the core lives here and only here.
 
 use chrono::{DateTime, Utc};
 
-/// What the caller should do about a [`TokenKeeperError`].
+/// What the caller should do about a [`TokenKeeperError`] (the same kinds on every platform).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// No valid token right now; the session keeps retrying by itself (network, timeout, HTTP
-    /// 5xx/429, an unusable token). `retryAfter` says when the next attempt is due. Show a
+    /// 5xx/429). `retryAfter` says when the next attempt is due, when known. Show a
     /// "reconnecting" state; do not loop yourself.
     RetryLater,
     /// The user must sign in again (HTTP 401, OAuth `invalid_grant`). Retries stopped: sign in,
-    /// then call `renewToken()`.
+    /// then `setCredentials()` (or `renewToken()`).
     ReauthRequired,
-    /// Access is forbidden or was revoked (HTTP 403: banned, not the owner; stream ended: 404).
-    /// Retries stopped: leave the channel and tell the user.
+    /// Access is forbidden or was revoked (HTTP 403: banned, not the owner; stream ended: 404,
+    /// 410). Retries stopped: leave the channel and tell the user.
     Forbidden,
     /// A setting is wrong; `setting` names it. Retries stopped: fix the configuration.
     Misconfigured,
-    /// The server rejected freshly issued tokens twice in a row (often a wrong App ID,
+    /// A token could not be decoded (`inspect`: empty, unknown format, truncated, altered).
+    InvalidToken,
+    /// The engine or server rejected freshly issued tokens twice in a row (often a wrong App ID,
     /// certificate, channel or uid on one side). Retries stopped; `renewToken()` tries again.
     Rejected,
     /// The token is valid only from `startsAt` (a scheduled meeting); the session holds it and
     /// becomes valid by itself.
     NotYetValid,
-    /// Rotated credentials could not be saved in the credential store, so the token that came
-    /// with them was not handed out. The session retries; check the keychain/keystore.
+    /// The credentials could not be read from your credential store and no others are held. The
+    /// session retries; check the keychain/keystore.
     StoreFailed,
-    /// The session or its keeper was closed.
+    /// The session or its keeper was closed; open a new one to continue.
     Closed,
-    /// `inspect` could not decode the token (empty, unknown format, truncated, altered).
-    InvalidToken,
+    /// A callback of yours failed in a way the SDK could not classify. Present for parity with
+    /// the other platforms: the Dart API reports exceptions from your token source as
+    /// `retryLater` and from your sink as `applyFailed` events (both retried) instead.
+    HostCallback,
+    /// A bug in tokenkeeper. Please report it with the message.
+    Internal,
 }
 
-/// A typed tokenkeeper error. In Dart it is thrown as an exception:
+/// A typed tokenkeeper error, thrown in Dart as an exception:
 ///
 /// ```dart
 /// try {
 ///   final issued = await session.token();
 /// } on TokenKeeperError catch (e) {
 ///   switch (e.kind) {
-///     case ErrorKind.reauthRequired: await signInAgain(); await session.renewToken();
+///     case ErrorKind.reauthRequired: session.setCredentials(credentials: await signInAgain());
 ///     case ErrorKind.retryLater: showReconnecting(e.retryAfter);
+///     case ErrorKind.forbidden: leaveChannel(e.message);
 ///     default: showError(e.message);
 ///   }
 /// }
@@ -59,9 +68,10 @@ pub struct TokenKeeperError {
     pub kind: ErrorKind,
     /// Cause and fix, in plain words (no secrets).
     pub message: String,
-    /// `retryLater`: time until the next automatic attempt, when known.
+    /// `retryLater`: time until the next automatic attempt (or the server's `Retry-After`),
+    /// when known.
     pub retry_after: Option<chrono::Duration>,
-    /// `misconfigured`: the setting to fix (e.g. `renewLead`, `client_secret`).
+    /// `misconfigured`: the setting to fix (e.g. `renewLead`, `client_secret`, `jsonBody`).
     pub setting: Option<String>,
     /// `notYetValid`: when the held token becomes valid.
     pub starts_at: Option<DateTime<Utc>>,

@@ -4,7 +4,6 @@
 //! storage; the core decides *when*. Dart functions are passed in as callbacks and called on
 //! the core's schedule (at most one fetch in flight per session).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,7 +12,8 @@ use flutter_rust_bridge::DartFnFuture;
 use tokenkeeper::source::{self as core, Credentials, RetryKind, SourceError};
 use tokenkeeper::store::{CredentialStore, StoreError};
 
-use crate::redact::{Redacted, SecretLen, first_line};
+use crate::api::config::SessionSpec;
+use crate::redact::{Redacted, SecretLen, host_text};
 
 /// Why a token is being fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,22 +42,16 @@ impl From<core::FetchReason> for FetchReason {
     }
 }
 
-/// One request from the session to your token source.
+/// One request from the session to your token source (`FetchRequest` on every platform).
 ///
 /// Holds secrets (`credentials`, `previousToken`): use them in the request to your backend,
 /// never log them.
 #[derive(Clone, PartialEq)]
-pub struct TokenRequest {
+pub struct FetchRequest {
     /// Why the token is needed.
     pub reason: FetchReason,
-    /// The session's channel or room.
-    pub channel: String,
-    /// The session's user.
-    pub user: String,
-    /// The session's role, if any.
-    pub role: Option<String>,
-    /// The session's extra parameters.
-    pub params: HashMap<String, String>,
+    /// Which session it is for: channel, user, role and extra parameters.
+    pub session: SessionSpec,
     /// 1 for the first attempt, 2 for the first retry after a failure, …
     pub attempt: u32,
     /// The latest long-lived credentials (e.g. refresh token): loaded from the credential store
@@ -69,14 +63,11 @@ pub struct TokenRequest {
     pub timeout: chrono::Duration,
 }
 
-impl fmt::Debug for TokenRequest {
+impl fmt::Debug for FetchRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenRequest")
+        f.debug_struct("FetchRequest")
             .field("reason", &self.reason)
-            .field("channel", &self.channel)
-            .field("user", &self.user)
-            .field("role", &self.role)
-            .field("params", &self.params)
+            .field("session", &self.session)
             .field("attempt", &self.attempt)
             .field(
                 "credentials",
@@ -91,19 +82,11 @@ impl fmt::Debug for TokenRequest {
     }
 }
 
-impl From<core::FetchRequest> for TokenRequest {
+impl From<core::FetchRequest> for FetchRequest {
     fn from(r: core::FetchRequest) -> Self {
         Self {
             reason: r.reason.into(),
-            channel: r.session.channel.clone(),
-            user: r.session.user.clone(),
-            role: r.session.role.clone(),
-            params: r
-                .session
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            session: r.session.as_ref().into(),
             attempt: r.attempt,
             credentials: r.credentials.map(|c| c.expose().to_owned()),
             previous_token: r.previous.map(|t| t.expose().to_owned()),
@@ -158,14 +141,14 @@ pub enum FetchFailureKind {
     /// No answer in time: retried with backoff.
     Timeout,
     /// The backend answered with an HTTP error status (`httpStatus` required): classified by
-    /// the core: 408/425/5xx retry, 429 retry honouring `retryAfter`, 401 re-auth, 403
-    /// forbidden, 404/410 revoked, other 4xx misconfigured.
+    /// the core: 408/425/5xx retry, 429 retry honouring `retryAfter`, 401 `reauthRequired`,
+    /// 403 and 404/410 `forbidden`, other 4xx `misconfigured`.
     HttpStatus,
     /// The user must sign in again (e.g. OAuth `invalid_grant`): retries stop.
     ReauthRequired,
     /// The backend refuses this user/channel (banned, not the owner): retries stop.
     Forbidden,
-    /// The stream ended or access was revoked: retries stop.
+    /// The stream ended or access was revoked: retries stop (`ErrorKind.forbidden`).
     Revoked,
     /// A setting is wrong (`setting` names it, e.g. `client_secret`): retries stop.
     Misconfigured,
@@ -201,7 +184,7 @@ pub struct FetchOutcome {
 
 /// Converts what the Dart fetch function produced into the core's result. An exception that
 /// escaped the Dart function (`Err`) counts as a retryable network failure; its text is cut to
-/// its first line so no stack trace (or accidental payload) reaches the logs.
+/// its first line and redacted, so no stack trace (or token) reaches the logs.
 pub(crate) fn outcome_to_core(
     outcome: Result<FetchOutcome, anyhow::Error>,
 ) -> Result<core::FetchedToken, SourceError> {
@@ -210,7 +193,7 @@ pub(crate) fn outcome_to_core(
         Err(e) => {
             return Err(SourceError::network(format!(
                 "the Dart token source threw: {}",
-                first_line(&e.to_string())
+                host_text(&e)
             )));
         }
     };
@@ -296,7 +279,7 @@ impl<F> fmt::Debug for DartTokenSource<F> {
 #[async_trait::async_trait]
 impl<F> core::TokenSource for DartTokenSource<F>
 where
-    F: Fn(TokenRequest) -> DartFnFuture<anyhow::Result<FetchOutcome>> + Send + Sync + 'static,
+    F: Fn(FetchRequest) -> DartFnFuture<anyhow::Result<FetchOutcome>> + Send + Sync + 'static,
 {
     async fn fetch(&self, request: core::FetchRequest) -> Result<core::FetchedToken, SourceError> {
         outcome_to_core((self.fetch)(request.into()).await)
@@ -319,7 +302,7 @@ impl<L, S, D> fmt::Debug for DartCredentialStore<L, S, D> {
 fn store_error(op: &str, key: &str, e: &anyhow::Error) -> StoreError {
     StoreError::new(format!(
         "the Dart credential store's {op}(\"{key}\") threw: {}",
-        first_line(&e.to_string())
+        host_text(e)
     ))
 }
 

@@ -1,24 +1,19 @@
 //! Typed errors: what the backend (or the app) said, as the `ErrorKind` Dart switches on.
 
 use flutter_rust_bridge::DartFnFuture;
-use tokenkeeper_frb::api::config::{RenewalPolicy, SessionOptions};
+use tokenkeeper_frb::api::config::{Policy, SessionConfig};
 use tokenkeeper_frb::api::error::ErrorKind;
 use tokenkeeper_frb::api::events::SessionState;
 use tokenkeeper_frb::api::inspect::inspect;
-use tokenkeeper_frb::api::keeper::TokenKeeper;
-use tokenkeeper_frb::api::source::{FetchOutcome, TokenRequest};
+use tokenkeeper_frb::api::keeper::Keeper;
+use tokenkeeper_frb::api::source::{FetchOutcome, FetchRequest};
 use tokenkeeper_server::FaultsUpdate;
 use tokenkeeper_server::admin::{NewStream, NewUser};
 
-use crate::support::Backend;
+use crate::support::{Backend, config};
 
-fn options(channel: &str, user: &str, role: &str) -> SessionOptions {
-    SessionOptions {
-        channel: channel.into(),
-        user: user.into(),
-        role: Some(role.into()),
-        ..Default::default()
-    }
+fn options(channel: &str, user: &str, role: &str) -> SessionConfig {
+    config(channel, user, Some(role))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,31 +34,31 @@ async fn backend_refusals_map_to_what_the_app_should_do() {
         })
         .await
         .unwrap();
-    let keeper = TokenKeeper::new(None).unwrap();
+    let keeper = Keeper::new(None).unwrap();
 
     // 401: unknown API key → sign in again.
     let source = backend.source("tku_not-a-key", "agora", 600);
     let session = keeper
-        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .open_session_without_sink(options("live-1", "alice", "publisher"), source.callback())
         .unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ReauthRequired);
     assert!(e.message.contains("401"), "{}", e.message);
     assert_eq!(session.state(), SessionState::Failed);
 
-    // 403: bob may not publish alice's stream → forbidden, surfaced as revoked (stop, tell the user).
+    // 403: bob may not publish alice's stream → forbidden (stop, tell the user).
     let source = backend.source(&bob.api_key, "agora", 600);
     let session = keeper
-        .open_session(options("live-1", "bob", "publisher"), source.callback())
+        .open_session_without_sink(options("live-1", "bob", "publisher"), source.callback())
         .unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Forbidden);
     assert!(e.message.contains("not_owner"), "{}", e.message);
 
-    // 404: the stream ended → revoked.
+    // 404: the stream ended → forbidden too (access revoked).
     admin.end_stream("live-2").await.unwrap();
     let session = keeper
-        .open_session(options("live-2", "bob", "publisher"), source.callback())
+        .open_session_without_sink(options("live-2", "bob", "publisher"), source.callback())
         .unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Forbidden);
@@ -72,7 +67,7 @@ async fn backend_refusals_map_to_what_the_app_should_do() {
     // 400: a role the backend does not know → misconfigured, naming the setting.
     let source = backend.source(&backend.owner.api_key, "agora", 600);
     let session = keeper
-        .open_session(options("live-1", "alice", "emperor"), source.callback())
+        .open_session_without_sink(options("live-1", "alice", "emperor"), source.callback())
         .unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Misconfigured);
@@ -87,7 +82,7 @@ async fn backend_refusals_map_to_what_the_app_should_do() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_are_retry_later_and_the_session_recovers_by_itself() {
+async fn server_errors_are_retry_later_and_the_session_recovers_when_the_network_is_back() {
     let backend = Backend::start().await;
     let admin = backend.server.admin();
     admin
@@ -98,13 +93,13 @@ async fn server_errors_are_retry_later_and_the_session_recovers_by_itself() {
         .unwrap();
     let source = backend.source(&backend.owner.api_key, "agora", 600);
     // token() waits across failed attempts up to `tokenWait`: 2 s here instead of 30 s.
-    let keeper = TokenKeeper::new(Some(RenewalPolicy {
+    let keeper = Keeper::new(Some(Policy {
         token_wait: Some(chrono::Duration::seconds(2)),
         ..Default::default()
     }))
     .unwrap();
     let session = keeper
-        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .open_session_without_sink(options("live-1", "alice", "publisher"), source.callback())
         .unwrap();
 
     let e = session.token().await.unwrap_err();
@@ -120,7 +115,9 @@ async fn server_errors_are_retry_later_and_the_session_recovers_by_itself() {
             ..Default::default()
         })
         .unwrap();
-    // The session retries on its own backoff; token() waits for the next attempt's token.
+    // Connectivity is back: the pending retry runs now instead of waiting out its backoff, and
+    // token() waits for its token.
+    keeper.network_available();
     let issued = session
         .token()
         .await
@@ -136,7 +133,7 @@ async fn closed_sessions_and_bad_configuration_fail_with_their_own_kinds() {
     let backend = Backend::start().await;
     let source = backend.source(&backend.owner.api_key, "agora", 600);
 
-    let e = TokenKeeper::new(Some(RenewalPolicy {
+    let e = Keeper::new(Some(Policy {
         renew_lead: Some(chrono::Duration::seconds(-5)),
         ..Default::default()
     }))
@@ -144,15 +141,15 @@ async fn closed_sessions_and_bad_configuration_fail_with_their_own_kinds() {
     assert_eq!(e.kind, ErrorKind::Misconfigured);
     assert_eq!(e.setting.as_deref(), Some("renewLead"));
 
-    let keeper = TokenKeeper::new(None).unwrap();
+    let keeper = Keeper::new(None).unwrap();
     let e = keeper
-        .open_session(options("", "alice", "publisher"), source.callback())
+        .open_session_without_sink(options("", "alice", "publisher"), source.callback())
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Misconfigured);
     assert_eq!(e.setting.as_deref(), Some("channel"));
 
     let session = keeper
-        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .open_session_without_sink(options("live-1", "alice", "publisher"), source.callback())
         .unwrap();
     session.close();
     assert_eq!(session.state(), SessionState::Closed);
@@ -175,10 +172,10 @@ async fn closed_sessions_and_bad_configuration_fail_with_their_own_kinds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_outcome_or_an_escaped_dart_exception_is_reported_not_panicked() {
-    let keeper = TokenKeeper::new(None).unwrap();
+    let keeper = Keeper::new(None).unwrap();
 
     // Neither a token nor a failure: a contract violation of the fetch function → misconfigured.
-    let neither = |_r: TokenRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
+    let neither = |_r: FetchRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
         Box::pin(async {
             Ok(FetchOutcome {
                 token: None,
@@ -187,7 +184,7 @@ async fn a_malformed_outcome_or_an_escaped_dart_exception_is_reported_not_panick
         })
     };
     let session = keeper
-        .open_session(options("live-1", "alice", "publisher"), neither)
+        .open_session_without_sink(options("live-1", "alice", "publisher"), neither)
         .unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Misconfigured);
@@ -195,21 +192,21 @@ async fn a_malformed_outcome_or_an_escaped_dart_exception_is_reported_not_panick
 
     // An exception escaping the Dart function (the glue hands it over as an error carrying the
     // exception text and its stack trace): retried as a network failure, first line only.
-    let throws = |_r: TokenRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
+    let throws = |_r: FetchRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
         Box::pin(async {
             Err(anyhow::anyhow!(
                 "SocketException: Connection refused\n\n#0 _NativeSocket.connect"
             ))
         })
     };
-    let quick = SessionOptions {
-        policy: Some(RenewalPolicy {
+    let quick = SessionConfig {
+        policy: Some(Policy {
             token_wait: Some(chrono::Duration::milliseconds(200)),
             ..Default::default()
         }),
         ..options("live-1", "alice", "publisher")
     };
-    let session = keeper.open_session(quick, throws).unwrap();
+    let session = keeper.open_session_without_sink(quick, throws).unwrap();
     let e = session.token().await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::RetryLater);
     assert!(
@@ -226,9 +223,9 @@ async fn a_malformed_outcome_or_an_escaped_dart_exception_is_reported_not_panick
 async fn fresh_tokens_rejected_twice_stop_the_session_instead_of_looping() {
     let backend = Backend::start().await;
     let source = backend.source(&backend.owner.api_key, "agora", 600);
-    let keeper = TokenKeeper::new(None).unwrap();
+    let keeper = Keeper::new(None).unwrap();
     let session = keeper
-        .open_session(options("live-1", "alice", "publisher"), source.callback())
+        .open_session_without_sink(options("live-1", "alice", "publisher"), source.callback())
         .unwrap();
     let first = session.token().await.unwrap();
 

@@ -1,29 +1,24 @@
-//! First token, forced renewal and scheduled renewal through `TokenKeeper`/`TokenSession`.
+//! First token, forced renewal and scheduled renewal through `Keeper`/`Session`.
 
-use tokenkeeper_frb::api::config::{RenewalPolicy, SessionOptions};
-use tokenkeeper_frb::api::events::{SessionEventKind, SessionState};
+use tokenkeeper_frb::api::config::{Policy, SessionConfig, default_policy};
+use tokenkeeper_frb::api::events::{EventKind, SessionState};
 use tokenkeeper_frb::api::inspect::{TokenFormat, inspect};
-use tokenkeeper_frb::api::keeper::TokenKeeper;
+use tokenkeeper_frb::api::keeper::Keeper;
 use tokenkeeper_frb::api::source::FetchReason;
 
-use crate::support::{Backend, channel_sink, next_event};
+use crate::support::{Backend, channel_sink, config, next_event};
 
-fn options(backend: &Backend) -> SessionOptions {
-    SessionOptions {
-        channel: backend.channel.clone(),
-        user: backend.owner.id.clone(),
-        role: Some("publisher".into()),
-        ..Default::default()
-    }
+fn options(backend: &Backend) -> SessionConfig {
+    config(&backend.channel, &backend.owner.id, Some("publisher"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_token_is_fetched_through_the_dart_source_on_first_use() {
     let backend = Backend::start().await;
     let source = backend.source(&backend.owner.api_key, "agora", 600);
-    let keeper = TokenKeeper::new(None).unwrap();
+    let keeper = Keeper::new(None).unwrap();
     let session = keeper
-        .open_session(options(&backend), source.callback())
+        .open_session_without_sink(options(&backend), source.callback())
         .unwrap();
 
     assert_eq!(session.state(), SessionState::Idle);
@@ -57,16 +52,22 @@ async fn first_token_is_fetched_through_the_dart_source_on_first_use() {
     let requests = source.requests.lock().clone();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].reason, FetchReason::Initial);
-    assert_eq!(requests[0].channel, "live-1");
-    assert_eq!(requests[0].user, "alice");
-    assert_eq!(requests[0].role.as_deref(), Some("publisher"));
+    assert_eq!(requests[0].session, session.spec());
+    assert_eq!(requests[0].session.channel, "live-1");
+    assert_eq!(requests[0].session.user, "alice");
+    assert_eq!(requests[0].session.role.as_deref(), Some("publisher"));
     assert_eq!(requests[0].attempt, 1);
     assert_eq!(requests[0].previous_token, None);
 
     assert_eq!(session.state(), SessionState::Valid);
     assert_eq!(session.current().as_ref(), Some(&issued));
-    assert_eq!(session.channel(), "live-1");
-    assert_eq!(session.user(), "alice");
+    assert_eq!(
+        (
+            session.spec().channel.as_str(),
+            session.spec().user.as_str()
+        ),
+        ("live-1", "alice")
+    );
     let counters = session.counters();
     assert_eq!(
         (counters.fetches, counters.renewals, counters.failures),
@@ -85,9 +86,9 @@ async fn first_token_is_fetched_through_the_dart_source_on_first_use() {
 async fn forced_renewal_fetches_a_new_token_and_passes_the_old_one() {
     let backend = Backend::start().await;
     let source = backend.source(&backend.owner.api_key, "agora", 600);
-    let keeper = TokenKeeper::new(None).unwrap();
+    let keeper = Keeper::new(None).unwrap();
     let session = keeper
-        .open_session(options(&backend), source.callback())
+        .open_session_without_sink(options(&backend), source.callback())
         .unwrap();
     let first = session.token().await.unwrap();
 
@@ -124,27 +125,27 @@ async fn a_short_token_is_renewed_before_it_expires_without_being_asked() {
     let backend = Backend::start().await;
     // 3 s tokens with a 1 s renewal lead: the session renews about 2 s after issue, by itself.
     let source = backend.source(&backend.owner.api_key, "agora", 3);
-    let policy = RenewalPolicy {
+    let policy = Policy {
         renew_lead: Some(chrono::Duration::seconds(1)),
         ..Default::default()
     };
-    let keeper = TokenKeeper::new(Some(policy)).unwrap();
+    let keeper = Keeper::new(Some(policy)).unwrap();
     let session = keeper
-        .open_session(options(&backend), source.callback())
+        .open_session_without_sink(options(&backend), source.callback())
         .unwrap();
     let (sink, mut events) = channel_sink();
     session.events_into(sink);
 
     let first = session.token().await.unwrap();
     let issued_first = next_event(&mut events).await;
-    assert_eq!(issued_first.kind, SessionEventKind::Issued);
+    assert_eq!(issued_first.kind, EventKind::Issued);
     assert_eq!(issued_first.reason, Some(FetchReason::Initial));
 
     let will_expire = next_event(&mut events).await;
-    assert_eq!(will_expire.kind, SessionEventKind::WillExpire);
+    assert_eq!(will_expire.kind, EventKind::WillExpire);
     assert_eq!(will_expire.expires_at, Some(first.expires_at));
     let scheduled = next_event(&mut events).await;
-    assert_eq!(scheduled.kind, SessionEventKind::Issued);
+    assert_eq!(scheduled.kind, EventKind::Issued);
     assert_eq!(scheduled.reason, Some(FetchReason::Scheduled));
     assert!(
         scheduled.at < first.expires_at,
@@ -177,21 +178,14 @@ fn thread_names() -> Vec<String> {
 fn a_keeper_made_from_a_foreign_thread_runs_on_the_bridge_runtime_not_a_new_one() {
     // Dart `sync` calls arrive on a thread with no tokio runtime; left alone, the core would
     // start a runtime of its own there (on a thread named "tokenkeeper").
-    let keeper = std::thread::spawn(|| TokenKeeper::new(None).unwrap())
+    let keeper = std::thread::spawn(|| Keeper::new(None).unwrap())
         .join()
         .unwrap();
-    let source = |_r: tokenkeeper_frb::api::source::TokenRequest| -> flutter_rust_bridge::DartFnFuture<
+    let source = |_r: tokenkeeper_frb::api::source::FetchRequest| -> flutter_rust_bridge::DartFnFuture<
         anyhow::Result<tokenkeeper_frb::api::source::FetchOutcome>,
     > { Box::pin(async { anyhow::bail!("unused") }) };
     let session = keeper
-        .open_session(
-            SessionOptions {
-                channel: "c".into(),
-                user: "u".into(),
-                ..Default::default()
-            },
-            source,
-        )
+        .open_session_without_sink(config("c", "u", None), source)
         .unwrap();
     assert_eq!(session.state(), SessionState::Idle);
     let names = thread_names();
@@ -203,9 +197,9 @@ fn a_keeper_made_from_a_foreign_thread_runs_on_the_bridge_runtime_not_a_new_one(
 }
 
 #[test]
-fn renewal_policy_defaults_are_the_documented_core_defaults() {
-    // The values the field docs of `RenewalPolicy` (and so the Dart docs) promise.
-    let d = RenewalPolicy::defaults();
+fn default_policy_shows_the_documented_core_defaults() {
+    // The values the field docs of `Policy` (and so the Dart docs) promise.
+    let d = default_policy();
     let s = chrono::Duration::seconds;
     assert_eq!(d.renew_lead, Some(s(30)));
     assert_eq!(d.renew_jitter, Some(s(3)));
@@ -218,4 +212,7 @@ fn renewal_policy_defaults_are_the_documented_core_defaults() {
     assert_eq!(d.fresh_rejection_window, Some(s(10)));
     assert_eq!(d.assumed_lifetime, Some(s(3600)));
     assert_eq!(d.token_wait, Some(s(30)));
+    assert_eq!(d.refresh_answer_wait, Some(s(60)));
+    assert_eq!(d.not_before_leeway, Some(s(60)));
+    assert_eq!(d.max_clock_skew, Some(s(24 * 3600)));
 }

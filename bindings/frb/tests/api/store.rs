@@ -6,23 +6,25 @@ use std::sync::Arc;
 use flutter_rust_bridge::DartFnFuture;
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokenkeeper_frb::api::config::SessionOptions;
+use tokenkeeper_frb::api::config::SessionConfig;
 use tokenkeeper_frb::api::error::ErrorKind;
-use tokenkeeper_frb::api::events::SessionEventKind;
+use tokenkeeper_frb::api::events::{EventKind, SessionState};
 use tokenkeeper_frb::api::inspect::{TokenFormat, inspect};
-use tokenkeeper_frb::api::keeper::TokenKeeper;
-use tokenkeeper_frb::api::source::{FetchFailureKind, FetchOutcome, FetchedToken, TokenRequest};
+use tokenkeeper_frb::api::keeper::Keeper;
+use tokenkeeper_frb::api::source::{FetchFailureKind, FetchOutcome, FetchRequest, FetchedToken};
 use tokenkeeper_server::admin::{NewClient, NewCode, RevokeFilter};
 
-use crate::support::{Backend, channel_sink, failure, next_event};
+use crate::support::{
+    Backend, channel_sink, channel_target, config, failure, next_event, next_item,
+};
 
 /// An OAuth refresh-token source, as an app would write it with its HTTP client.
 fn oauth_source(
     token_url: String,
-    requests: Arc<Mutex<Vec<TokenRequest>>>,
-) -> impl Fn(TokenRequest) -> DartFnFuture<anyhow::Result<FetchOutcome>> + Send + Sync + 'static {
+    requests: Arc<Mutex<Vec<FetchRequest>>>,
+) -> impl Fn(FetchRequest) -> DartFnFuture<anyhow::Result<FetchOutcome>> + Send + Sync + 'static {
     let client = reqwest::Client::new();
-    move |request: TokenRequest| {
+    move |request: FetchRequest| {
         let (client, url, requests) = (client.clone(), token_url.clone(), requests.clone());
         Box::pin(async move {
             requests.lock().push(request.clone());
@@ -74,10 +76,10 @@ fn oauth_source(
 
 type Saved = Arc<Mutex<HashMap<String, String>>>;
 
-fn keeper_with_store(saved: &Saved, log: &Arc<Mutex<Vec<String>>>) -> TokenKeeper {
+fn keeper_with_store(saved: &Saved, log: &Arc<Mutex<Vec<String>>>) -> Keeper {
     let (s1, s2, s3) = (saved.clone(), saved.clone(), saved.clone());
     let (l1, l2) = (log.clone(), log.clone());
-    TokenKeeper::with_credential_store(
+    Keeper::with_credential_store(
         None,
         move |key: String| -> DartFnFuture<anyhow::Result<Option<String>>> {
             let v = s1.lock().get(&key).cloned();
@@ -98,7 +100,7 @@ fn keeper_with_store(saved: &Saved, log: &Arc<Mutex<Vec<String>>>) -> TokenKeepe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
+async fn rotated_refresh_tokens_are_saved_and_a_new_sign_in_resumes_the_session() {
     let backend = Backend::start().await;
     let admin = backend.server.admin();
     admin
@@ -109,38 +111,8 @@ async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
         })
         .await
         .unwrap();
-    let code = admin
-        .issue_authorization_code(NewCode {
-            client_id: "qa-app".into(),
-            user_id: "alice".into(),
-            scope: None,
-            // RFC 7636 appendix B: public clients must use PKCE (RFC 9700 §2.1.1)
-            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-        })
-        .await
-        .unwrap();
     let token_url = format!("{}/oauth/token", backend.server.base_url());
-    let signed_in: Value = reqwest::Client::new()
-        .post(&token_url)
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            (
-                "code_verifier",
-                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            ),
-            ("client_id", "qa-app"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rt0 = signed_in["refresh_token"]
-        .as_str()
-        .expect("sign-in returns a refresh token")
-        .to_owned();
+    let rt0 = sign_in(&backend).await;
 
     let saved: Saved = Arc::new(Mutex::new(HashMap::from([(
         "oauth:alice".to_owned(),
@@ -149,14 +121,12 @@ async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let keeper = keeper_with_store(&saved, &log);
     let requests = Arc::new(Mutex::new(Vec::new()));
-    let options = SessionOptions {
-        channel: "api".into(),
-        user: "alice".into(),
+    let options = SessionConfig {
         credentials_key: Some("oauth:alice".into()),
-        ..Default::default()
+        ..config("api", "alice", None)
     };
     let session = keeper
-        .open_session(options, oauth_source(token_url, requests.clone()))
+        .open_session_without_sink(options, oauth_source(token_url, requests.clone()))
         .unwrap();
 
     let first = session.token().await.unwrap();
@@ -208,13 +178,77 @@ async fn rotated_refresh_tokens_are_saved_and_used_for_the_next_fetch() {
         !e.message.contains(&rt2),
         "no refresh token in error messages"
     );
+    assert_eq!(session.state(), SessionState::Failed);
+
+    // The user signs in again; the app hands the new refresh token to the keeper: saved to the
+    // store and used by the next fetch, and the stopped session resumes by itself.
+    let rt3 = sign_in(&backend).await;
+    keeper.set_credentials("oauth:alice".into(), rt3.clone());
+    let (target, mut statuses) = channel_target();
+    session.watch_status_into(target);
+    loop {
+        let s = next_item(&mut statuses).await;
+        if s.state == SessionState::Valid {
+            break;
+        }
+    }
+    let resumed = session.current().expect("a token after the new sign-in");
+    assert_ne!(resumed.token, second.token);
+    assert_eq!(
+        requests.lock().last().unwrap().credentials.as_deref(),
+        Some(rt3.as_str()),
+        "the next fetch used the new refresh token"
+    );
+    assert_ne!(
+        saved.lock()["oauth:alice"],
+        rt2,
+        "the store holds the new sign-in's (rotated) refresh token"
+    );
     backend.server.shutdown().await;
+}
+
+/// Signs `alice` in to the backend's OAuth client `qa-app` (authorization code with PKCE) and
+/// returns her refresh token.
+async fn sign_in(backend: &Backend) -> String {
+    let code = backend
+        .server
+        .admin()
+        .issue_authorization_code(NewCode {
+            client_id: "qa-app".into(),
+            user_id: "alice".into(),
+            scope: None,
+            // RFC 7636 appendix B: public clients must use PKCE (RFC 9700 §2.1.1)
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        })
+        .await
+        .unwrap();
+    let signed_in: Value = reqwest::Client::new()
+        .post(format!("{}/oauth/token", backend.server.base_url()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+            ("client_id", "qa-app"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    signed_in["refresh_token"]
+        .as_str()
+        .expect("sign-in returns a refresh token")
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_save_withholds_no_token_and_says_why() {
     let backend = Backend::start().await;
-    let keeper = TokenKeeper::with_credential_store(
+    let keeper = Keeper::with_credential_store(
         None,
         |_key: String| -> DartFnFuture<anyhow::Result<Option<String>>> {
             Box::pin(async { Ok(Some("rt-old".to_owned())) })
@@ -229,7 +263,7 @@ async fn a_store_that_cannot_save_withholds_no_token_and_says_why() {
         |_key: String| -> DartFnFuture<anyhow::Result<()>> { Box::pin(async { Ok(()) }) },
     )
     .unwrap();
-    let source = move |_r: TokenRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
+    let source = move |_r: FetchRequest| -> DartFnFuture<anyhow::Result<FetchOutcome>> {
         Box::pin(async move {
             Ok(FetchOutcome {
                 token: Some(FetchedToken {
@@ -244,13 +278,11 @@ async fn a_store_that_cannot_save_withholds_no_token_and_says_why() {
             })
         })
     };
-    let options = SessionOptions {
-        channel: "api".into(),
-        user: "alice".into(),
+    let options = SessionConfig {
         credentials_key: Some("oauth:alice".into()),
-        ..Default::default()
+        ..config("api", "alice", None)
     };
-    let session = keeper.open_session(options, source).unwrap();
+    let session = keeper.open_session_without_sink(options, source).unwrap();
     let (sink, mut events) = channel_sink();
     session.events_into(sink);
     // The server already rotated: withholding its token would protect nothing.
@@ -258,7 +290,7 @@ async fn a_store_that_cannot_save_withholds_no_token_and_says_why() {
     assert_eq!(issued.token, "opaque-access-token");
     let failed = loop {
         let e = next_event(&mut events).await;
-        if e.kind == SessionEventKind::StoreFailed {
+        if e.kind == EventKind::StoreFailed {
             break e;
         }
     };

@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use flutter_rust_bridge::DartFnFuture;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokenkeeper_frb::EventSink;
+use tokenkeeper_frb::StreamTarget;
+use tokenkeeper_frb::api::config::{SessionConfig, SessionSpec};
 use tokenkeeper_frb::api::events::SessionEvent;
 use tokenkeeper_frb::api::source::{
-    FetchFailure, FetchFailureKind, FetchOutcome, FetchedToken, TokenRequest,
+    FetchFailure, FetchFailureKind, FetchOutcome, FetchRequest, FetchedToken,
 };
 use tokenkeeper_server::admin::{CreatedUser, NewStream, NewUser};
 use tokenkeeper_server::{RunningServer, Server, ServerConfig};
@@ -62,9 +63,19 @@ impl Backend {
             vendor: vendor.to_owned(),
             ttl_secs,
             requests: Arc::new(Mutex::new(Vec::new())),
+            successes: Arc::new(Mutex::new(Vec::new())),
             client: reqwest::Client::new(),
         }
     }
+}
+
+/// A successful fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Success {
+    /// The token it replaced (the request's `previousToken`).
+    pub replaced: Option<String>,
+    /// The token the backend issued.
+    pub token: String,
 }
 
 /// What a Flutter app's token source does: POST to the backend, map the answer.
@@ -75,7 +86,9 @@ pub struct HttpSource {
     vendor: String,
     ttl_secs: u64,
     /// Every request the session made, in order.
-    pub requests: Arc<Mutex<Vec<TokenRequest>>>,
+    pub requests: Arc<Mutex<Vec<FetchRequest>>>,
+    /// Every successful fetch, in order.
+    pub successes: Arc<Mutex<Vec<Success>>>,
     client: reqwest::Client,
 }
 
@@ -83,21 +96,21 @@ impl HttpSource {
     /// The `fetch` callback, as the generated glue would pass the Dart function.
     pub fn callback(
         &self,
-    ) -> impl Fn(TokenRequest) -> DartFnFuture<anyhow::Result<FetchOutcome>> + Send + Sync + 'static
+    ) -> impl Fn(FetchRequest) -> DartFnFuture<anyhow::Result<FetchOutcome>> + Send + Sync + 'static
     {
         let this = self.clone();
-        move |request: TokenRequest| {
+        move |request: FetchRequest| {
             let this = this.clone();
             Box::pin(async move { Ok(this.fetch(request).await) })
         }
     }
 
-    async fn fetch(&self, request: TokenRequest) -> FetchOutcome {
+    async fn fetch(&self, request: FetchRequest) -> FetchOutcome {
         self.requests.lock().push(request.clone());
         let body = json!({
             "vendor": self.vendor,
-            "channel": request.channel,
-            "role": request.role,
+            "channel": request.session.channel,
+            "role": request.session.role,
             "ttl_secs": self.ttl_secs,
         });
         let sent = self
@@ -132,9 +145,14 @@ impl HttpSource {
                 code.to_owned(),
             );
         }
+        let token = json["token"].as_str().unwrap_or_default().to_owned();
+        self.successes.lock().push(Success {
+            replaced: request.previous_token.clone(),
+            token: token.clone(),
+        });
         FetchOutcome {
             token: Some(FetchedToken {
-                token: json["token"].as_str().unwrap_or_default().to_owned(),
+                token,
                 expires_at: iso(&json["expiresAt"]),
                 expires_in: None,
                 issued_at: iso(&json["issuedAt"]),
@@ -170,29 +188,67 @@ pub fn iso(v: &Value) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// An [`EventSink`] over a channel: what the Dart `Stream` would receive.
-pub struct ChannelSink(pub tokio::sync::mpsc::UnboundedSender<SessionEvent>);
+/// A [`StreamTarget`] over a channel: what the Dart `Stream` would receive.
+pub struct ChannelTarget<T>(pub tokio::sync::mpsc::UnboundedSender<T>);
 
-impl EventSink for ChannelSink {
-    fn deliver(&self, event: SessionEvent) -> bool {
-        self.0.send(event).is_ok()
+impl<T: Send + 'static> StreamTarget<T> for ChannelTarget<T> {
+    fn deliver(&self, item: T) -> bool {
+        self.0.send(item).is_ok()
     }
 }
 
+/// A stream target and the receiving end of what it is given.
+pub fn channel_target<T: Send + 'static>()
+-> (ChannelTarget<T>, tokio::sync::mpsc::UnboundedReceiver<T>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (ChannelTarget(tx), rx)
+}
+
+/// A stream target for session events.
 pub fn channel_sink() -> (
-    ChannelSink,
+    ChannelTarget<SessionEvent>,
     tokio::sync::mpsc::UnboundedReceiver<SessionEvent>,
 ) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    (ChannelSink(tx), rx)
+    channel_target()
+}
+
+/// The next item, failing the test after 20 s.
+pub async fn next_item<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("an item within 20 s")
+        .expect("the stream is still open")
 }
 
 /// The next event, failing the test after 20 s.
 pub async fn next_event(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<SessionEvent>,
 ) -> SessionEvent {
-    tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("an event within 20 s")
-        .expect("the event stream is still open")
+    next_item(rx).await
+}
+
+/// The next event of `kind`, skipping others, failing the test after 20 s.
+pub async fn next_event_of(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<SessionEvent>,
+    kind: tokenkeeper_frb::api::events::EventKind,
+) -> SessionEvent {
+    loop {
+        let e = next_event(rx).await;
+        if e.kind == kind {
+            return e;
+        }
+    }
+}
+
+/// A session config for `channel`/`user`/`role` with every other setting at its default.
+pub fn config(channel: &str, user: &str, role: Option<&str>) -> SessionConfig {
+    SessionConfig {
+        spec: SessionSpec {
+            channel: channel.into(),
+            user: user.into(),
+            role: role.map(Into::into),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }

@@ -6,8 +6,10 @@
 import 'api/config.dart';
 import 'api/error.dart';
 import 'api/events.dart';
+import 'api/http.dart';
 import 'api/inspect.dart';
 import 'api/keeper.dart';
+import 'api/logging.dart';
 import 'api/source.dart';
 import 'dart:async';
 import 'dart:convert';
@@ -74,7 +76,7 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                   String get codegenVersion => '2.13.0';
 
                   @override
-                  int get rustContentHash => -1736135599;
+                  int get rustContentHash => 118216861;
 
                   static const kDefaultExternalLibraryLoaderConfig = ExternalLibraryLoaderConfig(
                     stem: 'tokenkeeper_frb',
@@ -86,69 +88,91 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
                 
 
                 abstract class TokenKeeperLibApi extends BaseApi {
-                  Stream<SessionEvent> crateApiKeeperTokenKeeperEvents({required TokenKeeper that });
+                  Stream<SessionEvent> crateApiKeeperKeeperEvents({required Keeper that });
 
-void crateApiKeeperTokenKeeperNetworkAvailable({required TokenKeeper that });
+void crateApiKeeperKeeperNetworkAvailable({required Keeper that });
 
-TokenKeeper crateApiKeeperTokenKeeperNew({RenewalPolicy? policy });
+Keeper crateApiKeeperKeeperNew({Policy? policy });
 
-TokenSession crateApiKeeperTokenKeeperOpenSession({required TokenKeeper that , required SessionOptions options , required FutureOr<FetchOutcome> Function(TokenRequest) fetch });
+Session crateApiKeeperKeeperOpenHttpSession({required Keeper that , required SessionConfig config , required HttpSourceConfig http , required FutureOr<void> Function(IssuedToken) sink });
 
-void crateApiKeeperTokenKeeperResumed({required TokenKeeper that });
+Session crateApiKeeperKeeperOpenHttpSessionWithoutSink({required Keeper that , required SessionConfig config , required HttpSourceConfig http });
 
-int crateApiKeeperTokenKeeperSessionCount({required TokenKeeper that });
+Session crateApiKeeperKeeperOpenSession({required Keeper that , required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source , required FutureOr<void> Function(IssuedToken) sink });
 
-void crateApiKeeperTokenKeeperShutdown({required TokenKeeper that });
+Session crateApiKeeperKeeperOpenSessionWithoutSink({required Keeper that , required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source });
 
-TokenKeeper crateApiKeeperTokenKeeperWithCredentialStore({RenewalPolicy? policy , required FutureOr<String?> Function(String) load , required FutureOr<void> Function(String, String) save , required FutureOr<void> Function(String) delete });
+void crateApiKeeperKeeperResumed({required Keeper that });
 
-String crateApiKeeperTokenSessionChannel({required TokenSession that });
+int crateApiKeeperKeeperSessionCount({required Keeper that });
 
-void crateApiKeeperTokenSessionClose({required TokenSession that });
+void crateApiKeeperKeeperSetCredentials({required Keeper that , required String key , required String credentials });
 
-SessionCounters crateApiKeeperTokenSessionCounters({required TokenSession that });
+void crateApiKeeperKeeperShutdown({required Keeper that });
 
-IssuedToken? crateApiKeeperTokenSessionCurrent({required TokenSession that });
+Keeper crateApiKeeperKeeperWithCredentialStore({Policy? policy , required FutureOr<String?> Function(String) load , required FutureOr<void> Function(String, String) save , required FutureOr<void> Function(String) delete });
 
-Stream<SessionEvent> crateApiKeeperTokenSessionEvents({required TokenSession that });
+void crateApiKeeperSessionClose({required Session that });
 
-int crateApiKeeperTokenSessionId({required TokenSession that });
+Counters crateApiKeeperSessionCounters({required Session that });
 
-Future<IssuedToken> crateApiKeeperTokenSessionRenewToken({required TokenSession that });
+IssuedToken? crateApiKeeperSessionCurrent({required Session that });
 
-void crateApiKeeperTokenSessionSetCredentials({required TokenSession that , required String credentials });
+Stream<SessionEvent> crateApiKeeperSessionEvents({required Session that });
 
-SessionState crateApiKeeperTokenSessionState({required TokenSession that });
+int crateApiKeeperSessionId({required Session that });
 
-Future<IssuedToken> crateApiKeeperTokenSessionToken({required TokenSession that });
+void crateApiKeeperSessionOnTokenExpired({required Session that , String? token });
 
-Future<IssuedToken> crateApiKeeperTokenSessionTokenExpired({required TokenSession that , String? token });
+void crateApiKeeperSessionOnTokenRejected({required Session that , String? token });
 
-Future<IssuedToken> crateApiKeeperTokenSessionTokenRejected({required TokenSession that , String? token });
+void crateApiKeeperSessionOnTokenWillExpire({required Session that , String? token });
 
-String crateApiKeeperTokenSessionUser({required TokenSession that });
+Future<IssuedToken> crateApiKeeperSessionRenewToken({required Session that });
+
+void crateApiKeeperSessionSetCredentials({required Session that , required String credentials });
+
+SessionSpec crateApiKeeperSessionSpec({required Session that });
+
+SessionState crateApiKeeperSessionState({required Session that });
+
+SessionStatus crateApiKeeperSessionStatus({required Session that });
+
+Future<IssuedToken> crateApiKeeperSessionToken({required Session that });
+
+Future<IssuedToken> crateApiKeeperSessionTokenExpired({required Session that , String? token });
+
+Future<IssuedToken> crateApiKeeperSessionTokenRejected({required Session that , String? token });
+
+Stream<SessionStatus> crateApiKeeperSessionWatchStatus({required Session that });
+
+void crateApiLoggingClearLogSink();
+
+Policy crateApiConfigDefaultPolicy();
 
 Future<void> crateApiInitApp();
 
 TokenInfo crateApiInspectInspect({required String token });
 
-Future<RenewalPolicy> crateApiConfigRenewalPolicyDefault();
+Future<Policy> crateApiConfigPolicyDefault();
 
-RenewalPolicy crateApiConfigRenewalPolicyDefaults();
+Future<SessionConfig> crateApiConfigSessionConfigDefault();
 
-Future<SessionOptions> crateApiConfigSessionOptionsDefault();
+Future<SessionSpec> crateApiConfigSessionSpecDefault();
 
-RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_TokenKeeper;
+Stream<LogRecord> crateApiLoggingSetLogSink({required LogLevel minLevel });
 
-RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_TokenKeeper;
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_Keeper;
 
-CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenKeeperPtr;
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_Keeper;
 
-RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_TokenSession;
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_KeeperPtr;
 
-RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_TokenSession;
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_Session;
 
-CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr;
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_Session;
+
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_SessionPtr;
 
 
                 }
@@ -162,12 +186,12 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr;
                     required super.portManager,
                   });
 
-                  @override Stream<SessionEvent> crateApiKeeperTokenKeeperEvents({required TokenKeeper that })  { 
+                  @override Stream<SessionEvent> crateApiKeeperKeeperEvents({required Keeper that })  { 
             final sink = RustStreamSink<SessionEvent>();
             unawaited(handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
 sse_encode_StreamSink_session_event_Sse(sink, serializer);
             pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 1, port: port_);
             
@@ -178,7 +202,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenKeeperEventsConstMeta,
+            constMeta: kCrateApiKeeperKeeperEventsConstMeta,
             argValues: [that, sink],
             apiImpl: this,
         )));
@@ -186,16 +210,16 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
              }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenKeeperEventsConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_events",
+        TaskConstMeta get kCrateApiKeeperKeeperEventsConstMeta => const TaskConstMeta(
+            debugName: "Keeper_events",
             argNames: ["that", "sink"],
         );
         
 
-@override void crateApiKeeperTokenKeeperNetworkAvailable({required TokenKeeper that })  { return handler.executeSync(SyncTask(
+@override void crateApiKeeperKeeperNetworkAvailable({required Keeper that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 2)!;
             
             },
@@ -205,75 +229,158 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenKeeperNetworkAvailableConstMeta,
+            constMeta: kCrateApiKeeperKeeperNetworkAvailableConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenKeeperNetworkAvailableConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_network_available",
+        TaskConstMeta get kCrateApiKeeperKeeperNetworkAvailableConstMeta => const TaskConstMeta(
+            debugName: "Keeper_network_available",
             argNames: ["that"],
         );
         
 
-@override TokenKeeper crateApiKeeperTokenKeeperNew({RenewalPolicy? policy })  { return handler.executeSync(SyncTask(
+@override Keeper crateApiKeeperKeeperNew({Policy? policy })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_opt_box_autoadd_renewal_policy(policy, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_opt_box_autoadd_policy(policy, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 3)!;
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper,
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper,
           decodeErrorData: sse_decode_token_keeper_error,
         )
         ,
-            constMeta: kCrateApiKeeperTokenKeeperNewConstMeta,
+            constMeta: kCrateApiKeeperKeeperNewConstMeta,
             argValues: [policy],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenKeeperNewConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_new",
+        TaskConstMeta get kCrateApiKeeperKeeperNewConstMeta => const TaskConstMeta(
+            debugName: "Keeper_new",
             argNames: ["policy"],
         );
         
 
-@override TokenSession crateApiKeeperTokenKeeperOpenSession({required TokenKeeper that , required SessionOptions options , required FutureOr<FetchOutcome> Function(TokenRequest) fetch })  { return handler.executeSync(SyncTask(
+@override Session crateApiKeeperKeeperOpenHttpSession({required Keeper that , required SessionConfig config , required HttpSourceConfig http , required FutureOr<void> Function(IssuedToken) sink })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(that, serializer);
-sse_encode_box_autoadd_session_options(options, serializer);
-sse_encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(fetch, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+sse_encode_box_autoadd_session_config(config, serializer);
+sse_encode_box_autoadd_http_source_config(http, serializer);
+sse_encode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(sink, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 4)!;
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession,
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession,
           decodeErrorData: sse_decode_token_keeper_error,
         )
         ,
-            constMeta: kCrateApiKeeperTokenKeeperOpenSessionConstMeta,
-            argValues: [that, options, fetch],
+            constMeta: kCrateApiKeeperKeeperOpenHttpSessionConstMeta,
+            argValues: [that, config, http, sink],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenKeeperOpenSessionConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_open_session",
-            argNames: ["that", "options", "fetch"],
+        TaskConstMeta get kCrateApiKeeperKeeperOpenHttpSessionConstMeta => const TaskConstMeta(
+            debugName: "Keeper_open_http_session",
+            argNames: ["that", "config", "http", "sink"],
         );
         
 
-@override void crateApiKeeperTokenKeeperResumed({required TokenKeeper that })  { return handler.executeSync(SyncTask(
+@override Session crateApiKeeperKeeperOpenHttpSessionWithoutSink({required Keeper that , required SessionConfig config , required HttpSourceConfig http })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+sse_encode_box_autoadd_session_config(config, serializer);
+sse_encode_box_autoadd_http_source_config(http, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 5)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperKeeperOpenHttpSessionWithoutSinkConstMeta,
+            argValues: [that, config, http],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperKeeperOpenHttpSessionWithoutSinkConstMeta => const TaskConstMeta(
+            debugName: "Keeper_open_http_session_without_sink",
+            argNames: ["that", "config", "http"],
+        );
+        
+
+@override Session crateApiKeeperKeeperOpenSession({required Keeper that , required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source , required FutureOr<void> Function(IssuedToken) sink })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+sse_encode_box_autoadd_session_config(config, serializer);
+sse_encode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(source, serializer);
+sse_encode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(sink, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 6)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperKeeperOpenSessionConstMeta,
+            argValues: [that, config, source, sink],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperKeeperOpenSessionConstMeta => const TaskConstMeta(
+            debugName: "Keeper_open_session",
+            argNames: ["that", "config", "source", "sink"],
+        );
+        
+
+@override Session crateApiKeeperKeeperOpenSessionWithoutSink({required Keeper that , required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+sse_encode_box_autoadd_session_config(config, serializer);
+sse_encode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(source, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 7)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperKeeperOpenSessionWithoutSinkConstMeta,
+            argValues: [that, config, source],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperKeeperOpenSessionWithoutSinkConstMeta => const TaskConstMeta(
+            debugName: "Keeper_open_session_without_sink",
+            argNames: ["that", "config", "source"],
+        );
+        
+
+@override void crateApiKeeperKeeperResumed({required Keeper that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 8)!;
             
             },
             codec: 
@@ -282,23 +389,23 @@ sse_encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(fetc
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenKeeperResumedConstMeta,
+            constMeta: kCrateApiKeeperKeeperResumedConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenKeeperResumedConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_resumed",
+        TaskConstMeta get kCrateApiKeeperKeeperResumedConstMeta => const TaskConstMeta(
+            debugName: "Keeper_resumed",
             argNames: ["that"],
         );
         
 
-@override int crateApiKeeperTokenKeeperSessionCount({required TokenKeeper that })  { return handler.executeSync(SyncTask(
+@override int crateApiKeeperKeeperSessionCount({required Keeper that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 6)!;
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 9)!;
             
             },
             codec: 
@@ -307,100 +414,24 @@ sse_encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(fetc
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenKeeperSessionCountConstMeta,
+            constMeta: kCrateApiKeeperKeeperSessionCountConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenKeeperSessionCountConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_session_count",
+        TaskConstMeta get kCrateApiKeeperKeeperSessionCountConstMeta => const TaskConstMeta(
+            debugName: "Keeper_session_count",
             argNames: ["that"],
         );
         
 
-@override void crateApiKeeperTokenKeeperShutdown({required TokenKeeper that })  { return handler.executeSync(SyncTask(
+@override void crateApiKeeperKeeperSetCredentials({required Keeper that , required String key , required String credentials })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 7)!;
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_unit,
-          decodeErrorData: null,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenKeeperShutdownConstMeta,
-            argValues: [that],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenKeeperShutdownConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_shutdown",
-            argNames: ["that"],
-        );
-        
-
-@override TokenKeeper crateApiKeeperTokenKeeperWithCredentialStore({RenewalPolicy? policy , required FutureOr<String?> Function(String) load , required FutureOr<void> Function(String, String) save , required FutureOr<void> Function(String) delete })  { return handler.executeSync(SyncTask(
-            callFfi: () {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_opt_box_autoadd_renewal_policy(policy, serializer);
-sse_encode_DartFn_Inputs_String_Output_opt_String_AnyhowException(load, serializer);
-sse_encode_DartFn_Inputs_String_String_Output_unit_AnyhowException(save, serializer);
-sse_encode_DartFn_Inputs_String_Output_unit_AnyhowException(delete, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 8)!;
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper,
-          decodeErrorData: sse_decode_token_keeper_error,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenKeeperWithCredentialStoreConstMeta,
-            argValues: [policy, load, save, delete],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenKeeperWithCredentialStoreConstMeta => const TaskConstMeta(
-            debugName: "TokenKeeper_with_credential_store",
-            argNames: ["policy", "load", "save", "delete"],
-        );
-        
-
-@override String crateApiKeeperTokenSessionChannel({required TokenSession that })  { return handler.executeSync(SyncTask(
-            callFfi: () {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 9)!;
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_String,
-          decodeErrorData: null,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenSessionChannelConstMeta,
-            argValues: [that],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenSessionChannelConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_channel",
-            argNames: ["that"],
-        );
-        
-
-@override void crateApiKeeperTokenSessionClose({required TokenSession that })  { return handler.executeSync(SyncTask(
-            callFfi: () {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
+sse_encode_String(key, serializer);
+sse_encode_String(credentials, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 10)!;
             
             },
@@ -410,48 +441,126 @@ sse_encode_DartFn_Inputs_String_Output_unit_AnyhowException(delete, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionCloseConstMeta,
-            argValues: [that],
+            constMeta: kCrateApiKeeperKeeperSetCredentialsConstMeta,
+            argValues: [that, key, credentials],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionCloseConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_close",
-            argNames: ["that"],
+        TaskConstMeta get kCrateApiKeeperKeeperSetCredentialsConstMeta => const TaskConstMeta(
+            debugName: "Keeper_set_credentials",
+            argNames: ["that", "key", "credentials"],
         );
         
 
-@override SessionCounters crateApiKeeperTokenSessionCounters({required TokenSession that })  { return handler.executeSync(SyncTask(
+@override void crateApiKeeperKeeperShutdown({required Keeper that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(that, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 11)!;
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_session_counters,
+          decodeSuccessData: sse_decode_unit,
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionCountersConstMeta,
+            constMeta: kCrateApiKeeperKeeperShutdownConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionCountersConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_counters",
+        TaskConstMeta get kCrateApiKeeperKeeperShutdownConstMeta => const TaskConstMeta(
+            debugName: "Keeper_shutdown",
             argNames: ["that"],
         );
         
 
-@override IssuedToken? crateApiKeeperTokenSessionCurrent({required TokenSession that })  { return handler.executeSync(SyncTask(
+@override Keeper crateApiKeeperKeeperWithCredentialStore({Policy? policy , required FutureOr<String?> Function(String) load , required FutureOr<void> Function(String, String) save , required FutureOr<void> Function(String) delete })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_opt_box_autoadd_policy(policy, serializer);
+sse_encode_DartFn_Inputs_String_Output_opt_String_AnyhowException(load, serializer);
+sse_encode_DartFn_Inputs_String_String_Output_unit_AnyhowException(save, serializer);
+sse_encode_DartFn_Inputs_String_Output_unit_AnyhowException(delete, serializer);
             return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 12)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperKeeperWithCredentialStoreConstMeta,
+            argValues: [policy, load, save, delete],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperKeeperWithCredentialStoreConstMeta => const TaskConstMeta(
+            debugName: "Keeper_with_credential_store",
+            argNames: ["policy", "load", "save", "delete"],
+        );
+        
+
+@override void crateApiKeeperSessionClose({required Session that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 13)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionCloseConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionCloseConstMeta => const TaskConstMeta(
+            debugName: "Session_close",
+            argNames: ["that"],
+        );
+        
+
+@override Counters crateApiKeeperSessionCounters({required Session that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 14)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_counters,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionCountersConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionCountersConstMeta => const TaskConstMeta(
+            debugName: "Session_counters",
+            argNames: ["that"],
+        );
+        
+
+@override IssuedToken? crateApiKeeperSessionCurrent({required Session that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 15)!;
             
             },
             codec: 
@@ -460,26 +569,26 @@ sse_encode_DartFn_Inputs_String_Output_unit_AnyhowException(delete, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionCurrentConstMeta,
+            constMeta: kCrateApiKeeperSessionCurrentConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionCurrentConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_current",
+        TaskConstMeta get kCrateApiKeeperSessionCurrentConstMeta => const TaskConstMeta(
+            debugName: "Session_current",
             argNames: ["that"],
         );
         
 
-@override Stream<SessionEvent> crateApiKeeperTokenSessionEvents({required TokenSession that })  { 
+@override Stream<SessionEvent> crateApiKeeperSessionEvents({required Session that })  { 
             final sink = RustStreamSink<SessionEvent>();
             unawaited(handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
 sse_encode_StreamSink_session_event_Sse(sink, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 13, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16, port: port_);
             
             },
             codec: 
@@ -488,7 +597,7 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionEventsConstMeta,
+            constMeta: kCrateApiKeeperSessionEventsConstMeta,
             argValues: [that, sink],
             apiImpl: this,
         )));
@@ -496,17 +605,17 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
              }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionEventsConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_events",
+        TaskConstMeta get kCrateApiKeeperSessionEventsConstMeta => const TaskConstMeta(
+            debugName: "Session_events",
             argNames: ["that", "sink"],
         );
         
 
-@override int crateApiKeeperTokenSessionId({required TokenSession that })  { return handler.executeSync(SyncTask(
+@override int crateApiKeeperSessionId({required Session that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 14)!;
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17)!;
             
             },
             codec: 
@@ -515,49 +624,24 @@ sse_encode_StreamSink_session_event_Sse(sink, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionIdConstMeta,
+            constMeta: kCrateApiKeeperSessionIdConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionIdConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_id",
+        TaskConstMeta get kCrateApiKeeperSessionIdConstMeta => const TaskConstMeta(
+            debugName: "Session_id",
             argNames: ["that"],
         );
         
 
-@override Future<IssuedToken> crateApiKeeperTokenSessionRenewToken({required TokenSession that })  { return handler.executeNormal(NormalTask(
-            callFfi: (port_) {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 15, port: port_);
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_issued_token,
-          decodeErrorData: sse_decode_token_keeper_error,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenSessionRenewTokenConstMeta,
-            argValues: [that],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenSessionRenewTokenConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_renew_token",
-            argNames: ["that"],
-        );
-        
-
-@override void crateApiKeeperTokenSessionSetCredentials({required TokenSession that , required String credentials })  { return handler.executeSync(SyncTask(
+@override void crateApiKeeperSessionOnTokenExpired({required Session that , String? token })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-sse_encode_String(credentials, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 16)!;
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_opt_String(token, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18)!;
             
             },
             codec: 
@@ -566,23 +650,151 @@ sse_encode_String(credentials, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionSetCredentialsConstMeta,
+            constMeta: kCrateApiKeeperSessionOnTokenExpiredConstMeta,
+            argValues: [that, token],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionOnTokenExpiredConstMeta => const TaskConstMeta(
+            debugName: "Session_on_token_expired",
+            argNames: ["that", "token"],
+        );
+        
+
+@override void crateApiKeeperSessionOnTokenRejected({required Session that , String? token })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_opt_String(token, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionOnTokenRejectedConstMeta,
+            argValues: [that, token],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionOnTokenRejectedConstMeta => const TaskConstMeta(
+            debugName: "Session_on_token_rejected",
+            argNames: ["that", "token"],
+        );
+        
+
+@override void crateApiKeeperSessionOnTokenWillExpire({required Session that , String? token })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_opt_String(token, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionOnTokenWillExpireConstMeta,
+            argValues: [that, token],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionOnTokenWillExpireConstMeta => const TaskConstMeta(
+            debugName: "Session_on_token_will_expire",
+            argNames: ["that", "token"],
+        );
+        
+
+@override Future<IssuedToken> crateApiKeeperSessionRenewToken({required Session that })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_issued_token,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionRenewTokenConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionRenewTokenConstMeta => const TaskConstMeta(
+            debugName: "Session_renew_token",
+            argNames: ["that"],
+        );
+        
+
+@override void crateApiKeeperSessionSetCredentials({required Session that , required String credentials })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_String(credentials, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionSetCredentialsConstMeta,
             argValues: [that, credentials],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionSetCredentialsConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_set_credentials",
+        TaskConstMeta get kCrateApiKeeperSessionSetCredentialsConstMeta => const TaskConstMeta(
+            debugName: "Session_set_credentials",
             argNames: ["that", "credentials"],
         );
         
 
-@override SessionState crateApiKeeperTokenSessionState({required TokenSession that })  { return handler.executeSync(SyncTask(
+@override SessionSpec crateApiKeeperSessionSpec({required Session that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 17)!;
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_session_spec,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionSpecConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionSpecConstMeta => const TaskConstMeta(
+            debugName: "Session_spec",
+            argNames: ["that"],
+        );
+        
+
+@override SessionState crateApiKeeperSessionState({required Session that })  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24)!;
             
             },
             codec: 
@@ -591,117 +803,197 @@ sse_encode_String(credentials, serializer);
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionStateConstMeta,
+            constMeta: kCrateApiKeeperSessionStateConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionStateConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_state",
+        TaskConstMeta get kCrateApiKeeperSessionStateConstMeta => const TaskConstMeta(
+            debugName: "Session_state",
             argNames: ["that"],
         );
         
 
-@override Future<IssuedToken> crateApiKeeperTokenSessionToken({required TokenSession that })  { return handler.executeNormal(NormalTask(
-            callFfi: (port_) {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 18, port: port_);
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_issued_token,
-          decodeErrorData: sse_decode_token_keeper_error,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenSessionTokenConstMeta,
-            argValues: [that],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenSessionTokenConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_token",
-            argNames: ["that"],
-        );
-        
-
-@override Future<IssuedToken> crateApiKeeperTokenSessionTokenExpired({required TokenSession that , String? token })  { return handler.executeNormal(NormalTask(
-            callFfi: (port_) {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-sse_encode_opt_String(token, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 19, port: port_);
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_issued_token,
-          decodeErrorData: sse_decode_token_keeper_error,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenSessionTokenExpiredConstMeta,
-            argValues: [that, token],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenSessionTokenExpiredConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_token_expired",
-            argNames: ["that", "token"],
-        );
-        
-
-@override Future<IssuedToken> crateApiKeeperTokenSessionTokenRejected({required TokenSession that , String? token })  { return handler.executeNormal(NormalTask(
-            callFfi: (port_) {
-              
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-sse_encode_opt_String(token, serializer);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 20, port: port_);
-            
-            },
-            codec: 
-        SseCodec(
-          decodeSuccessData: sse_decode_issued_token,
-          decodeErrorData: sse_decode_token_keeper_error,
-        )
-        ,
-            constMeta: kCrateApiKeeperTokenSessionTokenRejectedConstMeta,
-            argValues: [that, token],
-            apiImpl: this,
-        )); }
-
-
-        TaskConstMeta get kCrateApiKeeperTokenSessionTokenRejectedConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_token_rejected",
-            argNames: ["that", "token"],
-        );
-        
-
-@override String crateApiKeeperTokenSessionUser({required TokenSession that })  { return handler.executeSync(SyncTask(
+@override SessionStatus crateApiKeeperSessionStatus({required Session that })  { return handler.executeSync(SyncTask(
             callFfi: () {
               
-            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(that, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 21)!;
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25)!;
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_String,
+          decodeSuccessData: sse_decode_session_status,
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiKeeperTokenSessionUserConstMeta,
+            constMeta: kCrateApiKeeperSessionStatusConstMeta,
             argValues: [that],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiKeeperTokenSessionUserConstMeta => const TaskConstMeta(
-            debugName: "TokenSession_user",
+        TaskConstMeta get kCrateApiKeeperSessionStatusConstMeta => const TaskConstMeta(
+            debugName: "Session_status",
             argNames: ["that"],
+        );
+        
+
+@override Future<IssuedToken> crateApiKeeperSessionToken({required Session that })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_issued_token,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionTokenConstMeta,
+            argValues: [that],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionTokenConstMeta => const TaskConstMeta(
+            debugName: "Session_token",
+            argNames: ["that"],
+        );
+        
+
+@override Future<IssuedToken> crateApiKeeperSessionTokenExpired({required Session that , String? token })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_opt_String(token, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 27, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_issued_token,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionTokenExpiredConstMeta,
+            argValues: [that, token],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionTokenExpiredConstMeta => const TaskConstMeta(
+            debugName: "Session_token_expired",
+            argNames: ["that", "token"],
+        );
+        
+
+@override Future<IssuedToken> crateApiKeeperSessionTokenRejected({required Session that , String? token })  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_opt_String(token, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 28, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_issued_token,
+          decodeErrorData: sse_decode_token_keeper_error,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionTokenRejectedConstMeta,
+            argValues: [that, token],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionTokenRejectedConstMeta => const TaskConstMeta(
+            debugName: "Session_token_rejected",
+            argNames: ["that", "token"],
+        );
+        
+
+@override Stream<SessionStatus> crateApiKeeperSessionWatchStatus({required Session that })  { 
+            final sink = RustStreamSink<SessionStatus>();
+            unawaited(handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(that, serializer);
+sse_encode_StreamSink_session_status_Sse(sink, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 29, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiKeeperSessionWatchStatusConstMeta,
+            argValues: [that, sink],
+            apiImpl: this,
+        )));
+            return sink.stream;
+             }
+
+
+        TaskConstMeta get kCrateApiKeeperSessionWatchStatusConstMeta => const TaskConstMeta(
+            debugName: "Session_watch_status",
+            argNames: ["that", "sink"],
+        );
+        
+
+@override void crateApiLoggingClearLogSink()  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 30)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiLoggingClearLogSinkConstMeta,
+            argValues: [],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiLoggingClearLogSinkConstMeta => const TaskConstMeta(
+            debugName: "clear_log_sink",
+            argNames: [],
+        );
+        
+
+@override Policy crateApiConfigDefaultPolicy()  { return handler.executeSync(SyncTask(
+            callFfi: () {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 31)!;
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_policy,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiConfigDefaultPolicyConstMeta,
+            argValues: [],
+            apiImpl: this,
+        )); }
+
+
+        TaskConstMeta get kCrateApiConfigDefaultPolicyConstMeta => const TaskConstMeta(
+            debugName: "default_policy",
+            argNames: [],
         );
         
 
@@ -709,7 +1001,7 @@ sse_encode_opt_String(token, serializer);
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 22, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 32, port: port_);
             
             },
             codec: 
@@ -734,7 +1026,7 @@ sse_encode_opt_String(token, serializer);
             callFfi: () {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_String(token, serializer);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 23)!;
+            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 33)!;
             
             },
             codec: 
@@ -755,78 +1047,108 @@ sse_encode_opt_String(token, serializer);
         );
         
 
-@override Future<RenewalPolicy> crateApiConfigRenewalPolicyDefault()  { return handler.executeNormal(NormalTask(
+@override Future<Policy> crateApiConfigPolicyDefault()  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 24, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 34, port: port_);
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_renewal_policy,
+          decodeSuccessData: sse_decode_policy,
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiConfigRenewalPolicyDefaultConstMeta,
+            constMeta: kCrateApiConfigPolicyDefaultConstMeta,
             argValues: [],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiConfigRenewalPolicyDefaultConstMeta => const TaskConstMeta(
-            debugName: "renewal_policy_default",
+        TaskConstMeta get kCrateApiConfigPolicyDefaultConstMeta => const TaskConstMeta(
+            debugName: "policy_default",
             argNames: [],
         );
         
 
-@override RenewalPolicy crateApiConfigRenewalPolicyDefaults()  { return handler.executeSync(SyncTask(
-            callFfi: () {
+@override Future<SessionConfig> crateApiConfigSessionConfigDefault()  { return handler.executeNormal(NormalTask(
+            callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            return pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 25)!;
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 35, port: port_);
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_renewal_policy,
+          decodeSuccessData: sse_decode_session_config,
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiConfigRenewalPolicyDefaultsConstMeta,
+            constMeta: kCrateApiConfigSessionConfigDefaultConstMeta,
             argValues: [],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiConfigRenewalPolicyDefaultsConstMeta => const TaskConstMeta(
-            debugName: "renewal_policy_defaults",
+        TaskConstMeta get kCrateApiConfigSessionConfigDefaultConstMeta => const TaskConstMeta(
+            debugName: "session_config_default",
             argNames: [],
         );
         
 
-@override Future<SessionOptions> crateApiConfigSessionOptionsDefault()  { return handler.executeNormal(NormalTask(
+@override Future<SessionSpec> crateApiConfigSessionSpecDefault()  { return handler.executeNormal(NormalTask(
             callFfi: (port_) {
               
             final serializer = SseSerializer(generalizedFrbRustBinding);
-            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 26, port: port_);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 36, port: port_);
             
             },
             codec: 
         SseCodec(
-          decodeSuccessData: sse_decode_session_options,
+          decodeSuccessData: sse_decode_session_spec,
           decodeErrorData: null,
         )
         ,
-            constMeta: kCrateApiConfigSessionOptionsDefaultConstMeta,
+            constMeta: kCrateApiConfigSessionSpecDefaultConstMeta,
             argValues: [],
             apiImpl: this,
         )); }
 
 
-        TaskConstMeta get kCrateApiConfigSessionOptionsDefaultConstMeta => const TaskConstMeta(
-            debugName: "session_options_default",
+        TaskConstMeta get kCrateApiConfigSessionSpecDefaultConstMeta => const TaskConstMeta(
+            debugName: "session_spec_default",
             argNames: [],
+        );
+        
+
+@override Stream<LogRecord> crateApiLoggingSetLogSink({required LogLevel minLevel })  { 
+            final sink = RustStreamSink<LogRecord>();
+            unawaited(handler.executeNormal(NormalTask(
+            callFfi: (port_) {
+              
+            final serializer = SseSerializer(generalizedFrbRustBinding);sse_encode_log_level(minLevel, serializer);
+sse_encode_StreamSink_log_record_Sse(sink, serializer);
+            pdeCallFfi(generalizedFrbRustBinding, serializer, funcId: 37, port: port_);
+            
+            },
+            codec: 
+        SseCodec(
+          decodeSuccessData: sse_decode_unit,
+          decodeErrorData: null,
+        )
+        ,
+            constMeta: kCrateApiLoggingSetLogSinkConstMeta,
+            argValues: [minLevel, sink],
+            apiImpl: this,
+        )));
+            return sink.stream;
+             }
+
+
+        TaskConstMeta get kCrateApiLoggingSetLogSinkConstMeta => const TaskConstMeta(
+            debugName: "set_log_sink",
+            argNames: ["minLevel", "sink"],
         );
         
 
@@ -923,9 +1245,9 @@ final arg1 = dco_decode_String(rawArg1);
             }
             
             Future<void> Function(int, dynamic)
-                encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(FutureOr<FetchOutcome> Function(TokenRequest) raw) {
+                encode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(FutureOr<FetchOutcome> Function(FetchRequest) raw) {
               return (callId, rawArg0) async {
-                final arg0 = dco_decode_token_request(rawArg0);
+                final arg0 = dco_decode_fetch_request(rawArg0);
 
 
                 Box<FetchOutcome>? rawOutput;
@@ -951,30 +1273,60 @@ final arg1 = dco_decode_String(rawArg1);
                   callId: callId, ptr: output.ptr, rustVecLen: output.rustVecLen, dataLen: output.dataLen);
               };
             }
-            RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_TokenKeeper => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper;
+            
+            Future<void> Function(int, dynamic)
+                encode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(FutureOr<void> Function(IssuedToken) raw) {
+              return (callId, rawArg0) async {
+                final arg0 = dco_decode_issued_token(rawArg0);
 
-RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_TokenKeeper => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper;
 
-RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_TokenSession => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession;
+                Box<void>? rawOutput;
+                Box<AnyhowException>? rawError;
+                try {
+                    rawOutput = Box(await raw(arg0));
+                } catch (e, s) {
+                    rawError = Box(AnyhowException("$e\n\n$s"));
+                }
 
-RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_TokenSession => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession;
+                final serializer = SseSerializer(generalizedFrbRustBinding);
+                assert((rawOutput != null) ^ (rawError != null));
+                if (rawOutput != null) {
+                    serializer.buffer.putUint8(0);
+                    sse_encode_unit(rawOutput.value, serializer);
+                } else {
+                    serializer.buffer.putUint8(1);
+                    sse_encode_AnyhowException(rawError!.value, serializer);
+                }
+                final output = serializer.intoRaw();
+
+                generalizedFrbRustBinding.dartFnDeliverOutput(
+                  callId: callId, ptr: output.ptr, rustVecLen: output.rustVecLen, dataLen: output.dataLen);
+              };
+            }
+            RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_Keeper => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper;
+
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_Keeper => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper;
+
+RustArcIncrementStrongCountFnType get rust_arc_increment_strong_count_Session => wire.rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession;
+
+RustArcDecrementStrongCountFnType get rust_arc_decrement_strong_count_Session => wire.rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession;
 
 
 
                   @protected AnyhowException dco_decode_AnyhowException(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return AnyhowException(raw as String); }
 
-@protected TokenKeeper dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return TokenKeeperImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+@protected Keeper dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return KeeperImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
-@protected TokenSession dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return TokenSessionImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+@protected Session dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return SessionImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
-@protected TokenKeeper dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return TokenKeeperImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+@protected Keeper dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return KeeperImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
-@protected TokenSession dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return TokenSessionImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+@protected Session dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return SessionImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
 @protected int dco_decode_CastedPrimitive_u_64(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 throw UnimplementedError('Not implemented in this codec, please use the other one'); }
@@ -994,7 +1346,10 @@ throw UnimplementedError(''); }
 @protected FutureOr<void> Function(String, String) dco_decode_DartFn_Inputs_String_String_Output_unit_AnyhowException(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 throw UnimplementedError(''); }
 
-@protected FutureOr<FetchOutcome> Function(TokenRequest) dco_decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+@protected FutureOr<FetchOutcome> Function(FetchRequest) dco_decode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+throw UnimplementedError(''); }
+
+@protected FutureOr<void> Function(IssuedToken) dco_decode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 throw UnimplementedError(''); }
 
 @protected Object dco_decode_DartOpaque(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
@@ -1003,13 +1358,19 @@ return decodeDartOpaque(raw, generalizedFrbRustBinding); }
 @protected Map<String, String> dco_decode_Map_String_String_None(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return Map.fromEntries(dco_decode_list_record_string_string(raw).map((e) => MapEntry(e.$1, e.$2))); }
 
-@protected TokenKeeper dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return TokenKeeperImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+@protected Keeper dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return KeeperImpl.frbInternalDcoDecode(raw as List<dynamic>); }
 
-@protected TokenSession dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return TokenSessionImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+@protected Session dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return SessionImpl.frbInternalDcoDecode(raw as List<dynamic>); }
+
+@protected RustStreamSink<LogRecord> dco_decode_StreamSink_log_record_Sse(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+throw UnimplementedError(); }
 
 @protected RustStreamSink<SessionEvent> dco_decode_StreamSink_session_event_Sse(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+throw UnimplementedError(); }
+
+@protected RustStreamSink<SessionStatus> dco_decode_StreamSink_session_status_Sse(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 throw UnimplementedError(); }
 
 @protected String dco_decode_String(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
@@ -1027,9 +1388,6 @@ return dco_decode_Chrono_Utc(raw); }
 @protected bool dco_decode_box_autoadd_bool(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as bool; }
 
-@protected ErrorKind dco_decode_box_autoadd_error_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return dco_decode_error_kind(raw); }
-
 @protected FetchFailure dco_decode_box_autoadd_fetch_failure(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_fetch_failure(raw); }
 
@@ -1039,14 +1397,20 @@ return dco_decode_fetch_reason(raw); }
 @protected FetchedToken dco_decode_box_autoadd_fetched_token(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_fetched_token(raw); }
 
+@protected HttpSourceConfig dco_decode_box_autoadd_http_source_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return dco_decode_http_source_config(raw); }
+
 @protected IssuedToken dco_decode_box_autoadd_issued_token(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return dco_decode_issued_token(raw); }
 
-@protected RenewalPolicy dco_decode_box_autoadd_renewal_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return dco_decode_renewal_policy(raw); }
+@protected Policy dco_decode_box_autoadd_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return dco_decode_policy(raw); }
 
-@protected SessionOptions dco_decode_box_autoadd_session_options(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return dco_decode_session_options(raw); }
+@protected SessionConfig dco_decode_box_autoadd_session_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return dco_decode_session_config(raw); }
+
+@protected TokenKeeperError dco_decode_box_autoadd_token_keeper_error(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return dco_decode_token_keeper_error(raw); }
 
 @protected int dco_decode_box_autoadd_u_16(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as int; }
@@ -1054,8 +1418,26 @@ return raw as int; }
 @protected int dco_decode_box_autoadd_u_32(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as int; }
 
+@protected Counters dco_decode_counters(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 11) throw Exception('unexpected arr length: expect 11 but see ${arr.length}');
+                return Counters(fetches: dco_decode_CastedPrimitive_u_64(arr[0]),
+renewals: dco_decode_CastedPrimitive_u_64(arr[1]),
+failures: dco_decode_CastedPrimitive_u_64(arr[2]),
+emergencyFetches: dco_decode_CastedPrimitive_u_64(arr[3]),
+rejections: dco_decode_CastedPrimitive_u_64(arr[4]),
+lastFetchLatency: dco_decode_opt_box_autoadd_Chrono_Duration(arr[5]),
+timeWithoutToken: dco_decode_Chrono_Duration(arr[6]),
+storeFailures: dco_decode_CastedPrimitive_u_64(arr[7]),
+driverRestarts: dco_decode_CastedPrimitive_u_64(arr[8]),
+applies: dco_decode_CastedPrimitive_u_64(arr[9]),
+applyFailures: dco_decode_CastedPrimitive_u_64(arr[10]),); }
+
 @protected ErrorKind dco_decode_error_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return ErrorKind.values[raw as int]; }
+
+@protected EventKind dco_decode_event_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return EventKind.values[raw as int]; }
 
 @protected FetchFailure dco_decode_fetch_failure(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
@@ -1078,6 +1460,16 @@ failure: dco_decode_opt_box_autoadd_fetch_failure(arr[1]),); }
 @protected FetchReason dco_decode_fetch_reason(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return FetchReason.values[raw as int]; }
 
+@protected FetchRequest dco_decode_fetch_request(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 6) throw Exception('unexpected arr length: expect 6 but see ${arr.length}');
+                return FetchRequest(reason: dco_decode_fetch_reason(arr[0]),
+session: dco_decode_session_spec(arr[1]),
+attempt: dco_decode_u_32(arr[2]),
+credentials: dco_decode_opt_String(arr[3]),
+previousToken: dco_decode_opt_String(arr[4]),
+timeout: dco_decode_Chrono_Duration(arr[5]),); }
+
 @protected FetchedToken dco_decode_fetched_token(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
                 if (arr.length != 6) throw Exception('unexpected arr length: expect 6 but see ${arr.length}');
@@ -1087,6 +1479,19 @@ expiresIn: dco_decode_opt_box_autoadd_Chrono_Duration(arr[2]),
 issuedAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[3]),
 serverTime: dco_decode_opt_box_autoadd_Chrono_Utc(arr[4]),
 rotatedCredentials: dco_decode_opt_String(arr[5]),); }
+
+@protected HttpSourceConfig dco_decode_http_source_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 9) throw Exception('unexpected arr length: expect 9 but see ${arr.length}');
+                return HttpSourceConfig(endpoint: dco_decode_String(arr[0]),
+method: dco_decode_String(arr[1]),
+bearer: dco_decode_opt_String(arr[2]),
+headers: dco_decode_Map_String_String_None(arr[3]),
+jsonBody: dco_decode_opt_String(arr[4]),
+responsePrefix: dco_decode_opt_String(arr[5]),
+tokenPointer: dco_decode_opt_String(arr[6]),
+expiresAtPointer: dco_decode_opt_String(arr[7]),
+expiresInPointer: dco_decode_opt_String(arr[8]),); }
 
 @protected int dco_decode_i_32(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as int; }
@@ -1111,8 +1516,15 @@ return raw as Uint8List; }
 @protected List<(String,String)> dco_decode_list_record_string_string(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return (raw as List<dynamic>).map(dco_decode_record_string_string).toList(); }
 
-@protected Map<String, String>? dco_decode_opt_Map_String_String_None(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return raw == null ? null : dco_decode_Map_String_String_None(raw); }
+@protected LogLevel dco_decode_log_level(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return LogLevel.values[raw as int]; }
+
+@protected LogRecord dco_decode_log_record(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 3) throw Exception('unexpected arr length: expect 3 but see ${arr.length}');
+                return LogRecord(level: dco_decode_log_level(arr[0]),
+target: dco_decode_String(arr[1]),
+message: dco_decode_String(arr[2]),); }
 
 @protected String? dco_decode_opt_String(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_String(raw); }
@@ -1126,9 +1538,6 @@ return raw == null ? null : dco_decode_box_autoadd_Chrono_Utc(raw); }
 @protected bool? dco_decode_opt_box_autoadd_bool(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_bool(raw); }
 
-@protected ErrorKind? dco_decode_opt_box_autoadd_error_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return raw == null ? null : dco_decode_box_autoadd_error_kind(raw); }
-
 @protected FetchFailure? dco_decode_opt_box_autoadd_fetch_failure(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_fetch_failure(raw); }
 
@@ -1141,8 +1550,11 @@ return raw == null ? null : dco_decode_box_autoadd_fetched_token(raw); }
 @protected IssuedToken? dco_decode_opt_box_autoadd_issued_token(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_issued_token(raw); }
 
-@protected RenewalPolicy? dco_decode_opt_box_autoadd_renewal_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return raw == null ? null : dco_decode_box_autoadd_renewal_policy(raw); }
+@protected Policy? dco_decode_opt_box_autoadd_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return raw == null ? null : dco_decode_box_autoadd_policy(raw); }
+
+@protected TokenKeeperError? dco_decode_opt_box_autoadd_token_keeper_error(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+return raw == null ? null : dco_decode_box_autoadd_token_keeper_error(raw); }
 
 @protected int? dco_decode_opt_box_autoadd_u_16(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_u_16(raw); }
@@ -1150,17 +1562,10 @@ return raw == null ? null : dco_decode_box_autoadd_u_16(raw); }
 @protected int? dco_decode_opt_box_autoadd_u_32(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw == null ? null : dco_decode_box_autoadd_u_32(raw); }
 
-@protected (String,String) dco_decode_record_string_string(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-final arr = raw as List<dynamic>;
-            if (arr.length != 2) {
-                throw Exception('Expected 2 elements, got ${arr.length}');
-            }
-            return (dco_decode_String(arr[0]),dco_decode_String(arr[1]),); }
-
-@protected RenewalPolicy dco_decode_renewal_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+@protected Policy dco_decode_policy(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
                 if (arr.length != 14) throw Exception('unexpected arr length: expect 14 but see ${arr.length}');
-                return RenewalPolicy(renewLead: dco_decode_opt_box_autoadd_Chrono_Duration(arr[0]),
+                return Policy(renewLead: dco_decode_opt_box_autoadd_Chrono_Duration(arr[0]),
 renewJitter: dco_decode_opt_box_autoadd_Chrono_Duration(arr[1]),
 fetchTimeout: dco_decode_opt_box_autoadd_Chrono_Duration(arr[2]),
 backoffInitial: dco_decode_opt_box_autoadd_Chrono_Duration(arr[3]),
@@ -1175,54 +1580,56 @@ refreshAnswerWait: dco_decode_opt_box_autoadd_Chrono_Duration(arr[11]),
 notBeforeLeeway: dco_decode_opt_box_autoadd_Chrono_Duration(arr[12]),
 maxClockSkew: dco_decode_opt_box_autoadd_Chrono_Duration(arr[13]),); }
 
-@protected SessionCounters dco_decode_session_counters(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+@protected (String,String) dco_decode_record_string_string(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 9) throw Exception('unexpected arr length: expect 9 but see ${arr.length}');
-                return SessionCounters(fetches: dco_decode_CastedPrimitive_u_64(arr[0]),
-renewals: dco_decode_CastedPrimitive_u_64(arr[1]),
-failures: dco_decode_CastedPrimitive_u_64(arr[2]),
-emergencyFetches: dco_decode_CastedPrimitive_u_64(arr[3]),
-rejections: dco_decode_CastedPrimitive_u_64(arr[4]),
-lastFetchLatency: dco_decode_opt_box_autoadd_Chrono_Duration(arr[5]),
-expiredTotal: dco_decode_Chrono_Duration(arr[6]),
-storeFailures: dco_decode_CastedPrimitive_u_64(arr[7]),
-driverRestarts: dco_decode_CastedPrimitive_u_64(arr[8]),); }
+            if (arr.length != 2) {
+                throw Exception('Expected 2 elements, got ${arr.length}');
+            }
+            return (dco_decode_String(arr[0]),dco_decode_String(arr[1]),); }
+
+@protected SessionConfig dco_decode_session_config(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 4) throw Exception('unexpected arr length: expect 4 but see ${arr.length}');
+                return SessionConfig(spec: dco_decode_session_spec(arr[0]),
+credentialsKey: dco_decode_opt_String(arr[1]),
+policy: dco_decode_opt_box_autoadd_policy(arr[2]),
+prefetch: dco_decode_bool(arr[3]),); }
 
 @protected SessionEvent dco_decode_session_event(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 15) throw Exception('unexpected arr length: expect 15 but see ${arr.length}');
+                if (arr.length != 14) throw Exception('unexpected arr length: expect 14 but see ${arr.length}');
                 return SessionEvent(sessionId: dco_decode_CastedPrimitive_u_64(arr[0]),
-channel: dco_decode_String(arr[1]),
-user: dco_decode_String(arr[2]),
-at: dco_decode_Chrono_Utc(arr[3]),
-kind: dco_decode_session_event_kind(arr[4]),
-reason: dco_decode_opt_box_autoadd_fetch_reason(arr[5]),
-expiresAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[6]),
-renewAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[7]),
-fetchLatency: dco_decode_opt_box_autoadd_Chrono_Duration(arr[8]),
-startsAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[9]),
-attempt: dco_decode_opt_box_autoadd_u_32(arr[10]),
-nextRetryAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[11]),
-errorKind: dco_decode_opt_box_autoadd_error_kind(arr[12]),
-fresh: dco_decode_opt_box_autoadd_bool(arr[13]),
-message: dco_decode_opt_String(arr[14]),); }
+session: dco_decode_session_spec(arr[1]),
+at: dco_decode_Chrono_Utc(arr[2]),
+kind: dco_decode_event_kind(arr[3]),
+reason: dco_decode_opt_box_autoadd_fetch_reason(arr[4]),
+expiresAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[5]),
+renewAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[6]),
+fetchLatency: dco_decode_opt_box_autoadd_Chrono_Duration(arr[7]),
+startsAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[8]),
+attempt: dco_decode_opt_box_autoadd_u_32(arr[9]),
+nextRetryAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[10]),
+error: dco_decode_opt_box_autoadd_token_keeper_error(arr[11]),
+fresh: dco_decode_opt_box_autoadd_bool(arr[12]),
+message: dco_decode_opt_String(arr[13]),); }
 
-@protected SessionEventKind dco_decode_session_event_kind(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-return SessionEventKind.values[raw as int]; }
-
-@protected SessionOptions dco_decode_session_options(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+@protected SessionSpec dco_decode_session_spec(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 final arr = raw as List<dynamic>;
-                if (arr.length != 7) throw Exception('unexpected arr length: expect 7 but see ${arr.length}');
-                return SessionOptions(channel: dco_decode_String(arr[0]),
+                if (arr.length != 4) throw Exception('unexpected arr length: expect 4 but see ${arr.length}');
+                return SessionSpec(channel: dco_decode_String(arr[0]),
 user: dco_decode_String(arr[1]),
 role: dco_decode_opt_String(arr[2]),
-params: dco_decode_opt_Map_String_String_None(arr[3]),
-credentialsKey: dco_decode_opt_String(arr[4]),
-policy: dco_decode_opt_box_autoadd_renewal_policy(arr[5]),
-prefetch: dco_decode_opt_box_autoadd_bool(arr[6]),); }
+params: dco_decode_Map_String_String_None(arr[3]),); }
 
 @protected SessionState dco_decode_session_state(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return SessionState.values[raw as int]; }
+
+@protected SessionStatus dco_decode_session_status(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
+final arr = raw as List<dynamic>;
+                if (arr.length != 3) throw Exception('unexpected arr length: expect 3 but see ${arr.length}');
+                return SessionStatus(state: dco_decode_session_state(arr[0]),
+expiresAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[1]),
+error: dco_decode_opt_box_autoadd_token_keeper_error(arr[2]),); }
 
 @protected TokenFormat dco_decode_token_format(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return TokenFormat.values[raw as int]; }
@@ -1249,19 +1656,6 @@ retryAfter: dco_decode_opt_box_autoadd_Chrono_Duration(arr[2]),
 setting: dco_decode_opt_String(arr[3]),
 startsAt: dco_decode_opt_box_autoadd_Chrono_Utc(arr[4]),); }
 
-@protected TokenRequest dco_decode_token_request(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
-final arr = raw as List<dynamic>;
-                if (arr.length != 9) throw Exception('unexpected arr length: expect 9 but see ${arr.length}');
-                return TokenRequest(reason: dco_decode_fetch_reason(arr[0]),
-channel: dco_decode_String(arr[1]),
-user: dco_decode_String(arr[2]),
-role: dco_decode_opt_String(arr[3]),
-params: dco_decode_Map_String_String_None(arr[4]),
-attempt: dco_decode_u_32(arr[5]),
-credentials: dco_decode_opt_String(arr[6]),
-previousToken: dco_decode_opt_String(arr[7]),
-timeout: dco_decode_Chrono_Duration(arr[8]),); }
-
 @protected int dco_decode_u_16(dynamic raw){ // Codec=Dco (DartCObject based), see doc to use other codecs
 return raw as int; }
 
@@ -1284,17 +1678,17 @@ return dcoDecodeU64(raw); }
 var inner = sse_decode_String(deserializer);
         return AnyhowException(inner); }
 
-@protected TokenKeeper sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return TokenKeeperImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+@protected Keeper sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return KeeperImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
-@protected TokenSession sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return TokenSessionImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+@protected Session sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return SessionImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
-@protected TokenKeeper sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return TokenKeeperImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+@protected Keeper sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return KeeperImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
-@protected TokenSession sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return TokenSessionImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+@protected Session sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return SessionImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
 @protected int sse_decode_CastedPrimitive_u_64(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_u_64(deserializer);
@@ -1316,13 +1710,19 @@ var inner = sse_decode_isize(deserializer);
 var inner = sse_decode_list_record_string_string(deserializer);
         return Map.fromEntries(inner.map((e) => MapEntry(e.$1, e.$2))); }
 
-@protected TokenKeeper sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return TokenKeeperImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+@protected Keeper sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return KeeperImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
 
-@protected TokenSession sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return TokenSessionImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+@protected Session sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return SessionImpl.frbInternalSseDecode(sse_decode_usize(deserializer), sse_decode_i_32(deserializer)); }
+
+@protected RustStreamSink<LogRecord> sse_decode_StreamSink_log_record_Sse(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+throw UnimplementedError('Unreachable ()'); }
 
 @protected RustStreamSink<SessionEvent> sse_decode_StreamSink_session_event_Sse(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+throw UnimplementedError('Unreachable ()'); }
+
+@protected RustStreamSink<SessionStatus> sse_decode_StreamSink_session_status_Sse(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 throw UnimplementedError('Unreachable ()'); }
 
 @protected String sse_decode_String(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -1341,9 +1741,6 @@ return (sse_decode_Chrono_Utc(deserializer)); }
 @protected bool sse_decode_box_autoadd_bool(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_bool(deserializer)); }
 
-@protected ErrorKind sse_decode_box_autoadd_error_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return (sse_decode_error_kind(deserializer)); }
-
 @protected FetchFailure sse_decode_box_autoadd_fetch_failure(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_fetch_failure(deserializer)); }
 
@@ -1353,14 +1750,20 @@ return (sse_decode_fetch_reason(deserializer)); }
 @protected FetchedToken sse_decode_box_autoadd_fetched_token(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_fetched_token(deserializer)); }
 
+@protected HttpSourceConfig sse_decode_box_autoadd_http_source_config(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_http_source_config(deserializer)); }
+
 @protected IssuedToken sse_decode_box_autoadd_issued_token(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_issued_token(deserializer)); }
 
-@protected RenewalPolicy sse_decode_box_autoadd_renewal_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return (sse_decode_renewal_policy(deserializer)); }
+@protected Policy sse_decode_box_autoadd_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_policy(deserializer)); }
 
-@protected SessionOptions sse_decode_box_autoadd_session_options(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-return (sse_decode_session_options(deserializer)); }
+@protected SessionConfig sse_decode_box_autoadd_session_config(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_session_config(deserializer)); }
+
+@protected TokenKeeperError sse_decode_box_autoadd_token_keeper_error(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+return (sse_decode_token_keeper_error(deserializer)); }
 
 @protected int sse_decode_box_autoadd_u_16(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_u_16(deserializer)); }
@@ -1368,9 +1771,27 @@ return (sse_decode_u_16(deserializer)); }
 @protected int sse_decode_box_autoadd_u_32(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return (sse_decode_u_32(deserializer)); }
 
+@protected Counters sse_decode_counters(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_fetches = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_renewals = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_failures = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_emergencyFetches = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_rejections = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_lastFetchLatency = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
+var var_timeWithoutToken = sse_decode_Chrono_Duration(deserializer);
+var var_storeFailures = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_driverRestarts = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_applies = sse_decode_CastedPrimitive_u_64(deserializer);
+var var_applyFailures = sse_decode_CastedPrimitive_u_64(deserializer);
+return Counters(fetches: var_fetches, renewals: var_renewals, failures: var_failures, emergencyFetches: var_emergencyFetches, rejections: var_rejections, lastFetchLatency: var_lastFetchLatency, timeWithoutToken: var_timeWithoutToken, storeFailures: var_storeFailures, driverRestarts: var_driverRestarts, applies: var_applies, applyFailures: var_applyFailures); }
+
 @protected ErrorKind sse_decode_error_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
         return ErrorKind.values[inner]; }
+
+@protected EventKind sse_decode_event_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var inner = sse_decode_i_32(deserializer);
+        return EventKind.values[inner]; }
 
 @protected FetchFailure sse_decode_fetch_failure(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_kind = sse_decode_fetch_failure_kind(deserializer);
@@ -1393,6 +1814,15 @@ return FetchOutcome(token: var_token, failure: var_failure); }
 var inner = sse_decode_i_32(deserializer);
         return FetchReason.values[inner]; }
 
+@protected FetchRequest sse_decode_fetch_request(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_reason = sse_decode_fetch_reason(deserializer);
+var var_session = sse_decode_session_spec(deserializer);
+var var_attempt = sse_decode_u_32(deserializer);
+var var_credentials = sse_decode_opt_String(deserializer);
+var var_previousToken = sse_decode_opt_String(deserializer);
+var var_timeout = sse_decode_Chrono_Duration(deserializer);
+return FetchRequest(reason: var_reason, session: var_session, attempt: var_attempt, credentials: var_credentials, previousToken: var_previousToken, timeout: var_timeout); }
+
 @protected FetchedToken sse_decode_fetched_token(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_token = sse_decode_String(deserializer);
 var var_expiresAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
@@ -1401,6 +1831,18 @@ var var_issuedAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
 var var_serverTime = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
 var var_rotatedCredentials = sse_decode_opt_String(deserializer);
 return FetchedToken(token: var_token, expiresAt: var_expiresAt, expiresIn: var_expiresIn, issuedAt: var_issuedAt, serverTime: var_serverTime, rotatedCredentials: var_rotatedCredentials); }
+
+@protected HttpSourceConfig sse_decode_http_source_config(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_endpoint = sse_decode_String(deserializer);
+var var_method = sse_decode_String(deserializer);
+var var_bearer = sse_decode_opt_String(deserializer);
+var var_headers = sse_decode_Map_String_String_None(deserializer);
+var var_jsonBody = sse_decode_opt_String(deserializer);
+var var_responsePrefix = sse_decode_opt_String(deserializer);
+var var_tokenPointer = sse_decode_opt_String(deserializer);
+var var_expiresAtPointer = sse_decode_opt_String(deserializer);
+var var_expiresInPointer = sse_decode_opt_String(deserializer);
+return HttpSourceConfig(endpoint: var_endpoint, method: var_method, bearer: var_bearer, headers: var_headers, jsonBody: var_jsonBody, responsePrefix: var_responsePrefix, tokenPointer: var_tokenPointer, expiresAtPointer: var_expiresAtPointer, expiresInPointer: var_expiresInPointer); }
 
 @protected int sse_decode_i_32(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return deserializer.buffer.getInt32(); }
@@ -1430,14 +1872,15 @@ var len_ = sse_decode_i_32(deserializer);
         return ans_;
          }
 
-@protected Map<String, String>? sse_decode_opt_Map_String_String_None(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected LogLevel sse_decode_log_level(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var inner = sse_decode_i_32(deserializer);
+        return LogLevel.values[inner]; }
 
-            if (sse_decode_bool(deserializer)) {
-                return (sse_decode_Map_String_String_None(deserializer));
-            } else {
-                return null;
-            }
-             }
+@protected LogRecord sse_decode_log_record(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_level = sse_decode_log_level(deserializer);
+var var_target = sse_decode_String(deserializer);
+var var_message = sse_decode_String(deserializer);
+return LogRecord(level: var_level, target: var_target, message: var_message); }
 
 @protected String? sse_decode_opt_String(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
@@ -1470,15 +1913,6 @@ var len_ = sse_decode_i_32(deserializer);
 
             if (sse_decode_bool(deserializer)) {
                 return (sse_decode_box_autoadd_bool(deserializer));
-            } else {
-                return null;
-            }
-             }
-
-@protected ErrorKind? sse_decode_opt_box_autoadd_error_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-
-            if (sse_decode_bool(deserializer)) {
-                return (sse_decode_box_autoadd_error_kind(deserializer));
             } else {
                 return null;
             }
@@ -1520,10 +1954,19 @@ var len_ = sse_decode_i_32(deserializer);
             }
              }
 
-@protected RenewalPolicy? sse_decode_opt_box_autoadd_renewal_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected Policy? sse_decode_opt_box_autoadd_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
             if (sse_decode_bool(deserializer)) {
-                return (sse_decode_box_autoadd_renewal_policy(deserializer));
+                return (sse_decode_box_autoadd_policy(deserializer));
+            } else {
+                return null;
+            }
+             }
+
+@protected TokenKeeperError? sse_decode_opt_box_autoadd_token_keeper_error(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+            if (sse_decode_bool(deserializer)) {
+                return (sse_decode_box_autoadd_token_keeper_error(deserializer));
             } else {
                 return null;
             }
@@ -1547,12 +1990,7 @@ var len_ = sse_decode_i_32(deserializer);
             }
              }
 
-@protected (String,String) sse_decode_record_string_string(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-var var_field0 = sse_decode_String(deserializer);
-var var_field1 = sse_decode_String(deserializer);
-return (var_field0, var_field1); }
-
-@protected RenewalPolicy sse_decode_renewal_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected Policy sse_decode_policy(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_renewLead = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_renewJitter = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_fetchTimeout = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
@@ -1567,26 +2005,25 @@ var var_tokenWait = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_refreshAnswerWait = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_notBeforeLeeway = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_maxClockSkew = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
-return RenewalPolicy(renewLead: var_renewLead, renewJitter: var_renewJitter, fetchTimeout: var_fetchTimeout, backoffInitial: var_backoffInitial, backoffMax: var_backoffMax, minRetryDelay: var_minRetryDelay, maxRetryAfter: var_maxRetryAfter, adaptiveLead: var_adaptiveLead, freshRejectionWindow: var_freshRejectionWindow, assumedLifetime: var_assumedLifetime, tokenWait: var_tokenWait, refreshAnswerWait: var_refreshAnswerWait, notBeforeLeeway: var_notBeforeLeeway, maxClockSkew: var_maxClockSkew); }
+return Policy(renewLead: var_renewLead, renewJitter: var_renewJitter, fetchTimeout: var_fetchTimeout, backoffInitial: var_backoffInitial, backoffMax: var_backoffMax, minRetryDelay: var_minRetryDelay, maxRetryAfter: var_maxRetryAfter, adaptiveLead: var_adaptiveLead, freshRejectionWindow: var_freshRejectionWindow, assumedLifetime: var_assumedLifetime, tokenWait: var_tokenWait, refreshAnswerWait: var_refreshAnswerWait, notBeforeLeeway: var_notBeforeLeeway, maxClockSkew: var_maxClockSkew); }
 
-@protected SessionCounters sse_decode_session_counters(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-var var_fetches = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_renewals = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_failures = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_emergencyFetches = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_rejections = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_lastFetchLatency = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
-var var_expiredTotal = sse_decode_Chrono_Duration(deserializer);
-var var_storeFailures = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_driverRestarts = sse_decode_CastedPrimitive_u_64(deserializer);
-return SessionCounters(fetches: var_fetches, renewals: var_renewals, failures: var_failures, emergencyFetches: var_emergencyFetches, rejections: var_rejections, lastFetchLatency: var_lastFetchLatency, expiredTotal: var_expiredTotal, storeFailures: var_storeFailures, driverRestarts: var_driverRestarts); }
+@protected (String,String) sse_decode_record_string_string(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_field0 = sse_decode_String(deserializer);
+var var_field1 = sse_decode_String(deserializer);
+return (var_field0, var_field1); }
+
+@protected SessionConfig sse_decode_session_config(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_spec = sse_decode_session_spec(deserializer);
+var var_credentialsKey = sse_decode_opt_String(deserializer);
+var var_policy = sse_decode_opt_box_autoadd_policy(deserializer);
+var var_prefetch = sse_decode_bool(deserializer);
+return SessionConfig(spec: var_spec, credentialsKey: var_credentialsKey, policy: var_policy, prefetch: var_prefetch); }
 
 @protected SessionEvent sse_decode_session_event(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_sessionId = sse_decode_CastedPrimitive_u_64(deserializer);
-var var_channel = sse_decode_String(deserializer);
-var var_user = sse_decode_String(deserializer);
+var var_session = sse_decode_session_spec(deserializer);
 var var_at = sse_decode_Chrono_Utc(deserializer);
-var var_kind = sse_decode_session_event_kind(deserializer);
+var var_kind = sse_decode_event_kind(deserializer);
 var var_reason = sse_decode_opt_box_autoadd_fetch_reason(deserializer);
 var var_expiresAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
 var var_renewAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
@@ -1594,28 +2031,27 @@ var var_fetchLatency = sse_decode_opt_box_autoadd_Chrono_Duration(deserializer);
 var var_startsAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
 var var_attempt = sse_decode_opt_box_autoadd_u_32(deserializer);
 var var_nextRetryAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
-var var_errorKind = sse_decode_opt_box_autoadd_error_kind(deserializer);
+var var_error = sse_decode_opt_box_autoadd_token_keeper_error(deserializer);
 var var_fresh = sse_decode_opt_box_autoadd_bool(deserializer);
 var var_message = sse_decode_opt_String(deserializer);
-return SessionEvent(sessionId: var_sessionId, channel: var_channel, user: var_user, at: var_at, kind: var_kind, reason: var_reason, expiresAt: var_expiresAt, renewAt: var_renewAt, fetchLatency: var_fetchLatency, startsAt: var_startsAt, attempt: var_attempt, nextRetryAt: var_nextRetryAt, errorKind: var_errorKind, fresh: var_fresh, message: var_message); }
+return SessionEvent(sessionId: var_sessionId, session: var_session, at: var_at, kind: var_kind, reason: var_reason, expiresAt: var_expiresAt, renewAt: var_renewAt, fetchLatency: var_fetchLatency, startsAt: var_startsAt, attempt: var_attempt, nextRetryAt: var_nextRetryAt, error: var_error, fresh: var_fresh, message: var_message); }
 
-@protected SessionEventKind sse_decode_session_event_kind(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-var inner = sse_decode_i_32(deserializer);
-        return SessionEventKind.values[inner]; }
-
-@protected SessionOptions sse_decode_session_options(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected SessionSpec sse_decode_session_spec(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var var_channel = sse_decode_String(deserializer);
 var var_user = sse_decode_String(deserializer);
 var var_role = sse_decode_opt_String(deserializer);
-var var_params = sse_decode_opt_Map_String_String_None(deserializer);
-var var_credentialsKey = sse_decode_opt_String(deserializer);
-var var_policy = sse_decode_opt_box_autoadd_renewal_policy(deserializer);
-var var_prefetch = sse_decode_opt_box_autoadd_bool(deserializer);
-return SessionOptions(channel: var_channel, user: var_user, role: var_role, params: var_params, credentialsKey: var_credentialsKey, policy: var_policy, prefetch: var_prefetch); }
+var var_params = sse_decode_Map_String_String_None(deserializer);
+return SessionSpec(channel: var_channel, user: var_user, role: var_role, params: var_params); }
 
 @protected SessionState sse_decode_session_state(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
         return SessionState.values[inner]; }
+
+@protected SessionStatus sse_decode_session_status(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+var var_state = sse_decode_session_state(deserializer);
+var var_expiresAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
+var var_error = sse_decode_opt_box_autoadd_token_keeper_error(deserializer);
+return SessionStatus(state: var_state, expiresAt: var_expiresAt, error: var_error); }
 
 @protected TokenFormat sse_decode_token_format(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 var inner = sse_decode_i_32(deserializer);
@@ -1641,18 +2077,6 @@ var var_setting = sse_decode_opt_String(deserializer);
 var var_startsAt = sse_decode_opt_box_autoadd_Chrono_Utc(deserializer);
 return TokenKeeperError(kind: var_kind, message: var_message, retryAfter: var_retryAfter, setting: var_setting, startsAt: var_startsAt); }
 
-@protected TokenRequest sse_decode_token_request(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-var var_reason = sse_decode_fetch_reason(deserializer);
-var var_channel = sse_decode_String(deserializer);
-var var_user = sse_decode_String(deserializer);
-var var_role = sse_decode_opt_String(deserializer);
-var var_params = sse_decode_Map_String_String_None(deserializer);
-var var_attempt = sse_decode_u_32(deserializer);
-var var_credentials = sse_decode_opt_String(deserializer);
-var var_previousToken = sse_decode_opt_String(deserializer);
-var var_timeout = sse_decode_Chrono_Duration(deserializer);
-return TokenRequest(reason: var_reason, channel: var_channel, user: var_user, role: var_role, params: var_params, attempt: var_attempt, credentials: var_credentials, previousToken: var_previousToken, timeout: var_timeout); }
-
 @protected int sse_decode_u_16(SseDeserializer deserializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 return deserializer.buffer.getUint16(); }
 
@@ -1674,17 +2098,17 @@ return deserializer.buffer.getBigUint64(); }
 @protected void sse_encode_AnyhowException(AnyhowException self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_String(self.message, serializer); }
 
-@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(TokenKeeper self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_usize((self as TokenKeeperImpl).frbInternalSseEncode(move: true), serializer); }
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(Keeper self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as KeeperImpl).frbInternalSseEncode(move: true), serializer); }
 
-@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(TokenSession self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_usize((self as TokenSessionImpl).frbInternalSseEncode(move: true), serializer); }
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(Session self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as SessionImpl).frbInternalSseEncode(move: true), serializer); }
 
-@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(TokenKeeper self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_usize((self as TokenKeeperImpl).frbInternalSseEncode(move: false), serializer); }
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(Keeper self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as KeeperImpl).frbInternalSseEncode(move: false), serializer); }
 
-@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(TokenSession self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_usize((self as TokenSessionImpl).frbInternalSseEncode(move: false), serializer); }
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(Session self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as SessionImpl).frbInternalSseEncode(move: false), serializer); }
 
 @protected void sse_encode_CastedPrimitive_u_64(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_u_64(sseEncodeCastedPrimitiveU64(self), serializer); }
@@ -1704,8 +2128,11 @@ sse_encode_DartOpaque(encode_DartFn_Inputs_String_Output_unit_AnyhowException(se
 @protected void sse_encode_DartFn_Inputs_String_String_Output_unit_AnyhowException(FutureOr<void> Function(String, String) self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_DartOpaque(encode_DartFn_Inputs_String_String_Output_unit_AnyhowException(self), serializer); }
 
-@protected void sse_encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(FutureOr<FetchOutcome> Function(TokenRequest) self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_DartOpaque(encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(self), serializer); }
+@protected void sse_encode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(FutureOr<FetchOutcome> Function(FetchRequest) self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_DartOpaque(encode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(self), serializer); }
+
+@protected void sse_encode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(FutureOr<void> Function(IssuedToken) self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_DartOpaque(encode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(self), serializer); }
 
 @protected void sse_encode_DartOpaque(Object self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_isize(PlatformPointerUtil.ptrToPlatformInt64(encodeDartOpaque(self, portManager.dartHandlerPort, generalizedFrbRustBinding)), serializer); }
@@ -1713,15 +2140,27 @@ sse_encode_isize(PlatformPointerUtil.ptrToPlatformInt64(encodeDartOpaque(self, p
 @protected void sse_encode_Map_String_String_None(Map<String, String> self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_list_record_string_string(self.entries.map((e) => (e.key, e.value)).toList(), serializer); }
 
-@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(TokenKeeper self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_usize((self as TokenKeeperImpl).frbInternalSseEncode(move: null), serializer); }
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(Keeper self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as KeeperImpl).frbInternalSseEncode(move: null), serializer); }
 
-@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(TokenSession self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_usize((self as TokenSessionImpl).frbInternalSseEncode(move: null), serializer); }
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(Session self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_usize((self as SessionImpl).frbInternalSseEncode(move: null), serializer); }
+
+@protected void sse_encode_StreamSink_log_record_Sse(RustStreamSink<LogRecord> self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_String(self.setupAndSerialize(codec: SseCodec(
+            decodeSuccessData: sse_decode_log_record,
+            decodeErrorData: sse_decode_AnyhowException,
+        )), serializer); }
 
 @protected void sse_encode_StreamSink_session_event_Sse(RustStreamSink<SessionEvent> self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_String(self.setupAndSerialize(codec: SseCodec(
             decodeSuccessData: sse_decode_session_event,
+            decodeErrorData: sse_decode_AnyhowException,
+        )), serializer); }
+
+@protected void sse_encode_StreamSink_session_status_Sse(RustStreamSink<SessionStatus> self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_String(self.setupAndSerialize(codec: SseCodec(
+            decodeSuccessData: sse_decode_session_status,
             decodeErrorData: sse_decode_AnyhowException,
         )), serializer); }
 
@@ -1740,9 +2179,6 @@ sse_encode_Chrono_Utc(self, serializer); }
 @protected void sse_encode_box_autoadd_bool(bool self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_bool(self, serializer); }
 
-@protected void sse_encode_box_autoadd_error_kind(ErrorKind self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_error_kind(self, serializer); }
-
 @protected void sse_encode_box_autoadd_fetch_failure(FetchFailure self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_fetch_failure(self, serializer); }
 
@@ -1752,14 +2188,20 @@ sse_encode_fetch_reason(self, serializer); }
 @protected void sse_encode_box_autoadd_fetched_token(FetchedToken self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_fetched_token(self, serializer); }
 
+@protected void sse_encode_box_autoadd_http_source_config(HttpSourceConfig self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_http_source_config(self, serializer); }
+
 @protected void sse_encode_box_autoadd_issued_token(IssuedToken self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_issued_token(self, serializer); }
 
-@protected void sse_encode_box_autoadd_renewal_policy(RenewalPolicy self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_renewal_policy(self, serializer); }
+@protected void sse_encode_box_autoadd_policy(Policy self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_policy(self, serializer); }
 
-@protected void sse_encode_box_autoadd_session_options(SessionOptions self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_session_options(self, serializer); }
+@protected void sse_encode_box_autoadd_session_config(SessionConfig self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_session_config(self, serializer); }
+
+@protected void sse_encode_box_autoadd_token_keeper_error(TokenKeeperError self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_token_keeper_error(self, serializer); }
 
 @protected void sse_encode_box_autoadd_u_16(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_u_16(self, serializer); }
@@ -1767,7 +2209,24 @@ sse_encode_u_16(self, serializer); }
 @protected void sse_encode_box_autoadd_u_32(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_u_32(self, serializer); }
 
+@protected void sse_encode_counters(Counters self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_CastedPrimitive_u_64(self.fetches, serializer);
+sse_encode_CastedPrimitive_u_64(self.renewals, serializer);
+sse_encode_CastedPrimitive_u_64(self.failures, serializer);
+sse_encode_CastedPrimitive_u_64(self.emergencyFetches, serializer);
+sse_encode_CastedPrimitive_u_64(self.rejections, serializer);
+sse_encode_opt_box_autoadd_Chrono_Duration(self.lastFetchLatency, serializer);
+sse_encode_Chrono_Duration(self.timeWithoutToken, serializer);
+sse_encode_CastedPrimitive_u_64(self.storeFailures, serializer);
+sse_encode_CastedPrimitive_u_64(self.driverRestarts, serializer);
+sse_encode_CastedPrimitive_u_64(self.applies, serializer);
+sse_encode_CastedPrimitive_u_64(self.applyFailures, serializer);
+ }
+
 @protected void sse_encode_error_kind(ErrorKind self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_i_32(self.index, serializer); }
+
+@protected void sse_encode_event_kind(EventKind self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_i_32(self.index, serializer); }
 
 @protected void sse_encode_fetch_failure(FetchFailure self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -1789,6 +2248,15 @@ sse_encode_opt_box_autoadd_fetch_failure(self.failure, serializer);
 @protected void sse_encode_fetch_reason(FetchReason self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_i_32(self.index, serializer); }
 
+@protected void sse_encode_fetch_request(FetchRequest self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_fetch_reason(self.reason, serializer);
+sse_encode_session_spec(self.session, serializer);
+sse_encode_u_32(self.attempt, serializer);
+sse_encode_opt_String(self.credentials, serializer);
+sse_encode_opt_String(self.previousToken, serializer);
+sse_encode_Chrono_Duration(self.timeout, serializer);
+ }
+
 @protected void sse_encode_fetched_token(FetchedToken self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_String(self.token, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.expiresAt, serializer);
@@ -1796,6 +2264,18 @@ sse_encode_opt_box_autoadd_Chrono_Duration(self.expiresIn, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.issuedAt, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.serverTime, serializer);
 sse_encode_opt_String(self.rotatedCredentials, serializer);
+ }
+
+@protected void sse_encode_http_source_config(HttpSourceConfig self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_String(self.endpoint, serializer);
+sse_encode_String(self.method, serializer);
+sse_encode_opt_String(self.bearer, serializer);
+sse_encode_Map_String_String_None(self.headers, serializer);
+sse_encode_opt_String(self.jsonBody, serializer);
+sse_encode_opt_String(self.responsePrefix, serializer);
+sse_encode_opt_String(self.tokenPointer, serializer);
+sse_encode_opt_String(self.expiresAtPointer, serializer);
+sse_encode_opt_String(self.expiresInPointer, serializer);
  }
 
 @protected void sse_encode_i_32(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
@@ -1822,13 +2302,14 @@ sse_encode_i_32(self.length, serializer);
 sse_encode_i_32(self.length, serializer);
         for (final item in self) { sse_encode_record_string_string(item, serializer); } }
 
-@protected void sse_encode_opt_Map_String_String_None(Map<String, String>? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected void sse_encode_log_level(LogLevel self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_i_32(self.index, serializer); }
 
-                sse_encode_bool(self != null, serializer);
-                if (self != null) {
-                    sse_encode_Map_String_String_None(self, serializer);
-                }
-                 }
+@protected void sse_encode_log_record(LogRecord self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_log_level(self.level, serializer);
+sse_encode_String(self.target, serializer);
+sse_encode_String(self.message, serializer);
+ }
 
 @protected void sse_encode_opt_String(String? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
@@ -1859,14 +2340,6 @@ sse_encode_i_32(self.length, serializer);
                 sse_encode_bool(self != null, serializer);
                 if (self != null) {
                     sse_encode_box_autoadd_bool(self, serializer);
-                }
-                 }
-
-@protected void sse_encode_opt_box_autoadd_error_kind(ErrorKind? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-
-                sse_encode_bool(self != null, serializer);
-                if (self != null) {
-                    sse_encode_box_autoadd_error_kind(self, serializer);
                 }
                  }
 
@@ -1902,11 +2375,19 @@ sse_encode_i_32(self.length, serializer);
                 }
                  }
 
-@protected void sse_encode_opt_box_autoadd_renewal_policy(RenewalPolicy? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected void sse_encode_opt_box_autoadd_policy(Policy? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 
                 sse_encode_bool(self != null, serializer);
                 if (self != null) {
-                    sse_encode_box_autoadd_renewal_policy(self, serializer);
+                    sse_encode_box_autoadd_policy(self, serializer);
+                }
+                 }
+
+@protected void sse_encode_opt_box_autoadd_token_keeper_error(TokenKeeperError? self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+
+                sse_encode_bool(self != null, serializer);
+                if (self != null) {
+                    sse_encode_box_autoadd_token_keeper_error(self, serializer);
                 }
                  }
 
@@ -1926,12 +2407,7 @@ sse_encode_i_32(self.length, serializer);
                 }
                  }
 
-@protected void sse_encode_record_string_string((String,String) self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_String(self.$1, serializer);
-sse_encode_String(self.$2, serializer);
- }
-
-@protected void sse_encode_renewal_policy(RenewalPolicy self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected void sse_encode_policy(Policy self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_opt_box_autoadd_Chrono_Duration(self.renewLead, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.renewJitter, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.fetchTimeout, serializer);
@@ -1948,24 +2424,23 @@ sse_encode_opt_box_autoadd_Chrono_Duration(self.notBeforeLeeway, serializer);
 sse_encode_opt_box_autoadd_Chrono_Duration(self.maxClockSkew, serializer);
  }
 
-@protected void sse_encode_session_counters(SessionCounters self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_CastedPrimitive_u_64(self.fetches, serializer);
-sse_encode_CastedPrimitive_u_64(self.renewals, serializer);
-sse_encode_CastedPrimitive_u_64(self.failures, serializer);
-sse_encode_CastedPrimitive_u_64(self.emergencyFetches, serializer);
-sse_encode_CastedPrimitive_u_64(self.rejections, serializer);
-sse_encode_opt_box_autoadd_Chrono_Duration(self.lastFetchLatency, serializer);
-sse_encode_Chrono_Duration(self.expiredTotal, serializer);
-sse_encode_CastedPrimitive_u_64(self.storeFailures, serializer);
-sse_encode_CastedPrimitive_u_64(self.driverRestarts, serializer);
+@protected void sse_encode_record_string_string((String,String) self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_String(self.$1, serializer);
+sse_encode_String(self.$2, serializer);
+ }
+
+@protected void sse_encode_session_config(SessionConfig self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_session_spec(self.spec, serializer);
+sse_encode_opt_String(self.credentialsKey, serializer);
+sse_encode_opt_box_autoadd_policy(self.policy, serializer);
+sse_encode_bool(self.prefetch, serializer);
  }
 
 @protected void sse_encode_session_event(SessionEvent self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_CastedPrimitive_u_64(self.sessionId, serializer);
-sse_encode_String(self.channel, serializer);
-sse_encode_String(self.user, serializer);
+sse_encode_session_spec(self.session, serializer);
 sse_encode_Chrono_Utc(self.at, serializer);
-sse_encode_session_event_kind(self.kind, serializer);
+sse_encode_event_kind(self.kind, serializer);
 sse_encode_opt_box_autoadd_fetch_reason(self.reason, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.expiresAt, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.renewAt, serializer);
@@ -1973,26 +2448,26 @@ sse_encode_opt_box_autoadd_Chrono_Duration(self.fetchLatency, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.startsAt, serializer);
 sse_encode_opt_box_autoadd_u_32(self.attempt, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.nextRetryAt, serializer);
-sse_encode_opt_box_autoadd_error_kind(self.errorKind, serializer);
+sse_encode_opt_box_autoadd_token_keeper_error(self.error, serializer);
 sse_encode_opt_box_autoadd_bool(self.fresh, serializer);
 sse_encode_opt_String(self.message, serializer);
  }
 
-@protected void sse_encode_session_event_kind(SessionEventKind self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_i_32(self.index, serializer); }
-
-@protected void sse_encode_session_options(SessionOptions self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+@protected void sse_encode_session_spec(SessionSpec self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_String(self.channel, serializer);
 sse_encode_String(self.user, serializer);
 sse_encode_opt_String(self.role, serializer);
-sse_encode_opt_Map_String_String_None(self.params, serializer);
-sse_encode_opt_String(self.credentialsKey, serializer);
-sse_encode_opt_box_autoadd_renewal_policy(self.policy, serializer);
-sse_encode_opt_box_autoadd_bool(self.prefetch, serializer);
+sse_encode_Map_String_String_None(self.params, serializer);
  }
 
 @protected void sse_encode_session_state(SessionState self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_i_32(self.index, serializer); }
+
+@protected void sse_encode_session_status(SessionStatus self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
+sse_encode_session_state(self.state, serializer);
+sse_encode_opt_box_autoadd_Chrono_Utc(self.expiresAt, serializer);
+sse_encode_opt_box_autoadd_token_keeper_error(self.error, serializer);
+ }
 
 @protected void sse_encode_token_format(TokenFormat self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 sse_encode_i_32(self.index, serializer); }
@@ -2017,18 +2492,6 @@ sse_encode_opt_String(self.setting, serializer);
 sse_encode_opt_box_autoadd_Chrono_Utc(self.startsAt, serializer);
  }
 
-@protected void sse_encode_token_request(TokenRequest self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
-sse_encode_fetch_reason(self.reason, serializer);
-sse_encode_String(self.channel, serializer);
-sse_encode_String(self.user, serializer);
-sse_encode_opt_String(self.role, serializer);
-sse_encode_Map_String_String_None(self.params, serializer);
-sse_encode_u_32(self.attempt, serializer);
-sse_encode_opt_String(self.credentials, serializer);
-sse_encode_opt_String(self.previousToken, serializer);
-sse_encode_Chrono_Duration(self.timeout, serializer);
- }
-
 @protected void sse_encode_u_16(int self, SseSerializer serializer){ // Codec=Sse (Serialization based), see doc to use other codecs
 serializer.buffer.putUint16(self); }
 
@@ -2049,150 +2512,226 @@ serializer.buffer.putBigUint64(self); }
                 }
                 
 
-            @sealed class TokenKeeperImpl extends RustOpaque implements TokenKeeper {
+            @sealed class KeeperImpl extends RustOpaque implements Keeper {
                 // Not to be used by end users
-                TokenKeeperImpl.frbInternalDcoDecode(List<dynamic> wire):
+                KeeperImpl.frbInternalDcoDecode(List<dynamic> wire):
                     super.frbInternalDcoDecode(wire, _kStaticData);
 
                 // Not to be used by end users
-                TokenKeeperImpl.frbInternalSseDecode(BigInt ptr, int externalSizeOnNative):
+                KeeperImpl.frbInternalSseDecode(BigInt ptr, int externalSizeOnNative):
                     super.frbInternalSseDecode(ptr, externalSizeOnNative, _kStaticData);
 
                 static final _kStaticData = RustArcStaticData(
-                    rustArcIncrementStrongCount: TokenKeeperLib.instance.api.rust_arc_increment_strong_count_TokenKeeper,
-                    rustArcDecrementStrongCount: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_TokenKeeper,
-                    rustArcDecrementStrongCountPtr: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_TokenKeeperPtr,
+                    rustArcIncrementStrongCount: TokenKeeperLib.instance.api.rust_arc_increment_strong_count_Keeper,
+                    rustArcDecrementStrongCount: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_Keeper,
+                    rustArcDecrementStrongCountPtr: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_KeeperPtr,
                 );
 
                 /// Events of every session of this keeper, from now on. The stream ends at `shutdown()`.
- Stream<SessionEvent>  events()=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperEvents(that: this, );
+ Stream<SessionEvent>  events()=>TokenKeeperLib.instance.api.crateApiKeeperKeeperEvents(that: this, );
 
 
-/// Call when connectivity comes back: pending backoffs are cut short (never below a
-/// server's `Retry-After`).
- void  networkAvailable()=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperNetworkAvailable(that: this, );
+/// Call when connectivity comes back or changes (the `listenToConnectivity()` helper does
+/// it): pending retries run now (never before a server's `Retry-After`), and a fetch stuck
+/// on the old network is retried beside it.
+ void  networkAvailable()=>TokenKeeperLib.instance.api.crateApiKeeperKeeperNetworkAvailable(that: this, );
 
 
-/// Opens a session that gets its tokens from `fetch`, your Dart function. Nothing is
-/// fetched until the first `token()` call (or at once with `prefetch: true`).
-///
-/// `fetch` is called at most once at a time per session, with a timeout
-/// (`RenewalPolicy.fetchTimeout`). Return `FetchOutcome(token: …)` or
-/// `FetchOutcome(failure: …)` — or wrap a function that returns a `FetchedToken` and throws
-/// `TokenSourceException` with `tokenSource(...)`. An exception that escapes it counts as a
-/// network failure and is retried.
+/// Opens a session that gets its tokens from the built-in HTTP source (your backend's token
+/// endpoint, see `HttpSourceConfig`; Rust's HTTP client instead of a Dart function) and
+/// hands every token after the first to `sink`, as `openSession` does.
 ///
 /// # Errors
-/// `misconfigured` when `options` are invalid (empty channel, bad policy field).
- TokenSession  openSession({required SessionOptions options , required FutureOr<FetchOutcome> Function(TokenRequest) fetch })=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperOpenSession(that: this, options: options, fetch: fetch);
+/// `misconfigured` naming the setting (`channel`, a policy field, `method`, `jsonBody`, the
+/// endpoint URL), or when the library was built without the `http` feature.
+ Session  openHttpSession({required SessionConfig config , required HttpSourceConfig http , required FutureOr<void> Function(IssuedToken) sink })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperOpenHttpSession(that: this, config: config, http: http, sink: sink);
 
 
-/// Call when the app returns to the foreground (`AppLifecycleState.resumed`): every session
-/// re-checks its deadlines against the wall clock at once and pending backoffs are cut short.
- void  resumed()=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperResumed(that: this, );
+/// `openHttpSession` without a sink: you pass every token to your engine yourself.
+///
+/// # Errors
+/// As `openHttpSession`.
+ Session  openHttpSessionWithoutSink({required SessionConfig config , required HttpSourceConfig http })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperOpenHttpSessionWithoutSink(that: this, config: config, http: http);
+
+
+/// Opens a session that gets its tokens from `source`, your Dart function (wrap one that
+/// returns a `FetchedToken` and throws `TokenSourceException` with `tokenSource(...)`), and
+/// hands every token after the first to `sink`, your engine's "renew token" call. Nothing is
+/// fetched until the first `token()` call (or at once with `prefetch: true`).
+///
+/// `source` is called at most once at a time per session, with a timeout
+/// (`Policy.fetchTimeout`, 10 s). An exception that escapes it counts as a network failure
+/// and is retried.
+///
+/// `sink` (Agora `(t) => engine.renewToken(t.token)`, ZEGO
+/// `(t) => engine.renewToken(roomID, t.token)`): join with `token()` and never pass a token
+/// to the engine again. The session calls `sink` once for every later token, in order, never
+/// with an expired one, one call at a time, on the isolate that opened the session. A sink
+/// that throws (synchronously or from its `Future`) is retried (`applyFailed` event), never
+/// an uncaught error; an engine that refuses a fresh token 3 times in a row gets a new one. A
+/// call that takes longer than `Policy.fetchTimeout` counts as failed.
+///
+/// Where Dart differs: on the other platforms the sink is an optional argument of
+/// `openSession`. flutter_rust_bridge cannot pass an optional Dart function to Rust, so the
+/// session without a sink has its own name, `openSessionWithoutSink`.
+///
+/// # Errors
+/// `misconfigured` when `config` is invalid (empty channel, bad policy field).
+ Session  openSession({required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source , required FutureOr<void> Function(IssuedToken) sink })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperOpenSession(that: this, config: config, source: source, sink: sink);
+
+
+/// `openSession` without a sink: you pass every token to your engine yourself (the result of
+/// `renewToken()`, or `issued` events, never both).
+///
+/// # Errors
+/// As `openSession`.
+ Session  openSessionWithoutSink({required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperOpenSessionWithoutSink(that: this, config: config, source: source);
+
+
+/// Call when the app returns to the foreground (`AppLifecycleState.resumed`; the
+/// `listenToAppLifecycle()` helper does it): every session re-checks its deadlines against
+/// the wall clock at once and pending backoffs are cut short.
+ void  resumed()=>TokenKeeperLib.instance.api.crateApiKeeperKeeperResumed(that: this, );
 
 
 /// Number of open sessions.
- int  sessionCount()=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperSessionCount(that: this, );
+ int  sessionCount()=>TokenKeeperLib.instance.api.crateApiKeeperKeeperSessionCount(that: this, );
+
+
+/// New credentials for `key` (the user signed in again): saved to the credential store and
+/// used by the next fetch of every session naming the key; sessions stopped with
+/// `reauthRequired` resume.
+ void  setCredentials({required String key , required String credentials })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperSetCredentials(that: this, key: key, credentials: credentials);
 
 
 /// Closes every session and ends every event stream. Also happens when the keeper is
 /// disposed.
- void  shutdown()=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperShutdown(that: this, );
+ void  shutdown()=>TokenKeeperLib.instance.api.crateApiKeeperKeeperShutdown(that: this, );
 
 
             }
-            @sealed class TokenSessionImpl extends RustOpaque implements TokenSession {
+            @sealed class SessionImpl extends RustOpaque implements Session {
                 // Not to be used by end users
-                TokenSessionImpl.frbInternalDcoDecode(List<dynamic> wire):
+                SessionImpl.frbInternalDcoDecode(List<dynamic> wire):
                     super.frbInternalDcoDecode(wire, _kStaticData);
 
                 // Not to be used by end users
-                TokenSessionImpl.frbInternalSseDecode(BigInt ptr, int externalSizeOnNative):
+                SessionImpl.frbInternalSseDecode(BigInt ptr, int externalSizeOnNative):
                     super.frbInternalSseDecode(ptr, externalSizeOnNative, _kStaticData);
 
                 static final _kStaticData = RustArcStaticData(
-                    rustArcIncrementStrongCount: TokenKeeperLib.instance.api.rust_arc_increment_strong_count_TokenSession,
-                    rustArcDecrementStrongCount: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_TokenSession,
-                    rustArcDecrementStrongCountPtr: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_TokenSessionPtr,
+                    rustArcIncrementStrongCount: TokenKeeperLib.instance.api.rust_arc_increment_strong_count_Session,
+                    rustArcDecrementStrongCount: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_Session,
+                    rustArcDecrementStrongCountPtr: TokenKeeperLib.instance.api.rust_arc_decrement_strong_count_SessionPtr,
                 );
 
-                /// The channel or room.
- String  channel()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionChannel(that: this, );
+                /// Closes the session: stops renewing, cancels an in-flight fetch, ends its streams.
+ void  close()=>TokenKeeperLib.instance.api.crateApiKeeperSessionClose(that: this, );
 
 
-/// Closes the session: stops renewing, cancels an in-flight fetch, ends its event stream.
- void  close()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionClose(that: this, );
-
-
-/// Counters: fetches, renewals, failures, latency, time without a valid token.
- SessionCounters  counters()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionCounters(that: this, );
+/// Counters: fetches, renewals, failures, applies, latency, time without a valid token.
+ Counters  counters()=>TokenKeeperLib.instance.api.crateApiKeeperSessionCounters(that: this, );
 
 
 /// The cached token if it is valid now; never waits, never fetches.
- IssuedToken?  current()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionCurrent(that: this, );
+ IssuedToken?  current()=>TokenKeeperLib.instance.api.crateApiKeeperSessionCurrent(that: this, );
 
 
-/// This session's events from now on. The stream ends when the session closes.
- Stream<SessionEvent>  events()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionEvents(that: this, );
+/// This session's events from now on. The stream ends after the `closed` event; events
+/// that stop the session (`reauthRequired`, `forbidden`, `failed`) do not end it.
+ Stream<SessionEvent>  events()=>TokenKeeperLib.instance.api.crateApiKeeperSessionEvents(that: this, );
 
 
 /// The keeper-unique id (as in `SessionEvent.sessionId`).
- int  id()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionId(that: this, );
+ int  id()=>TokenKeeperLib.instance.api.crateApiKeeperSessionId(that: this, );
+
+
+/// The engine's "token expired / request token" callback (Agora `onRequestToken`, a ZEGO
+/// room state with `RoomTokenExpireError`), as a notification that returns at once and
+/// never throws. With a sink, an engine holding an older token than the session just gets
+/// the newer one; otherwise the token is dropped and a fresh one fetched (and applied).
+/// `token`: as the engine names it, if it does.
+ void  onTokenExpired({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperSessionOnTokenExpired(that: this, token: token);
+
+
+/// A server refused a token (a WebSocket close, an SFU's 401), as a notification that
+/// returns at once: like `onTokenExpired`, with the loop breaker of `tokenRejected`.
+ void  onTokenRejected({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperSessionOnTokenRejected(that: this, token: token);
+
+
+/// The engine's "token will expire" callback (Agora `onTokenPrivilegeWillExpire`, ZEGO
+/// `onRoomTokenWillExpire`), as a notification that returns at once and never throws:
+/// renews unless a fresher token is already applied or on its way, so the callback and the
+/// session's own schedule never fetch twice. `token`: the token the engine names (Agora
+/// passes it), if any. With a sink the new token reaches the engine by itself.
+ void  onTokenWillExpire({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperSessionOnTokenWillExpire(that: this, token: token);
 
 
 /// Renews now and returns a token newer than the current one, waiting like `token()` across
-/// failed attempts: call it from the engine's "token will expire" callback. Also clears a
-/// fatal state. Shares an in-flight fetch.
+/// failed attempts. Shares an in-flight fetch; also clears a fatal state (call it after
+/// fixing what the error named). With a sink the new token reaches the engine by itself.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  renewToken()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionRenewToken(that: this, );
+ Future<IssuedToken>  renewToken()=>TokenKeeperLib.instance.api.crateApiKeeperSessionRenewToken(that: this, );
 
 
 /// New credentials for this session's key (the user signed in again): used by the next
 /// fetch of every session sharing the key and saved to the credential store; a session
 /// stopped with `reauthRequired` resumes.
- void  setCredentials({required String credentials })=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionSetCredentials(that: this, credentials: credentials);
+ void  setCredentials({required String credentials })=>TokenKeeperLib.instance.api.crateApiKeeperSessionSetCredentials(that: this, credentials: credentials);
 
 
-/// The current state.
- SessionState  state()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionState(that: this, );
+/// The session's channel, user, role and parameters.
+ SessionSpec  spec()=>TokenKeeperLib.instance.api.crateApiKeeperSessionSpec(that: this, );
+
+
+/// The current state (as in `status()`).
+ SessionState  state()=>TokenKeeperLib.instance.api.crateApiKeeperSessionState(that: this, );
+
+
+/// The status now: state, the current token's expiry, the error that stopped the session.
+ SessionStatus  status()=>TokenKeeperLib.instance.api.crateApiKeeperSessionStatus(that: this, );
 
 
 /// A valid token: the cached one if still valid (checked against the wall clock on every
 /// call), otherwise waits for one (concurrent callers share one fetch). Failed attempts do
 /// not end the wait: the session retries by itself, and this returns once a token arrives,
-/// a fatal error occurs, the session closes, or 30 s passed (`RenewalPolicy.tokenWait`).
+/// a fatal error occurs, the session closes, or `Policy.tokenWait` (30 s) passed. With a
+/// sink, this is the token to join with: the engine is then taken to hold it.
 ///
 /// # Errors
 /// `retryLater` (no token within the wait limit; carries the last failure), `storeFailed`,
-/// `notYetValid`, a fatal kind at once (`reauthRequired`, `revoked`, `misconfigured`,
-/// `rejected`), `closed`.
- Future<IssuedToken>  token()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionToken(that: this, );
+/// `notYetValid`, at once: `reauthRequired`, `forbidden`, `misconfigured`, `rejected`;
+/// `closed`.
+ Future<IssuedToken>  token()=>TokenKeeperLib.instance.api.crateApiKeeperSessionToken(that: this, );
 
 
-/// The engine reported a token expired (Agora `onRequestToken`, ZEGO token error): drops
-/// it and fetches at once, waiting like `token()`. `token`: the token the engine names, if
-/// it does (a report about a token that is no longer current changes nothing). Two freshly
-/// issued tokens reported expired in a row stop the session with `rejected`.
+/// The engine reported a token expired: drops it and fetches at once, waiting like
+/// `token()`. `token`: the token the engine names, if it does (a report about a token that
+/// is no longer current changes nothing and returns the current one). Two freshly issued
+/// tokens reported expired in a row stop the session with `rejected`. With a sink, prefer
+/// `onTokenExpired()`, which returns at once.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  tokenExpired({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionTokenExpired(that: this, token: token);
+ Future<IssuedToken>  tokenExpired({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperSessionTokenExpired(that: this, token: token);
 
 
 /// A server rejected a token: drops it and fetches at once, waiting like `token()`.
-/// `token`: the rejected token, if known. Two fresh tokens rejected in a row stop the
-/// session with `rejected` instead of looping; a healthy renewal in between resets the count.
+/// `token`: the rejected token, if known (a stale report changes nothing). Two fresh tokens
+/// rejected in a row stop the session with `rejected` instead of looping; a healthy renewal
+/// in between resets the count. With a sink, prefer `onTokenRejected()`.
 ///
 /// # Errors
 /// As `token()`.
- Future<IssuedToken>  tokenRejected({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionTokenRejected(that: this, token: token);
+ Future<IssuedToken>  tokenRejected({String? token })=>TokenKeeperLib.instance.api.crateApiKeeperSessionTokenRejected(that: this, token: token);
 
 
-/// The user.
- String  user()=>TokenKeeperLib.instance.api.crateApiKeeperTokenSessionUser(that: this, );
+/// The status now, then each change: a replaying state stream (bind it to your UI with a
+/// `StreamBuilder`, no initial value needed). Ends after the `closed` status. A failed
+/// session's stream does not end: its status carries the error, and it can resume.
+ Stream<SessionStatus>  watchStatus()=>TokenKeeperLib.instance.api.crateApiKeeperSessionWatchStatus(that: this, );
 
 
             }

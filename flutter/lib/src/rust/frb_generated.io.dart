@@ -6,8 +6,10 @@
 import 'api/config.dart';
 import 'api/error.dart';
 import 'api/events.dart';
+import 'api/http.dart';
 import 'api/inspect.dart';
 import 'api/keeper.dart';
+import 'api/logging.dart';
 import 'api/source.dart';
 import 'dart:async';
 import 'dart:convert';
@@ -26,21 +28,21 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated_io.dart';
                     required super.portManager,
                   });
 
-                  CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenKeeperPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeperPtr;
+                  CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_KeeperPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeperPtr;
 
-CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSessionPtr;
+CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_SessionPtr => wire._rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSessionPtr;
 
 
 
                   @protected AnyhowException dco_decode_AnyhowException(dynamic raw);
 
-@protected TokenKeeper dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(dynamic raw);
+@protected Keeper dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(dynamic raw);
 
-@protected TokenSession dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(dynamic raw);
+@protected Session dco_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(dynamic raw);
 
-@protected TokenKeeper dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(dynamic raw);
+@protected Keeper dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(dynamic raw);
 
-@protected TokenSession dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(dynamic raw);
+@protected Session dco_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(dynamic raw);
 
 @protected int dco_decode_CastedPrimitive_u_64(dynamic raw);
 
@@ -54,17 +56,23 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected FutureOr<void> Function(String, String) dco_decode_DartFn_Inputs_String_String_Output_unit_AnyhowException(dynamic raw);
 
-@protected FutureOr<FetchOutcome> Function(TokenRequest) dco_decode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(dynamic raw);
+@protected FutureOr<FetchOutcome> Function(FetchRequest) dco_decode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(dynamic raw);
+
+@protected FutureOr<void> Function(IssuedToken) dco_decode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(dynamic raw);
 
 @protected Object dco_decode_DartOpaque(dynamic raw);
 
 @protected Map<String, String> dco_decode_Map_String_String_None(dynamic raw);
 
-@protected TokenKeeper dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(dynamic raw);
+@protected Keeper dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(dynamic raw);
 
-@protected TokenSession dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(dynamic raw);
+@protected Session dco_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(dynamic raw);
+
+@protected RustStreamSink<LogRecord> dco_decode_StreamSink_log_record_Sse(dynamic raw);
 
 @protected RustStreamSink<SessionEvent> dco_decode_StreamSink_session_event_Sse(dynamic raw);
+
+@protected RustStreamSink<SessionStatus> dco_decode_StreamSink_session_status_Sse(dynamic raw);
 
 @protected String dco_decode_String(dynamic raw);
 
@@ -76,25 +84,31 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected bool dco_decode_box_autoadd_bool(dynamic raw);
 
-@protected ErrorKind dco_decode_box_autoadd_error_kind(dynamic raw);
-
 @protected FetchFailure dco_decode_box_autoadd_fetch_failure(dynamic raw);
 
 @protected FetchReason dco_decode_box_autoadd_fetch_reason(dynamic raw);
 
 @protected FetchedToken dco_decode_box_autoadd_fetched_token(dynamic raw);
 
+@protected HttpSourceConfig dco_decode_box_autoadd_http_source_config(dynamic raw);
+
 @protected IssuedToken dco_decode_box_autoadd_issued_token(dynamic raw);
 
-@protected RenewalPolicy dco_decode_box_autoadd_renewal_policy(dynamic raw);
+@protected Policy dco_decode_box_autoadd_policy(dynamic raw);
 
-@protected SessionOptions dco_decode_box_autoadd_session_options(dynamic raw);
+@protected SessionConfig dco_decode_box_autoadd_session_config(dynamic raw);
+
+@protected TokenKeeperError dco_decode_box_autoadd_token_keeper_error(dynamic raw);
 
 @protected int dco_decode_box_autoadd_u_16(dynamic raw);
 
 @protected int dco_decode_box_autoadd_u_32(dynamic raw);
 
+@protected Counters dco_decode_counters(dynamic raw);
+
 @protected ErrorKind dco_decode_error_kind(dynamic raw);
+
+@protected EventKind dco_decode_event_kind(dynamic raw);
 
 @protected FetchFailure dco_decode_fetch_failure(dynamic raw);
 
@@ -104,7 +118,11 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected FetchReason dco_decode_fetch_reason(dynamic raw);
 
+@protected FetchRequest dco_decode_fetch_request(dynamic raw);
+
 @protected FetchedToken dco_decode_fetched_token(dynamic raw);
+
+@protected HttpSourceConfig dco_decode_http_source_config(dynamic raw);
 
 @protected int dco_decode_i_32(dynamic raw);
 
@@ -118,7 +136,9 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected List<(String,String)> dco_decode_list_record_string_string(dynamic raw);
 
-@protected Map<String, String>? dco_decode_opt_Map_String_String_None(dynamic raw);
+@protected LogLevel dco_decode_log_level(dynamic raw);
+
+@protected LogRecord dco_decode_log_record(dynamic raw);
 
 @protected String? dco_decode_opt_String(dynamic raw);
 
@@ -128,8 +148,6 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected bool? dco_decode_opt_box_autoadd_bool(dynamic raw);
 
-@protected ErrorKind? dco_decode_opt_box_autoadd_error_kind(dynamic raw);
-
 @protected FetchFailure? dco_decode_opt_box_autoadd_fetch_failure(dynamic raw);
 
 @protected FetchReason? dco_decode_opt_box_autoadd_fetch_reason(dynamic raw);
@@ -138,33 +156,33 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected IssuedToken? dco_decode_opt_box_autoadd_issued_token(dynamic raw);
 
-@protected RenewalPolicy? dco_decode_opt_box_autoadd_renewal_policy(dynamic raw);
+@protected Policy? dco_decode_opt_box_autoadd_policy(dynamic raw);
+
+@protected TokenKeeperError? dco_decode_opt_box_autoadd_token_keeper_error(dynamic raw);
 
 @protected int? dco_decode_opt_box_autoadd_u_16(dynamic raw);
 
 @protected int? dco_decode_opt_box_autoadd_u_32(dynamic raw);
 
+@protected Policy dco_decode_policy(dynamic raw);
+
 @protected (String,String) dco_decode_record_string_string(dynamic raw);
 
-@protected RenewalPolicy dco_decode_renewal_policy(dynamic raw);
-
-@protected SessionCounters dco_decode_session_counters(dynamic raw);
+@protected SessionConfig dco_decode_session_config(dynamic raw);
 
 @protected SessionEvent dco_decode_session_event(dynamic raw);
 
-@protected SessionEventKind dco_decode_session_event_kind(dynamic raw);
-
-@protected SessionOptions dco_decode_session_options(dynamic raw);
+@protected SessionSpec dco_decode_session_spec(dynamic raw);
 
 @protected SessionState dco_decode_session_state(dynamic raw);
+
+@protected SessionStatus dco_decode_session_status(dynamic raw);
 
 @protected TokenFormat dco_decode_token_format(dynamic raw);
 
 @protected TokenInfo dco_decode_token_info(dynamic raw);
 
 @protected TokenKeeperError dco_decode_token_keeper_error(dynamic raw);
-
-@protected TokenRequest dco_decode_token_request(dynamic raw);
 
 @protected int dco_decode_u_16(dynamic raw);
 
@@ -180,13 +198,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected AnyhowException sse_decode_AnyhowException(SseDeserializer deserializer);
 
-@protected TokenKeeper sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(SseDeserializer deserializer);
+@protected Keeper sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(SseDeserializer deserializer);
 
-@protected TokenSession sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(SseDeserializer deserializer);
+@protected Session sse_decode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(SseDeserializer deserializer);
 
-@protected TokenKeeper sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(SseDeserializer deserializer);
+@protected Keeper sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(SseDeserializer deserializer);
 
-@protected TokenSession sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(SseDeserializer deserializer);
+@protected Session sse_decode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(SseDeserializer deserializer);
 
 @protected int sse_decode_CastedPrimitive_u_64(SseDeserializer deserializer);
 
@@ -198,11 +216,15 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected Map<String, String> sse_decode_Map_String_String_None(SseDeserializer deserializer);
 
-@protected TokenKeeper sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(SseDeserializer deserializer);
+@protected Keeper sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(SseDeserializer deserializer);
 
-@protected TokenSession sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(SseDeserializer deserializer);
+@protected Session sse_decode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(SseDeserializer deserializer);
+
+@protected RustStreamSink<LogRecord> sse_decode_StreamSink_log_record_Sse(SseDeserializer deserializer);
 
 @protected RustStreamSink<SessionEvent> sse_decode_StreamSink_session_event_Sse(SseDeserializer deserializer);
+
+@protected RustStreamSink<SessionStatus> sse_decode_StreamSink_session_status_Sse(SseDeserializer deserializer);
 
 @protected String sse_decode_String(SseDeserializer deserializer);
 
@@ -214,25 +236,31 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected bool sse_decode_box_autoadd_bool(SseDeserializer deserializer);
 
-@protected ErrorKind sse_decode_box_autoadd_error_kind(SseDeserializer deserializer);
-
 @protected FetchFailure sse_decode_box_autoadd_fetch_failure(SseDeserializer deserializer);
 
 @protected FetchReason sse_decode_box_autoadd_fetch_reason(SseDeserializer deserializer);
 
 @protected FetchedToken sse_decode_box_autoadd_fetched_token(SseDeserializer deserializer);
 
+@protected HttpSourceConfig sse_decode_box_autoadd_http_source_config(SseDeserializer deserializer);
+
 @protected IssuedToken sse_decode_box_autoadd_issued_token(SseDeserializer deserializer);
 
-@protected RenewalPolicy sse_decode_box_autoadd_renewal_policy(SseDeserializer deserializer);
+@protected Policy sse_decode_box_autoadd_policy(SseDeserializer deserializer);
 
-@protected SessionOptions sse_decode_box_autoadd_session_options(SseDeserializer deserializer);
+@protected SessionConfig sse_decode_box_autoadd_session_config(SseDeserializer deserializer);
+
+@protected TokenKeeperError sse_decode_box_autoadd_token_keeper_error(SseDeserializer deserializer);
 
 @protected int sse_decode_box_autoadd_u_16(SseDeserializer deserializer);
 
 @protected int sse_decode_box_autoadd_u_32(SseDeserializer deserializer);
 
+@protected Counters sse_decode_counters(SseDeserializer deserializer);
+
 @protected ErrorKind sse_decode_error_kind(SseDeserializer deserializer);
+
+@protected EventKind sse_decode_event_kind(SseDeserializer deserializer);
 
 @protected FetchFailure sse_decode_fetch_failure(SseDeserializer deserializer);
 
@@ -242,7 +270,11 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected FetchReason sse_decode_fetch_reason(SseDeserializer deserializer);
 
+@protected FetchRequest sse_decode_fetch_request(SseDeserializer deserializer);
+
 @protected FetchedToken sse_decode_fetched_token(SseDeserializer deserializer);
+
+@protected HttpSourceConfig sse_decode_http_source_config(SseDeserializer deserializer);
 
 @protected int sse_decode_i_32(SseDeserializer deserializer);
 
@@ -256,7 +288,9 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected List<(String,String)> sse_decode_list_record_string_string(SseDeserializer deserializer);
 
-@protected Map<String, String>? sse_decode_opt_Map_String_String_None(SseDeserializer deserializer);
+@protected LogLevel sse_decode_log_level(SseDeserializer deserializer);
+
+@protected LogRecord sse_decode_log_record(SseDeserializer deserializer);
 
 @protected String? sse_decode_opt_String(SseDeserializer deserializer);
 
@@ -266,8 +300,6 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected bool? sse_decode_opt_box_autoadd_bool(SseDeserializer deserializer);
 
-@protected ErrorKind? sse_decode_opt_box_autoadd_error_kind(SseDeserializer deserializer);
-
 @protected FetchFailure? sse_decode_opt_box_autoadd_fetch_failure(SseDeserializer deserializer);
 
 @protected FetchReason? sse_decode_opt_box_autoadd_fetch_reason(SseDeserializer deserializer);
@@ -276,33 +308,33 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected IssuedToken? sse_decode_opt_box_autoadd_issued_token(SseDeserializer deserializer);
 
-@protected RenewalPolicy? sse_decode_opt_box_autoadd_renewal_policy(SseDeserializer deserializer);
+@protected Policy? sse_decode_opt_box_autoadd_policy(SseDeserializer deserializer);
+
+@protected TokenKeeperError? sse_decode_opt_box_autoadd_token_keeper_error(SseDeserializer deserializer);
 
 @protected int? sse_decode_opt_box_autoadd_u_16(SseDeserializer deserializer);
 
 @protected int? sse_decode_opt_box_autoadd_u_32(SseDeserializer deserializer);
 
+@protected Policy sse_decode_policy(SseDeserializer deserializer);
+
 @protected (String,String) sse_decode_record_string_string(SseDeserializer deserializer);
 
-@protected RenewalPolicy sse_decode_renewal_policy(SseDeserializer deserializer);
-
-@protected SessionCounters sse_decode_session_counters(SseDeserializer deserializer);
+@protected SessionConfig sse_decode_session_config(SseDeserializer deserializer);
 
 @protected SessionEvent sse_decode_session_event(SseDeserializer deserializer);
 
-@protected SessionEventKind sse_decode_session_event_kind(SseDeserializer deserializer);
-
-@protected SessionOptions sse_decode_session_options(SseDeserializer deserializer);
+@protected SessionSpec sse_decode_session_spec(SseDeserializer deserializer);
 
 @protected SessionState sse_decode_session_state(SseDeserializer deserializer);
+
+@protected SessionStatus sse_decode_session_status(SseDeserializer deserializer);
 
 @protected TokenFormat sse_decode_token_format(SseDeserializer deserializer);
 
 @protected TokenInfo sse_decode_token_info(SseDeserializer deserializer);
 
 @protected TokenKeeperError sse_decode_token_keeper_error(SseDeserializer deserializer);
-
-@protected TokenRequest sse_decode_token_request(SseDeserializer deserializer);
 
 @protected int sse_decode_u_16(SseDeserializer deserializer);
 
@@ -318,13 +350,13 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_AnyhowException(AnyhowException self, SseSerializer serializer);
 
-@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(TokenKeeper self, SseSerializer serializer);
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(Keeper self, SseSerializer serializer);
 
-@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(TokenSession self, SseSerializer serializer);
+@protected void sse_encode_Auto_Owned_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(Session self, SseSerializer serializer);
 
-@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(TokenKeeper self, SseSerializer serializer);
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(Keeper self, SseSerializer serializer);
 
-@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(TokenSession self, SseSerializer serializer);
+@protected void sse_encode_Auto_Ref_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(Session self, SseSerializer serializer);
 
 @protected void sse_encode_CastedPrimitive_u_64(int self, SseSerializer serializer);
 
@@ -338,17 +370,23 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_DartFn_Inputs_String_String_Output_unit_AnyhowException(FutureOr<void> Function(String, String) self, SseSerializer serializer);
 
-@protected void sse_encode_DartFn_Inputs_token_request_Output_fetch_outcome_AnyhowException(FutureOr<FetchOutcome> Function(TokenRequest) self, SseSerializer serializer);
+@protected void sse_encode_DartFn_Inputs_fetch_request_Output_fetch_outcome_AnyhowException(FutureOr<FetchOutcome> Function(FetchRequest) self, SseSerializer serializer);
+
+@protected void sse_encode_DartFn_Inputs_issued_token_Output_unit_AnyhowException(FutureOr<void> Function(IssuedToken) self, SseSerializer serializer);
 
 @protected void sse_encode_DartOpaque(Object self, SseSerializer serializer);
 
 @protected void sse_encode_Map_String_String_None(Map<String, String> self, SseSerializer serializer);
 
-@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(TokenKeeper self, SseSerializer serializer);
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(Keeper self, SseSerializer serializer);
 
-@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(TokenSession self, SseSerializer serializer);
+@protected void sse_encode_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(Session self, SseSerializer serializer);
+
+@protected void sse_encode_StreamSink_log_record_Sse(RustStreamSink<LogRecord> self, SseSerializer serializer);
 
 @protected void sse_encode_StreamSink_session_event_Sse(RustStreamSink<SessionEvent> self, SseSerializer serializer);
+
+@protected void sse_encode_StreamSink_session_status_Sse(RustStreamSink<SessionStatus> self, SseSerializer serializer);
 
 @protected void sse_encode_String(String self, SseSerializer serializer);
 
@@ -360,25 +398,31 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_box_autoadd_bool(bool self, SseSerializer serializer);
 
-@protected void sse_encode_box_autoadd_error_kind(ErrorKind self, SseSerializer serializer);
-
 @protected void sse_encode_box_autoadd_fetch_failure(FetchFailure self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_fetch_reason(FetchReason self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_fetched_token(FetchedToken self, SseSerializer serializer);
 
+@protected void sse_encode_box_autoadd_http_source_config(HttpSourceConfig self, SseSerializer serializer);
+
 @protected void sse_encode_box_autoadd_issued_token(IssuedToken self, SseSerializer serializer);
 
-@protected void sse_encode_box_autoadd_renewal_policy(RenewalPolicy self, SseSerializer serializer);
+@protected void sse_encode_box_autoadd_policy(Policy self, SseSerializer serializer);
 
-@protected void sse_encode_box_autoadd_session_options(SessionOptions self, SseSerializer serializer);
+@protected void sse_encode_box_autoadd_session_config(SessionConfig self, SseSerializer serializer);
+
+@protected void sse_encode_box_autoadd_token_keeper_error(TokenKeeperError self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_u_16(int self, SseSerializer serializer);
 
 @protected void sse_encode_box_autoadd_u_32(int self, SseSerializer serializer);
 
+@protected void sse_encode_counters(Counters self, SseSerializer serializer);
+
 @protected void sse_encode_error_kind(ErrorKind self, SseSerializer serializer);
+
+@protected void sse_encode_event_kind(EventKind self, SseSerializer serializer);
 
 @protected void sse_encode_fetch_failure(FetchFailure self, SseSerializer serializer);
 
@@ -388,7 +432,11 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_fetch_reason(FetchReason self, SseSerializer serializer);
 
+@protected void sse_encode_fetch_request(FetchRequest self, SseSerializer serializer);
+
 @protected void sse_encode_fetched_token(FetchedToken self, SseSerializer serializer);
+
+@protected void sse_encode_http_source_config(HttpSourceConfig self, SseSerializer serializer);
 
 @protected void sse_encode_i_32(int self, SseSerializer serializer);
 
@@ -402,7 +450,9 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_list_record_string_string(List<(String,String)> self, SseSerializer serializer);
 
-@protected void sse_encode_opt_Map_String_String_None(Map<String, String>? self, SseSerializer serializer);
+@protected void sse_encode_log_level(LogLevel self, SseSerializer serializer);
+
+@protected void sse_encode_log_record(LogRecord self, SseSerializer serializer);
 
 @protected void sse_encode_opt_String(String? self, SseSerializer serializer);
 
@@ -412,8 +462,6 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_opt_box_autoadd_bool(bool? self, SseSerializer serializer);
 
-@protected void sse_encode_opt_box_autoadd_error_kind(ErrorKind? self, SseSerializer serializer);
-
 @protected void sse_encode_opt_box_autoadd_fetch_failure(FetchFailure? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_box_autoadd_fetch_reason(FetchReason? self, SseSerializer serializer);
@@ -422,33 +470,33 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
 
 @protected void sse_encode_opt_box_autoadd_issued_token(IssuedToken? self, SseSerializer serializer);
 
-@protected void sse_encode_opt_box_autoadd_renewal_policy(RenewalPolicy? self, SseSerializer serializer);
+@protected void sse_encode_opt_box_autoadd_policy(Policy? self, SseSerializer serializer);
+
+@protected void sse_encode_opt_box_autoadd_token_keeper_error(TokenKeeperError? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_box_autoadd_u_16(int? self, SseSerializer serializer);
 
 @protected void sse_encode_opt_box_autoadd_u_32(int? self, SseSerializer serializer);
 
+@protected void sse_encode_policy(Policy self, SseSerializer serializer);
+
 @protected void sse_encode_record_string_string((String,String) self, SseSerializer serializer);
 
-@protected void sse_encode_renewal_policy(RenewalPolicy self, SseSerializer serializer);
-
-@protected void sse_encode_session_counters(SessionCounters self, SseSerializer serializer);
+@protected void sse_encode_session_config(SessionConfig self, SseSerializer serializer);
 
 @protected void sse_encode_session_event(SessionEvent self, SseSerializer serializer);
 
-@protected void sse_encode_session_event_kind(SessionEventKind self, SseSerializer serializer);
-
-@protected void sse_encode_session_options(SessionOptions self, SseSerializer serializer);
+@protected void sse_encode_session_spec(SessionSpec self, SseSerializer serializer);
 
 @protected void sse_encode_session_state(SessionState self, SseSerializer serializer);
+
+@protected void sse_encode_session_status(SessionStatus self, SseSerializer serializer);
 
 @protected void sse_encode_token_format(TokenFormat self, SseSerializer serializer);
 
 @protected void sse_encode_token_info(TokenInfo self, SseSerializer serializer);
 
 @protected void sse_encode_token_keeper_error(TokenKeeperError self, SseSerializer serializer);
-
-@protected void sse_encode_token_request(TokenRequest self, SseSerializer serializer);
 
 @protected void sse_encode_u_16(int self, SseSerializer serializer);
 
@@ -482,49 +530,49 @@ CrossPlatformFinalizerArg get rust_arc_decrement_strong_count_TokenSessionPtr =>
                 : _lookup = dynamicLibrary.lookup;
 
             
-            void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(
+            void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(
               ffi.Pointer<ffi.Void> ptr,
             ) {
-              return _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(
+              return _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(
                 ptr,
               );
             }
 
-            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeperPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper');
-            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper = _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeperPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeperPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper');
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper = _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeperPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
             
-            void rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(
+            void rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(
               ffi.Pointer<ffi.Void> ptr,
             ) {
-              return _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper(
+              return _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper(
                 ptr,
               );
             }
 
-            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeperPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper');
-            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeper = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenKeeperPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeperPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper');
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeper = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerKeeperPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
             
-            void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(
+            void rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(
               ffi.Pointer<ffi.Void> ptr,
             ) {
-              return _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(
+              return _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(
                 ptr,
               );
             }
 
-            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSessionPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession');
-            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession = _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSessionPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSessionPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession');
+            late final _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession = _rust_arc_increment_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSessionPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
             
-            void rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(
+            void rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(
               ffi.Pointer<ffi.Void> ptr,
             ) {
-              return _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession(
+              return _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession(
                 ptr,
               );
             }
 
-            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSessionPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession');
-            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSession = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerTokenSessionPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSessionPtr = _lookup<ffi.NativeFunction<ffi.Void Function(ffi.Pointer<ffi.Void>)>>('frbgen_tokenkeeper_rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession');
+            late final _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSession = _rust_arc_decrement_strong_count_RustOpaque_flutter_rust_bridgefor_generatedRustAutoOpaqueInnerSessionPtr.asFunction<void Function(ffi.Pointer<ffi.Void>)>();
             
         }
         

@@ -8,10 +8,17 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 
 
             // These functions are ignored because they are not marked as `pub`: `to_core`, `to_core`
-// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `clone`, `clone`, `eq`, `eq`, `fmt`, `fmt`
+// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `assert_fields_are_eq`, `clone`, `clone`, `clone`, `eq`, `eq`, `eq`, `fmt`, `fmt`, `fmt`, `from`, `from`
 
 
-            
+            /// Every field of [`Policy`] filled in with the core's default (for settings screens and QA
+/// tools).
+///
+/// ```dart
+/// final d = defaultPolicy();
+/// assert(d.renewLead == const Duration(seconds: 30));
+/// ```
+Policy  defaultPolicy() => TokenKeeperLib.instance.api.crateApiConfigDefaultPolicy();
 
             /// How sessions schedule renewals and retries. Leave a field `null` for its default.
 ///
@@ -21,9 +28,9 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 /// abandoned and retried.
 ///
 /// ```dart
-/// final keeper = TokenKeeper(policy: RenewalPolicy(renewLead: Duration(seconds: 60)));
+/// final keeper = Keeper(policy: const Policy(renewLead: Duration(seconds: 60)));
 /// ```
-class RenewalPolicy  {
+class Policy  {
                 /// Renew when the remaining lifetime is at most this. Default 30 s. Tokens whose whole
 /// lifetime is at most twice this renew at half-life; tokens that arrive with less than this
 /// left are refused as unusable (loop breaker).
@@ -51,8 +58,9 @@ final bool? adaptiveLead;
 final Duration? freshRejectionWindow;
 /// Lifetime assumed when neither the token nor the source states an expiry. Default 1 h.
 final Duration? assumedLifetime;
-/// How long `token()` waits for a valid token across failed attempts before it throws
-/// `retryLater` with the last failure; fatal errors are thrown at once. Default 30 s.
+/// How long `token()`, `renewToken()`, `tokenExpired()` and `tokenRejected()` wait for a
+/// valid token across failed attempts before they throw `retryLater` with the last failure;
+/// fatal errors are thrown at once. Default 30 s.
 final Duration? tokenWait;
 /// How long a refresh (a fetch that uses credentials) is waited for before another may
 /// start: replaying a refresh token the server may already have used can sign the user
@@ -63,18 +71,9 @@ final Duration? notBeforeLeeway;
 /// A server time further than this from the device clock is ignored. Default 24 h.
 final Duration? maxClockSkew;
 
-                const RenewalPolicy({this.renewLead ,this.renewJitter ,this.fetchTimeout ,this.backoffInitial ,this.backoffMax ,this.minRetryDelay ,this.maxRetryAfter ,this.adaptiveLead ,this.freshRejectionWindow ,this.assumedLifetime ,this.tokenWait ,this.refreshAnswerWait ,this.notBeforeLeeway ,this.maxClockSkew ,});
+                const Policy({this.renewLead ,this.renewJitter ,this.fetchTimeout ,this.backoffInitial ,this.backoffMax ,this.minRetryDelay ,this.maxRetryAfter ,this.adaptiveLead ,this.freshRejectionWindow ,this.assumedLifetime ,this.tokenWait ,this.refreshAnswerWait ,this.notBeforeLeeway ,this.maxClockSkew ,});
 
-                static Future<RenewalPolicy>  default_()=>TokenKeeperLib.instance.api.crateApiConfigRenewalPolicyDefault();
-
-
-/// Every field filled in with the core's default (for settings screens and QA tools).
-///
-/// ```dart
-/// final d = RenewalPolicy.defaults();
-/// assert(d.renewLead == const Duration(seconds: 30));
-/// ```
-static RenewalPolicy  defaults()=>TokenKeeperLib.instance.api.crateApiConfigRenewalPolicyDefaults();
+                static Future<Policy>  default_()=>TokenKeeperLib.instance.api.crateApiConfigPolicyDefault();
 
 
 
@@ -88,53 +87,88 @@ static RenewalPolicy  defaults()=>TokenKeeperLib.instance.api.crateApiConfigRene
         @override
         bool operator ==(Object other) =>
             identical(this, other) ||
-            other is RenewalPolicy &&
+            other is Policy &&
                 runtimeType == other.runtimeType
                 && renewLead == other.renewLead&& renewJitter == other.renewJitter&& fetchTimeout == other.fetchTimeout&& backoffInitial == other.backoffInitial&& backoffMax == other.backoffMax&& minRetryDelay == other.minRetryDelay&& maxRetryAfter == other.maxRetryAfter&& adaptiveLead == other.adaptiveLead&& freshRejectionWindow == other.freshRejectionWindow&& assumedLifetime == other.assumedLifetime&& tokenWait == other.tokenWait&& refreshAnswerWait == other.refreshAnswerWait&& notBeforeLeeway == other.notBeforeLeeway&& maxClockSkew == other.maxClockSkew;
 
             }
 
-/// What a session is for and how it runs.
+/// How to open a session.
 ///
 /// ```dart
-/// final options = SessionOptions(channel: 'live-42', user: '1001', role: 'publisher');
+/// final config = SessionConfig(
+///   spec: const SessionSpec(channel: 'live-42', user: '1001', role: 'publisher'),
+///   prefetch: true,
+/// );
 /// ```
-class SessionOptions  {
-                /// Channel (Agora), room (ZEGO) or audience the token is for. Passed to your token source.
-final String channel;
-/// User id or account (Agora uid as text, ZEGO user id, JWT subject).
-final String user;
-/// Role, e.g. `publisher` or `subscriber`; `null` lets the backend decide.
-final String? role;
-/// Extra non-secret parameters passed through to your token source. Default empty.
-final Map<String, String>? params;
-/// Key of this session's credentials (e.g. refresh token) in the keeper's credential store;
-/// `null` keeps rotated credentials in memory only.
+class SessionConfig  {
+                /// What the session is for.
+final SessionSpec spec;
+/// Key of this session's credentials (e.g. a refresh token) in the keeper's credential
+/// store; sessions naming the same key share one refresh at a time. Default `null`: rotated
+/// credentials are kept in memory only.
 final String? credentialsKey;
-/// Overrides the keeper's policy for this session; `null` uses the keeper's.
-final RenewalPolicy? policy;
-/// Fetch the first token right away instead of on the first `token()` call. Default `false`.
-final bool? prefetch;
+/// Overrides the keeper's policy for this session. Default `null`: the keeper's.
+final Policy? policy;
+/// Fetch the first token at once instead of on the first `token()` call. Default `false`.
+final bool prefetch;
 
-                const SessionOptions({required this.channel ,required this.user ,this.role ,this.params ,this.credentialsKey ,this.policy ,this.prefetch ,});
+                const SessionConfig({required this.spec ,this.credentialsKey ,this.policy ,this.prefetch = false,});
 
-                static Future<SessionOptions>  default_()=>TokenKeeperLib.instance.api.crateApiConfigSessionOptionsDefault();
+                static Future<SessionConfig>  default_()=>TokenKeeperLib.instance.api.crateApiConfigSessionConfigDefault();
 
 
 
 
 
         @override
-        int get hashCode => channel.hashCode^user.hashCode^role.hashCode^params.hashCode^credentialsKey.hashCode^policy.hashCode^prefetch.hashCode;
+        int get hashCode => spec.hashCode^credentialsKey.hashCode^policy.hashCode^prefetch.hashCode;
 
 
 
         @override
         bool operator ==(Object other) =>
             identical(this, other) ||
-            other is SessionOptions &&
+            other is SessionConfig &&
                 runtimeType == other.runtimeType
-                && channel == other.channel&& user == other.user&& role == other.role&& params == other.params&& credentialsKey == other.credentialsKey&& policy == other.policy&& prefetch == other.prefetch;
+                && spec == other.spec&& credentialsKey == other.credentialsKey&& policy == other.policy&& prefetch == other.prefetch;
+
+            }
+
+/// What a session is for: channel/room, user, role and extra backend parameters (no secrets).
+///
+/// ```dart
+/// const spec = SessionSpec(channel: 'live-42', user: '1001', role: 'publisher');
+/// ```
+class SessionSpec  {
+                /// Channel (Agora), room (ZEGO) or audience the token is for.
+final String channel;
+/// User id or account (Agora uid as text, ZEGO user id, JWT subject).
+final String user;
+/// Role, e.g. `publisher` or `subscriber`. Default `null`: the backend decides.
+final String? role;
+/// Extra non-secret parameters passed to your token source. Default empty.
+final Map<String, String> params;
+
+                const SessionSpec({required this.channel ,required this.user ,this.role ,this.params = const {},});
+
+                static Future<SessionSpec>  default_()=>TokenKeeperLib.instance.api.crateApiConfigSessionSpecDefault();
+
+
+
+
+
+        @override
+        int get hashCode => channel.hashCode^user.hashCode^role.hashCode^params.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is SessionSpec &&
+                runtimeType == other.runtimeType
+                && channel == other.channel&& user == other.user&& role == other.role&& params == other.params;
 
             }
             

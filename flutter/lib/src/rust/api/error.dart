@@ -13,60 +13,68 @@ import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 
             
 
-            /// What the caller should do about a [`TokenKeeperError`].
+            /// What the caller should do about a [`TokenKeeperError`] (the same kinds on every platform).
 enum ErrorKind {
                     /// No valid token right now; the session keeps retrying by itself (network, timeout, HTTP
-/// 5xx/429, an unusable token). `retryAfter` says when the next attempt is due. Show a
+/// 5xx/429). `retryAfter` says when the next attempt is due, when known. Show a
 /// "reconnecting" state; do not loop yourself.
 retryLater,
 /// The user must sign in again (HTTP 401, OAuth `invalid_grant`). Retries stopped: sign in,
-/// then call `renewToken()`.
+/// then `setCredentials()` (or `renewToken()`).
 reauthRequired,
-/// Access is forbidden or was revoked (HTTP 403: banned, not the owner; stream ended: 404).
-/// Retries stopped: leave the channel and tell the user.
+/// Access is forbidden or was revoked (HTTP 403: banned, not the owner; stream ended: 404,
+/// 410). Retries stopped: leave the channel and tell the user.
 forbidden,
 /// A setting is wrong; `setting` names it. Retries stopped: fix the configuration.
 misconfigured,
-/// The server rejected freshly issued tokens twice in a row (often a wrong App ID,
+/// A token could not be decoded (`inspect`: empty, unknown format, truncated, altered).
+invalidToken,
+/// The engine or server rejected freshly issued tokens twice in a row (often a wrong App ID,
 /// certificate, channel or uid on one side). Retries stopped; `renewToken()` tries again.
 rejected,
 /// The token is valid only from `startsAt` (a scheduled meeting); the session holds it and
 /// becomes valid by itself.
 notYetValid,
-/// Rotated credentials could not be saved in the credential store, so the token that came
-/// with them was not handed out. The session retries; check the keychain/keystore.
+/// The credentials could not be read from your credential store and no others are held. The
+/// session retries; check the keychain/keystore.
 storeFailed,
-/// The session or its keeper was closed.
+/// The session or its keeper was closed; open a new one to continue.
 closed,
-/// `inspect` could not decode the token (empty, unknown format, truncated, altered).
-invalidToken,
+/// A callback of yours failed in a way the SDK could not classify. Present for parity with
+/// the other platforms: the Dart API reports exceptions from your token source as
+/// `retryLater` and from your sink as `applyFailed` events (both retried) instead.
+hostCallback,
+/// A bug in tokenkeeper. Please report it with the message.
+internal,
                     ;
                     
                 }
 
-/// A typed tokenkeeper error. In Dart it is thrown as an exception:
+/// A typed tokenkeeper error, thrown in Dart as an exception:
 ///
 /// ```dart
 /// try {
 ///   final issued = await session.token();
 /// } on TokenKeeperError catch (e) {
 ///   switch (e.kind) {
-///     case ErrorKind.reauthRequired: await signInAgain(); await session.renewToken();
+///     case ErrorKind.reauthRequired: session.setCredentials(credentials: await signInAgain());
 ///     case ErrorKind.retryLater: showReconnecting(e.retryAfter);
+///     case ErrorKind.forbidden: leaveChannel(e.message);
 ///     default: showError(e.message);
 ///   }
 /// }
 /// ```
 ///
 /// The message names the cause and the fix and never contains a token or secret.
-class TokenKeeperError implements FrbException {
+class TokenKeeperError  {
                 /// What to do.
 final ErrorKind kind;
 /// Cause and fix, in plain words (no secrets).
 final String message;
-/// `retryLater`: time until the next automatic attempt, when known.
+/// `retryLater`: time until the next automatic attempt (or the server's `Retry-After`),
+/// when known.
 final Duration? retryAfter;
-/// `misconfigured`: the setting to fix (e.g. `renewLead`, `client_secret`).
+/// `misconfigured`: the setting to fix (e.g. `renewLead`, `client_secret`, `jsonBody`).
 final String? setting;
 /// `notYetValid`: when the held token becomes valid.
 final DateTime? startsAt;

@@ -4,22 +4,110 @@
 // ignore_for_file: invalid_use_of_internal_member, unused_import, unnecessary_import
 
 import '../frb_generated.dart';
+import 'config.dart';
 import 'error.dart';
 import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 import 'source.dart';
 
 
-            // These functions are ignored because they are not marked as `pub`: `instant`, `set_error`
-// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `assert_fields_are_eq`, `assert_fields_are_eq`, `assert_fields_are_eq`, `assert_fields_are_eq`, `clone`, `clone`, `clone`, `clone`, `clone`, `eq`, `eq`, `eq`, `eq`, `eq`, `fmt`, `fmt`, `fmt`, `fmt`, `fmt`, `from`, `from`, `from`, `from`, `hash`, `hash`
+            // These functions are ignored because they are not marked as `pub`: `instant`
+// These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `assert_fields_are_eq`, `assert_fields_are_eq`, `assert_fields_are_eq`, `assert_fields_are_eq`, `assert_fields_are_eq`, `clone`, `clone`, `clone`, `clone`, `clone`, `clone`, `eq`, `eq`, `eq`, `eq`, `eq`, `eq`, `fmt`, `fmt`, `fmt`, `fmt`, `fmt`, `fmt`, `from`, `from`, `from`, `from`, `from`, `hash`, `hash`
 
 
             
 
-            /// A token the session accepted. Hand `token` to your engine (`joinChannel`, `renewToken`).
+            /// What a session counted so far (for dashboards and QA screens).
+class Counters  {
+                /// Fetch attempts started (failed ones included).
+final int fetches;
+/// Tokens accepted after the first one.
+final int renewals;
+/// Failed attempts (errors, timeouts, unusable tokens).
+final int failures;
+/// Fetches made because no valid token was held.
+final int emergencyFetches;
+/// Tokens reported rejected.
+final int rejections;
+/// Duration of the last completed fetch.
+final Duration? lastFetchLatency;
+/// Total time, after the first token, without a valid token.
+final Duration timeWithoutToken;
+/// Saves of rotated credentials that failed or did not answer in time (each retried).
+final int storeFailures;
+/// Times the session's driver restarted after a panic (a bug: please report it).
+final int driverRestarts;
+/// Tokens the sink handed to the engine.
+final int applies;
+/// Failed hand-overs to the engine (each retried).
+final int applyFailures;
+
+                const Counters({required this.fetches ,required this.renewals ,required this.failures ,required this.emergencyFetches ,required this.rejections ,this.lastFetchLatency ,required this.timeWithoutToken ,required this.storeFailures ,required this.driverRestarts ,required this.applies ,required this.applyFailures ,});
+
+
+
+
+
+        @override
+        int get hashCode => fetches.hashCode^renewals.hashCode^failures.hashCode^emergencyFetches.hashCode^rejections.hashCode^lastFetchLatency.hashCode^timeWithoutToken.hashCode^storeFailures.hashCode^driverRestarts.hashCode^applies.hashCode^applyFailures.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is Counters &&
+                runtimeType == other.runtimeType
+                && fetches == other.fetches&& renewals == other.renewals&& failures == other.failures&& emergencyFetches == other.emergencyFetches&& rejections == other.rejections&& lastFetchLatency == other.lastFetchLatency&& timeWithoutToken == other.timeWithoutToken&& storeFailures == other.storeFailures&& driverRestarts == other.driverRestarts&& applies == other.applies&& applyFailures == other.applyFailures;
+
+            }
+
+/// What happened in a [`SessionEvent`] (the same kinds on every platform). The fields of the
+/// event that carry data for each kind are listed here.
+enum EventKind {
+                    /// A new token was accepted (`reason`, `expiresAt`, `renewAt`, `fetchLatency`). With a sink
+/// it is handed to the engine next (`applied`); without one, pass it to your engine.
+issued,
+/// The accepted token is valid only from `startsAt`; it is held until then.
+notYetValid,
+/// A held not-yet-valid token became valid (`expiresAt`).
+becameValid,
+/// Scheduled renewal started: the current token expires at `expiresAt`.
+willExpire,
+/// The token expired (at `expiresAt`) before a replacement arrived.
+expired,
+/// A fetch failed (`reason`, `attempt`, `error`); the next attempt is at `nextRetryAt`.
+fetchFailed,
+/// A server or the engine rejected the current token (`fresh`: it had just been issued).
+rejected,
+/// The sink handed a new token to the engine (`expiresAt`: that token's expiry).
+applied,
+/// The sink could not hand a token to the engine (`attempt`, `message`: what your sink
+/// threw, first line). It is retried; a fresh token the engine keeps refusing is treated as
+/// rejected and a new one fetched.
+applyFailed,
+/// Rotated credentials could not be saved (`message`); the token was handed out anyway,
+/// the credentials stay in memory and the save is retried. Check your secure storage.
+storeFailed,
+/// Fatal: the user must sign in again (`message`). No more fetches until
+/// `setCredentials()` or `renewToken()`.
+reauthRequired,
+/// Fatal: access forbidden or revoked (`message`: banned, stream ended). Leave the channel.
+forbidden,
+/// Fatal for another reason (`error`: misconfigured, repeated rejection).
+failed,
+/// The session was closed. Its event stream ends after this event; a failed session's
+/// stream does not end (it can resume).
+closed,
+                    ;
+                    
+                }
+
+/// A token the session accepted. With a sink, the session hands it to your engine itself; the
+/// only token your code passes on is the first one, from `token()`, to join.
 class IssuedToken  {
                 /// The token. Never log it.
 final String token;
-/// When it expires (device clock, skew-corrected).
+/// When it expires (device clock, corrected for server clock skew).
 final DateTime expiresAt;
 /// When the session received it (device clock).
 final DateTime receivedAt;
@@ -46,62 +134,34 @@ final FetchReason reason;
 
             }
 
-/// What a session counted so far (for dashboards and QA screens).
-class SessionCounters  {
-                /// Fetch attempts started.
-final int fetches;
-/// Tokens accepted after the first one.
-final int renewals;
-/// Failed attempts (errors, timeouts, unusable tokens).
-final int failures;
-/// Fetches made because no valid token was held.
-final int emergencyFetches;
-/// Tokens reported rejected with `tokenRejected()`.
-final int rejections;
-/// Duration of the last completed fetch.
-final Duration? lastFetchLatency;
-/// Total time, after the first token, without a valid token.
-final Duration expiredTotal;
-/// Saves of rotated credentials that failed or did not answer in time (each retried).
-final int storeFailures;
-/// Times the session's driver restarted after a panic (a bug: please report it).
-final int driverRestarts;
-
-                const SessionCounters({required this.fetches ,required this.renewals ,required this.failures ,required this.emergencyFetches ,required this.rejections ,this.lastFetchLatency ,required this.expiredTotal ,required this.storeFailures ,required this.driverRestarts ,});
-
-
-
-
-
-        @override
-        int get hashCode => fetches.hashCode^renewals.hashCode^failures.hashCode^emergencyFetches.hashCode^rejections.hashCode^lastFetchLatency.hashCode^expiredTotal.hashCode^storeFailures.hashCode^driverRestarts.hashCode;
-
-
-
-        @override
-        bool operator ==(Object other) =>
-            identical(this, other) ||
-            other is SessionCounters &&
-                runtimeType == other.runtimeType
-                && fetches == other.fetches&& renewals == other.renewals&& failures == other.failures&& emergencyFetches == other.emergencyFetches&& rejections == other.rejections&& lastFetchLatency == other.lastFetchLatency&& expiredTotal == other.expiredTotal&& storeFailures == other.storeFailures&& driverRestarts == other.driverRestarts;
-
-            }
-
 /// One change in a session. Fields that do not apply to `kind` are `null`.
+///
+/// Where Dart differs from the other platforms: one class with a `kind` and nullable fields
+/// rather than one class per kind, because flutter_rust_bridge generates sealed classes for
+/// enums with data only through freezed and build_runner, which this package does not use.
+///
+/// ```dart
+/// session.events().listen((e) {
+///   switch (e.kind) {
+///     case EventKind.fetchFailed: log('attempt ${e.attempt} failed: ${e.error!.message}');
+///     case EventKind.forbidden: leaveChannel(e.message);
+///     default: break;
+///   }
+/// });
+/// ```
 class SessionEvent  {
-                /// The session's keeper-unique id (`TokenSession.id`).
+                /// The session's keeper-unique id (`Session.id()`).
 final int sessionId;
-/// The session's channel.
-final String channel;
-/// The session's user.
-final String user;
+/// The session's channel, user, role and parameters.
+final SessionSpec session;
 /// When it happened (device clock).
 final DateTime at;
 /// What happened.
-final SessionEventKind kind;
+final EventKind kind;
 /// `issued`, `fetchFailed`: why the fetch was made.
 final FetchReason? reason;
-/// `issued`, `becameValid`, `willExpire`: when the token expires; `expired`: when it expired.
+/// `issued`, `becameValid`, `willExpire`, `applied`: when the token expires; `expired`:
+/// when it expired.
 final DateTime? expiresAt;
 /// `issued`: when the next renewal starts.
 final DateTime? renewAt;
@@ -109,27 +169,27 @@ final DateTime? renewAt;
 final Duration? fetchLatency;
 /// `notYetValid`: when the held token becomes valid.
 final DateTime? startsAt;
-/// `fetchFailed`: consecutive failed attempts so far (1, 2, …).
+/// `fetchFailed`: consecutive failed attempts so far (1, 2, …); `applyFailed`: consecutive
+/// failed hand-overs of this token.
 final int? attempt;
 /// `fetchFailed`: when the next attempt is due.
 final DateTime? nextRetryAt;
-/// `fetchFailed`, `failed`: what to do about the error (as `TokenKeeperError.kind`);
-/// `reauthRequired` and `revoked` events imply theirs.
-final ErrorKind? errorKind;
+/// `fetchFailed`, `failed`: the error (its `kind` says what to do).
+final TokenKeeperError? error;
 /// `rejected`: whether the token had just been issued.
 final bool? fresh;
-/// `fetchFailed`, `failed`: the error message; `reauthRequired`, `revoked`: what the backend
-/// said. Never contains a token or secret.
+/// `applyFailed`, `storeFailed`: what your callback said; `reauthRequired`, `forbidden`:
+/// what the backend said. Never contains a token or secret.
 final String? message;
 
-                const SessionEvent({required this.sessionId ,required this.channel ,required this.user ,required this.at ,required this.kind ,this.reason ,this.expiresAt ,this.renewAt ,this.fetchLatency ,this.startsAt ,this.attempt ,this.nextRetryAt ,this.errorKind ,this.fresh ,this.message ,});
+                const SessionEvent({required this.sessionId ,required this.session ,required this.at ,required this.kind ,this.reason ,this.expiresAt ,this.renewAt ,this.fetchLatency ,this.startsAt ,this.attempt ,this.nextRetryAt ,this.error ,this.fresh ,this.message ,});
 
 
 
 
 
         @override
-        int get hashCode => sessionId.hashCode^channel.hashCode^user.hashCode^at.hashCode^kind.hashCode^reason.hashCode^expiresAt.hashCode^renewAt.hashCode^fetchLatency.hashCode^startsAt.hashCode^attempt.hashCode^nextRetryAt.hashCode^errorKind.hashCode^fresh.hashCode^message.hashCode;
+        int get hashCode => sessionId.hashCode^session.hashCode^at.hashCode^kind.hashCode^reason.hashCode^expiresAt.hashCode^renewAt.hashCode^fetchLatency.hashCode^startsAt.hashCode^attempt.hashCode^nextRetryAt.hashCode^error.hashCode^fresh.hashCode^message.hashCode;
 
 
 
@@ -138,45 +198,9 @@ final String? message;
             identical(this, other) ||
             other is SessionEvent &&
                 runtimeType == other.runtimeType
-                && sessionId == other.sessionId&& channel == other.channel&& user == other.user&& at == other.at&& kind == other.kind&& reason == other.reason&& expiresAt == other.expiresAt&& renewAt == other.renewAt&& fetchLatency == other.fetchLatency&& startsAt == other.startsAt&& attempt == other.attempt&& nextRetryAt == other.nextRetryAt&& errorKind == other.errorKind&& fresh == other.fresh&& message == other.message;
+                && sessionId == other.sessionId&& session == other.session&& at == other.at&& kind == other.kind&& reason == other.reason&& expiresAt == other.expiresAt&& renewAt == other.renewAt&& fetchLatency == other.fetchLatency&& startsAt == other.startsAt&& attempt == other.attempt&& nextRetryAt == other.nextRetryAt&& error == other.error&& fresh == other.fresh&& message == other.message;
 
             }
-
-/// What happened in a [`SessionEvent`].
-enum SessionEventKind {
-                    /// A new token was accepted (`reason`, `expiresAt`, `renewAt`, `fetchLatency`). Pass it to
-/// your engine: `engine.renewToken(token)`.
-issued,
-/// The accepted token is valid only from `startsAt`; it is held until then.
-notYetValid,
-/// A held not-yet-valid token became valid (`expiresAt`).
-becameValid,
-/// Scheduled renewal started: the current token expires at `expiresAt`.
-willExpire,
-/// The token expired (at `expiresAt`) before a replacement arrived.
-expired,
-/// A fetch failed (`reason`, `attempt`, `error`); the next attempt is at `nextRetryAt`.
-fetchFailed,
-/// A server rejected the current token (`fresh`: it had just been issued).
-rejected,
-/// The sink handed a new token to the engine (`expiresAt`).
-applied,
-/// The sink could not hand a token to the engine (`attempt`, `message`); it is retried.
-applyFailed,
-/// Rotated credentials could not be saved (`message`); the token was handed out anyway,
-/// the credentials stay in memory and the save is retried. Check your secure storage.
-storeFailed,
-/// Fatal: the user must sign in again (`message`). No more fetches until `renewToken()`.
-reauthRequired,
-/// Fatal: access forbidden or revoked (`message`). No more fetches until `renewToken()`.
-forbidden,
-/// Fatal for another reason (`error`: misconfigured, repeated rejection).
-failed,
-/// The session was closed. Its event stream ends after this.
-closed,
-                    ;
-                    
-                }
 
 /// Where a session is in its life.
 enum SessionState {
@@ -192,11 +216,45 @@ renewing,
 notYetValid,
 /// The token expired (or was rejected); an emergency fetch is in progress or retrying.
 expired,
-/// Stopped after a fatal error (re-auth, revoked, misconfigured, repeated rejection).
+/// Stopped after a fatal error (re-auth, forbidden, misconfigured, repeated rejection):
+/// `SessionStatus.error` says which. `renewToken()` or `setCredentials()` resume it.
 failed,
-/// Closed; no more fetches.
+/// Closed; no more fetches. Final.
 closed,
                     ;
                     
                 }
+
+/// Where a session is and what it holds: what `Session.status()` returns and
+/// `Session.watchStatus()` streams (the current value first, then every change).
+///
+/// Tells "closed" from "failed": a failed session has `state == SessionState.failed` and the
+/// `error` that stopped it; a closed one has `state == SessionState.closed` and no error.
+class SessionStatus  {
+                /// Where the session is.
+final SessionState state;
+/// When the current valid token expires (device clock), if there is one.
+final DateTime? expiresAt;
+/// What stopped the session, in state `failed`.
+final TokenKeeperError? error;
+
+                const SessionStatus({required this.state ,this.expiresAt ,this.error ,});
+
+
+
+
+
+        @override
+        int get hashCode => state.hashCode^expiresAt.hashCode^error.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is SessionStatus &&
+                runtimeType == other.runtimeType
+                && state == other.state&& expiresAt == other.expiresAt&& error == other.error;
+
+            }
             

@@ -7,58 +7,104 @@ import '../frb_generated.dart';
 import 'config.dart';
 import 'error.dart';
 import 'events.dart';
+import 'http.dart';
 import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 import 'source.dart';
 
 
-            // These functions are ignored because they are not marked as `pub`: `build`
+            // These functions are ignored because they are not marked as `pub`: `build`, `wrap`
 // These function are ignored because they are on traits that is not defined in current crate (put an empty `#[frb]` on it to unignore): `fmt`, `fmt`
-// These functions are ignored (category: IgnoreBecauseExplicitAttribute): `events_into`, `events_into`
+// These functions are ignored (category: IgnoreBecauseExplicitAttribute): `events_into`, `events_into`, `watch_status_into`
 
 
             
 
             
-                // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenKeeper>>
-                abstract class TokenKeeper implements RustOpaqueInterface {
+                // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Keeper>>
+                abstract class Keeper implements RustOpaqueInterface {
                     /// Events of every session of this keeper, from now on. The stream ends at `shutdown()`.
  Stream<SessionEvent>  events();
 
 
-/// Call when connectivity comes back: pending backoffs are cut short (never below a
-/// server's `Retry-After`).
+/// Call when connectivity comes back or changes (the `listenToConnectivity()` helper does
+/// it): pending retries run now (never before a server's `Retry-After`), and a fetch stuck
+/// on the old network is retried beside it.
  void  networkAvailable();
 
 
-/// A keeper with `policy` (`null`: every default) and no credential store (rotated
-/// credentials stay in memory).
+/// A keeper with `policy` (`null`: every default, see `defaultPolicy()`) and no credential
+/// store (rotated credentials stay in memory).
 ///
 /// # Errors
 /// `misconfigured` naming the policy field that is invalid (e.g. a negative duration).
-factory TokenKeeper({RenewalPolicy? policy })=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperNew(policy: policy);
+factory Keeper({Policy? policy })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperNew(policy: policy);
 
 
-/// Opens a session that gets its tokens from `fetch`, your Dart function. Nothing is
-/// fetched until the first `token()` call (or at once with `prefetch: true`).
-///
-/// `fetch` is called at most once at a time per session, with a timeout
-/// (`RenewalPolicy.fetchTimeout`). Return `FetchOutcome(token: …)` or
-/// `FetchOutcome(failure: …)` — or wrap a function that returns a `FetchedToken` and throws
-/// `TokenSourceException` with `tokenSource(...)`. An exception that escapes it counts as a
-/// network failure and is retried.
+/// Opens a session that gets its tokens from the built-in HTTP source (your backend's token
+/// endpoint, see `HttpSourceConfig`; Rust's HTTP client instead of a Dart function) and
+/// hands every token after the first to `sink`, as `openSession` does.
 ///
 /// # Errors
-/// `misconfigured` when `options` are invalid (empty channel, bad policy field).
- TokenSession  openSession({required SessionOptions options , required FutureOr<FetchOutcome> Function(TokenRequest) fetch });
+/// `misconfigured` naming the setting (`channel`, a policy field, `method`, `jsonBody`, the
+/// endpoint URL), or when the library was built without the `http` feature.
+ Session  openHttpSession({required SessionConfig config , required HttpSourceConfig http , required FutureOr<void> Function(IssuedToken) sink });
 
 
-/// Call when the app returns to the foreground (`AppLifecycleState.resumed`): every session
-/// re-checks its deadlines against the wall clock at once and pending backoffs are cut short.
+/// `openHttpSession` without a sink: you pass every token to your engine yourself.
+///
+/// # Errors
+/// As `openHttpSession`.
+ Session  openHttpSessionWithoutSink({required SessionConfig config , required HttpSourceConfig http });
+
+
+/// Opens a session that gets its tokens from `source`, your Dart function (wrap one that
+/// returns a `FetchedToken` and throws `TokenSourceException` with `tokenSource(...)`), and
+/// hands every token after the first to `sink`, your engine's "renew token" call. Nothing is
+/// fetched until the first `token()` call (or at once with `prefetch: true`).
+///
+/// `source` is called at most once at a time per session, with a timeout
+/// (`Policy.fetchTimeout`, 10 s). An exception that escapes it counts as a network failure
+/// and is retried.
+///
+/// `sink` (Agora `(t) => engine.renewToken(t.token)`, ZEGO
+/// `(t) => engine.renewToken(roomID, t.token)`): join with `token()` and never pass a token
+/// to the engine again. The session calls `sink` once for every later token, in order, never
+/// with an expired one, one call at a time, on the isolate that opened the session. A sink
+/// that throws (synchronously or from its `Future`) is retried (`applyFailed` event), never
+/// an uncaught error; an engine that refuses a fresh token 3 times in a row gets a new one. A
+/// call that takes longer than `Policy.fetchTimeout` counts as failed.
+///
+/// Where Dart differs: on the other platforms the sink is an optional argument of
+/// `openSession`. flutter_rust_bridge cannot pass an optional Dart function to Rust, so the
+/// session without a sink has its own name, `openSessionWithoutSink`.
+///
+/// # Errors
+/// `misconfigured` when `config` is invalid (empty channel, bad policy field).
+ Session  openSession({required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source , required FutureOr<void> Function(IssuedToken) sink });
+
+
+/// `openSession` without a sink: you pass every token to your engine yourself (the result of
+/// `renewToken()`, or `issued` events, never both).
+///
+/// # Errors
+/// As `openSession`.
+ Session  openSessionWithoutSink({required SessionConfig config , required FutureOr<FetchOutcome> Function(FetchRequest) source });
+
+
+/// Call when the app returns to the foreground (`AppLifecycleState.resumed`; the
+/// `listenToAppLifecycle()` helper does it): every session re-checks its deadlines against
+/// the wall clock at once and pending backoffs are cut short.
  void  resumed();
 
 
 /// Number of open sessions.
  int  sessionCount();
+
+
+/// New credentials for `key` (the user signed in again): saved to the credential store and
+/// used by the next fetch of every session naming the key; sessions stopped with
+/// `reauthRequired` resume.
+ void  setCredentials({required String key , required String credentials });
 
 
 /// Closes every session and ends every event stream. Also happens when the keeper is
@@ -68,16 +114,15 @@ factory TokenKeeper({RenewalPolicy? policy })=>TokenKeeperLib.instance.api.crate
 
 /// A keeper whose sessions load and save long-lived credentials (refresh tokens) through
 /// your secure storage. Rotated credentials are saved **before** the token that came with
-/// them is handed out; a failed save (the function throws) is reported as `storeFailed`
-/// and retried.
+/// them is handed out; a failed save is reported (`storeFailed` event) and retried.
 ///
-/// `load` returns the stored value or `null`; `save` stores (replaces) it; `delete`
-/// removes it. Exception messages from these functions appear in errors: keep secrets out
-/// of them.
+/// `load` returns the stored value or `null`; `save` stores (replaces) it; `delete` removes
+/// it. The first line of an exception they throw appears in events and errors (redacted):
+/// keep secrets out of it.
 ///
 /// # Errors
 /// `misconfigured` naming the policy field that is invalid.
-static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required FutureOr<String?> Function(String) load , required FutureOr<void> Function(String, String) save , required FutureOr<void> Function(String) delete })=>TokenKeeperLib.instance.api.crateApiKeeperTokenKeeperWithCredentialStore(policy: policy, load: load, save: save, delete: delete);
+static Keeper  withCredentialStore({Policy? policy , required FutureOr<String?> Function(String) load , required FutureOr<void> Function(String, String) save , required FutureOr<void> Function(String) delete })=>TokenKeeperLib.instance.api.crateApiKeeperKeeperWithCredentialStore(policy: policy, load: load, save: save, delete: delete);
 
 
 
@@ -86,25 +131,22 @@ static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required Future
                 
 
 
-                // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<TokenSession>>
-                abstract class TokenSession implements RustOpaqueInterface {
-                    /// The channel or room.
- String  channel();
-
-
-/// Closes the session: stops renewing, cancels an in-flight fetch, ends its event stream.
+                // Rust type: RustOpaqueMoi<flutter_rust_bridge::for_generated::RustAutoOpaqueInner<Session>>
+                abstract class Session implements RustOpaqueInterface {
+                    /// Closes the session: stops renewing, cancels an in-flight fetch, ends its streams.
  void  close();
 
 
-/// Counters: fetches, renewals, failures, latency, time without a valid token.
- SessionCounters  counters();
+/// Counters: fetches, renewals, failures, applies, latency, time without a valid token.
+ Counters  counters();
 
 
 /// The cached token if it is valid now; never waits, never fetches.
  IssuedToken?  current();
 
 
-/// This session's events from now on. The stream ends when the session closes.
+/// This session's events from now on. The stream ends after the `closed` event; events
+/// that stop the session (`reauthRequired`, `forbidden`, `failed`) do not end it.
  Stream<SessionEvent>  events();
 
 
@@ -112,9 +154,30 @@ static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required Future
  int  id();
 
 
+/// The engine's "token expired / request token" callback (Agora `onRequestToken`, a ZEGO
+/// room state with `RoomTokenExpireError`), as a notification that returns at once and
+/// never throws. With a sink, an engine holding an older token than the session just gets
+/// the newer one; otherwise the token is dropped and a fresh one fetched (and applied).
+/// `token`: as the engine names it, if it does.
+ void  onTokenExpired({String? token });
+
+
+/// A server refused a token (a WebSocket close, an SFU's 401), as a notification that
+/// returns at once: like `onTokenExpired`, with the loop breaker of `tokenRejected`.
+ void  onTokenRejected({String? token });
+
+
+/// The engine's "token will expire" callback (Agora `onTokenPrivilegeWillExpire`, ZEGO
+/// `onRoomTokenWillExpire`), as a notification that returns at once and never throws:
+/// renews unless a fresher token is already applied or on its way, so the callback and the
+/// session's own schedule never fetch twice. `token`: the token the engine names (Agora
+/// passes it), if any. With a sink the new token reaches the engine by itself.
+ void  onTokenWillExpire({String? token });
+
+
 /// Renews now and returns a token newer than the current one, waiting like `token()` across
-/// failed attempts: call it from the engine's "token will expire" callback. Also clears a
-/// fatal state. Shares an in-flight fetch.
+/// failed attempts. Shares an in-flight fetch; also clears a fatal state (call it after
+/// fixing what the error named). With a sink the new token reaches the engine by itself.
 ///
 /// # Errors
 /// As `token()`.
@@ -127,26 +190,36 @@ static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required Future
  void  setCredentials({required String credentials });
 
 
-/// The current state.
+/// The session's channel, user, role and parameters.
+ SessionSpec  spec();
+
+
+/// The current state (as in `status()`).
  SessionState  state();
+
+
+/// The status now: state, the current token's expiry, the error that stopped the session.
+ SessionStatus  status();
 
 
 /// A valid token: the cached one if still valid (checked against the wall clock on every
 /// call), otherwise waits for one (concurrent callers share one fetch). Failed attempts do
 /// not end the wait: the session retries by itself, and this returns once a token arrives,
-/// a fatal error occurs, the session closes, or 30 s passed (`RenewalPolicy.tokenWait`).
+/// a fatal error occurs, the session closes, or `Policy.tokenWait` (30 s) passed. With a
+/// sink, this is the token to join with: the engine is then taken to hold it.
 ///
 /// # Errors
 /// `retryLater` (no token within the wait limit; carries the last failure), `storeFailed`,
-/// `notYetValid`, a fatal kind at once (`reauthRequired`, `revoked`, `misconfigured`,
-/// `rejected`), `closed`.
+/// `notYetValid`, at once: `reauthRequired`, `forbidden`, `misconfigured`, `rejected`;
+/// `closed`.
  Future<IssuedToken>  token();
 
 
-/// The engine reported a token expired (Agora `onRequestToken`, ZEGO token error): drops
-/// it and fetches at once, waiting like `token()`. `token`: the token the engine names, if
-/// it does (a report about a token that is no longer current changes nothing). Two freshly
-/// issued tokens reported expired in a row stop the session with `rejected`.
+/// The engine reported a token expired: drops it and fetches at once, waiting like
+/// `token()`. `token`: the token the engine names, if it does (a report about a token that
+/// is no longer current changes nothing and returns the current one). Two freshly issued
+/// tokens reported expired in a row stop the session with `rejected`. With a sink, prefer
+/// `onTokenExpired()`, which returns at once.
 ///
 /// # Errors
 /// As `token()`.
@@ -154,16 +227,19 @@ static TokenKeeper  withCredentialStore({RenewalPolicy? policy , required Future
 
 
 /// A server rejected a token: drops it and fetches at once, waiting like `token()`.
-/// `token`: the rejected token, if known. Two fresh tokens rejected in a row stop the
-/// session with `rejected` instead of looping; a healthy renewal in between resets the count.
+/// `token`: the rejected token, if known (a stale report changes nothing). Two fresh tokens
+/// rejected in a row stop the session with `rejected` instead of looping; a healthy renewal
+/// in between resets the count. With a sink, prefer `onTokenRejected()`.
 ///
 /// # Errors
 /// As `token()`.
  Future<IssuedToken>  tokenRejected({String? token });
 
 
-/// The user.
- String  user();
+/// The status now, then each change: a replaying state stream (bind it to your UI with a
+/// `StreamBuilder`, no initial value needed). Ends after the `closed` status. A failed
+/// session's stream does not end: its status carries the error, and it can resume.
+ Stream<SessionStatus>  watchStatus();
 
 
 

@@ -4,6 +4,7 @@
 // ignore_for_file: invalid_use_of_internal_member, unused_import, unnecessary_import
 
 import '../frb_generated.dart';
+import 'config.dart';
 import 'package:flutter_rust_bridge/flutter_rust_bridge_for_generated.dart';
 
 
@@ -55,14 +56,14 @@ network,
 /// No answer in time: retried with backoff.
 timeout,
 /// The backend answered with an HTTP error status (`httpStatus` required): classified by
-/// the core: 408/425/5xx retry, 429 retry honouring `retryAfter`, 401 re-auth, 403
-/// forbidden, 404/410 revoked, other 4xx misconfigured.
+/// the core: 408/425/5xx retry, 429 retry honouring `retryAfter`, 401 `reauthRequired`,
+/// 403 and 404/410 `forbidden`, other 4xx `misconfigured`.
 httpStatus,
 /// The user must sign in again (e.g. OAuth `invalid_grant`): retries stop.
 reauthRequired,
 /// The backend refuses this user/channel (banned, not the owner): retries stop.
 forbidden,
-/// The stream ended or access was revoked: retries stop.
+/// The stream ended or access was revoked: retries stop (`ErrorKind.forbidden`).
 revoked,
 /// A setting is wrong (`setting` names it, e.g. `client_secret`): retries stop.
 misconfigured,
@@ -117,6 +118,45 @@ rejected,
                     
                 }
 
+/// One request from the session to your token source (`FetchRequest` on every platform).
+///
+/// Holds secrets (`credentials`, `previousToken`): use them in the request to your backend,
+/// never log them.
+class FetchRequest  {
+                /// Why the token is needed.
+final FetchReason reason;
+/// Which session it is for: channel, user, role and extra parameters.
+final SessionSpec session;
+/// 1 for the first attempt, 2 for the first retry after a failure, …
+final int attempt;
+/// The latest long-lived credentials (e.g. refresh token): loaded from the credential store
+/// on the first fetch, then the last rotated ones. `null` when there are none.
+final String? credentials;
+/// The token being replaced, if any (for backends that renew in place).
+final String? previousToken;
+/// The session abandons the fetch after this long; use it as your HTTP timeout.
+final Duration timeout;
+
+                const FetchRequest({required this.reason ,required this.session ,required this.attempt ,this.credentials ,this.previousToken ,required this.timeout ,});
+
+
+
+
+
+        @override
+        int get hashCode => reason.hashCode^session.hashCode^attempt.hashCode^credentials.hashCode^previousToken.hashCode^timeout.hashCode;
+
+
+
+        @override
+        bool operator ==(Object other) =>
+            identical(this, other) ||
+            other is FetchRequest &&
+                runtimeType == other.runtimeType
+                && reason == other.reason&& session == other.session&& attempt == other.attempt&& credentials == other.credentials&& previousToken == other.previousToken&& timeout == other.timeout;
+
+            }
+
 /// A token your source fetched, with what your backend said about its lifetime. The session
 /// uses the earliest of the token's own expiry (decoded from Agora/ZEGO/JWT tokens), `expiresAt`
 /// and fetch time + `expiresIn`.
@@ -153,51 +193,6 @@ final String? rotatedCredentials;
             other is FetchedToken &&
                 runtimeType == other.runtimeType
                 && token == other.token&& expiresAt == other.expiresAt&& expiresIn == other.expiresIn&& issuedAt == other.issuedAt&& serverTime == other.serverTime&& rotatedCredentials == other.rotatedCredentials;
-
-            }
-
-/// One request from the session to your token source.
-///
-/// Holds secrets (`credentials`, `previousToken`): use them in the request to your backend,
-/// never log them.
-class TokenRequest  {
-                /// Why the token is needed.
-final FetchReason reason;
-/// The session's channel or room.
-final String channel;
-/// The session's user.
-final String user;
-/// The session's role, if any.
-final String? role;
-/// The session's extra parameters.
-final Map<String, String> params;
-/// 1 for the first attempt, 2 for the first retry after a failure, …
-final int attempt;
-/// The latest long-lived credentials (e.g. refresh token): loaded from the credential store
-/// on the first fetch, then the last rotated ones. `null` when there are none.
-final String? credentials;
-/// The token being replaced, if any (for backends that renew in place).
-final String? previousToken;
-/// The session abandons the fetch after this long; use it as your HTTP timeout.
-final Duration timeout;
-
-                const TokenRequest({required this.reason ,required this.channel ,required this.user ,this.role ,required this.params ,required this.attempt ,this.credentials ,this.previousToken ,required this.timeout ,});
-
-
-
-
-
-        @override
-        int get hashCode => reason.hashCode^channel.hashCode^user.hashCode^role.hashCode^params.hashCode^attempt.hashCode^credentials.hashCode^previousToken.hashCode^timeout.hashCode;
-
-
-
-        @override
-        bool operator ==(Object other) =>
-            identical(this, other) ||
-            other is TokenRequest &&
-                runtimeType == other.runtimeType
-                && reason == other.reason&& channel == other.channel&& user == other.user&& role == other.role&& params == other.params&& attempt == other.attempt&& credentials == other.credentials&& previousToken == other.previousToken&& timeout == other.timeout;
 
             }
             
