@@ -436,7 +436,7 @@ async fn soak_three_second_tokens_with_every_fault() {
         Duration::from_millis(500),
     )
     .await;
-    assert!(r.renewals > 20_000, "{r:?}");
+    assert!(r.renewals > 10_000, "{r:?}");
     assert_eq!(
         (r.avoidable_ms, r.stale_samples, r.driver_restarts),
         (0, 0, 0),
