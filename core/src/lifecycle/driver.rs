@@ -189,7 +189,7 @@ impl Shared {
             }
             return (Plan::Wait(wake_at), events);
         };
-        if self.credentials.in_use() {
+        if self.credentials_in_use() {
             if !inner.attempts.is_empty() {
                 // One fetch per key at a time: wait for it (its task wakes the driver).
                 return (Plan::Wait(wake_at), events);
@@ -298,7 +298,7 @@ impl Shared {
         inner.next_attempt_id += 1;
         let valid_for = inner.valid(now).map(|t| dur(t.expires - now));
         let latency = dur(inner.latency_ewma_ms.unwrap_or(0));
-        let credentialed = self.credentials.in_use();
+        let credentialed = self.credentials_in_use();
         // With nothing at stake and nothing to keep, the fetch's own timeout decides.
         let give_up_at = if valid_for.is_none() && !credentialed {
             i64::MAX
@@ -352,11 +352,10 @@ impl Shared {
     /// One fetch: takes the credentials (one fetch per key at a time), calls the source with
     /// panics caught, keeps rotated credentials and saves them before the token is handed out,
     /// unless waiting for the store would cost the stream its token.
-    async fn fetch(&self, mut request: FetchRequest) -> Result<Answer, Failure> {
+    async fn fetch(self: &Arc<Self>, mut request: FetchRequest) -> Result<Answer, Failure> {
         let timeout = self.policy.fetch_timeout;
-        let guard = if self.credentials.in_use() {
-            let guard = self
-                .credentials
+        let guard = if let Some(slot) = self.credential_slot().filter(|s| s.in_use()) {
+            let guard = slot
                 .begin_fetch(timeout)
                 .await
                 .map_err(|e| Failure::Public(Error::StoreFailed { message: e.message }))?;
@@ -380,7 +379,8 @@ impl Shared {
         match answer {
             Ok(fetched) => {
                 if let Some(rotated) = fetched.rotated.clone() {
-                    self.credentials.rotate(rotated);
+                    let slot = self.credential_slot_or_init();
+                    slot.rotate(rotated);
                     let now = self.now();
                     let valid_for = self.inner.lock().valid(now).map(|t| t.expires - now);
                     // With a valid token in hand, wait for the save (bounded so it never costs
@@ -389,13 +389,15 @@ impl Shared {
                     let wait = valid_for.map_or(super::Policy::STORE_WAIT_WITHOUT_TOKEN, |v| {
                         dur(v - margin).min(timeout)
                     });
-                    self.credentials.persist(wait, timeout, guard).await;
+                    slot.persist(wait, timeout, guard).await;
                 }
                 Ok(Answer { fetched, arrived })
             }
             Err(e) => {
                 if let (SourceError::ReauthRequired { .. }, Some(g)) = (&e, &guard) {
-                    self.credentials.rejected(g.version);
+                    if let Some(slot) = self.credential_slot() {
+                        slot.rejected(g.version);
+                    }
                 }
                 let secrets = [
                     previous.as_ref().map_or("", |t| t.expose()),

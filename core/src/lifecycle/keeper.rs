@@ -180,22 +180,19 @@ impl KeeperInner {
         }
     }
 
-    fn slot(&self, key: Option<&str>) -> Arc<CredentialSlot> {
-        let new = || {
-            CredentialSlot::new(
-                key,
-                self.store.clone(),
-                self.clock.clone(),
-                Some(self.runtime.clone()),
-            )
-        };
-        let Some(key) = key else { return new() };
+    /// The credential state of `key`, shared by every session naming it.
+    fn slot(&self, key: &str) -> Arc<CredentialSlot> {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.get(key).and_then(Weak::upgrade) {
             return slot;
         }
         slots.retain(|_, s| s.strong_count() > 0);
-        let slot = new();
+        let slot = CredentialSlot::new(
+            Some(key),
+            self.store.clone(),
+            self.clock.clone(),
+            Some(self.runtime.clone()),
+        );
         slots.insert(key.to_owned(), Arc::downgrade(&slot));
         slot
     }
@@ -244,7 +241,7 @@ impl Keeper {
             .policy
             .clone()
             .map_or_else(|| self.inner.policy.clone(), Arc::new);
-        let slot = self.inner.slot(config.credentials_key.as_deref());
+        let slot = config.credentials_key.as_deref().map(|k| self.inner.slot(k));
         let parts = KeeperParts {
             clock: self.inner.clock.clone(),
             policy,
@@ -253,8 +250,10 @@ impl Keeper {
             dispatcher: self.inner.dispatcher.clone(),
         };
         let shared = Arc::new(Shared::new(id, config, source, slot.clone(), parts));
-        let watcher: Arc<dyn CredentialWatcher> = shared.clone();
-        slot.watch(Arc::downgrade(&watcher));
+        if let Some(slot) = slot {
+            let watcher: Arc<dyn CredentialWatcher> = shared.clone();
+            slot.watch(Arc::downgrade(&watcher));
+        }
         {
             let mut registry = self.inner.sessions.lock();
             // Forget dropped sessions now and then (amortised O(1) per open).
@@ -299,7 +298,7 @@ impl Keeper {
     pub fn set_credentials(&self, key: &str, credentials: Credentials) {
         let _guard = self.inner.runtime.enter();
         self.inner
-            .slot(Some(key))
+            .slot(key)
             .replace(credentials, self.inner.policy.fetch_timeout);
     }
 

@@ -237,7 +237,7 @@ impl Shared {
             dur(inner.latency_ewma_ms.unwrap_or(0)),
             inner.failure_ewma,
         ));
-        if self.credentials.in_use() {
+        if self.credentials_in_use() {
             lead = lead.max(millis(self.policy.refresh_lead_for(dur(held.lifetime_ms))));
         }
         let jitter = millis(self.policy.jitter_for(dur(lead)));

@@ -323,7 +323,7 @@ impl Session {
     pub fn set_credentials(&self, credentials: Credentials) {
         let _guard = self.shared().runtime.enter();
         self.shared()
-            .credentials
+            .credential_slot_or_init()
             .replace(credentials, self.shared().policy.fetch_timeout);
     }
 

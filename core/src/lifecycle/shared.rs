@@ -128,14 +128,17 @@ pub(crate) struct Shared {
     pub(crate) source: Arc<dyn TokenSource>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: Arc<Policy>,
-    pub(crate) credentials: Arc<CredentialSlot>,
+    /// The credentials' state: the keeper's for the session's key, or one of its own, created
+    /// when a source first rotates credentials (most sessions never need one).
+    credentials: std::sync::OnceLock<Arc<CredentialSlot>>,
     pub(crate) runtime: Handle,
     /// Where renewed tokens go (the host's "apply" action), if the app gave one.
     pub(crate) sink: Option<Arc<dyn super::TokenSink>>,
     /// Wakes the applier at once (the engine said it needs the newer token).
     pub(crate) apply_now: Notify,
     published: RwLock<Option<Published>>,
-    status: tokio::sync::watch::Sender<super::Status>,
+    /// Created by the first `watch_status()`: most sessions are never watched.
+    status: std::sync::OnceLock<tokio::sync::watch::Sender<super::Status>>,
     pub(crate) inner: Mutex<Inner>,
     /// Wakes the driver (requests, signals, finished fetches, close).
     pub(crate) wake: Notify,
@@ -170,7 +173,7 @@ impl Shared {
         id: u64,
         config: SessionConfig,
         source: Arc<dyn TokenSource>,
-        credentials: Arc<CredentialSlot>,
+        credentials: Option<Arc<CredentialSlot>>,
         keeper: KeeperParts,
     ) -> Self {
         let seed = keeper
@@ -184,12 +187,12 @@ impl Shared {
             source,
             clock: keeper.clock,
             policy: keeper.policy,
-            credentials,
+            credentials: credentials.map(std::sync::OnceLock::from).unwrap_or_default(),
             runtime: keeper.runtime,
             sink: config.sink.clone(),
             apply_now: Notify::new(),
             published: RwLock::new(None),
-            status: tokio::sync::watch::Sender::new(super::Status::default()),
+            status: std::sync::OnceLock::new(),
             inner: Mutex::new(Inner {
                 state: SessionState::Idle,
                 token: None,
@@ -393,10 +396,6 @@ impl Shared {
         self.changed.notify_waiters();
         self.emit_all(vec![self.event(EventKind::Closed)]);
         self.events.close();
-        self.status.send_modify(|s| {
-            s.state = SessionState::Closed;
-            s.expires_at_ms = None;
-        });
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -433,8 +432,9 @@ impl Shared {
     }
 
     fn sync_status(&self) {
+        let Some(tx) = self.status.get() else { return };
         let status = self.status_now();
-        self.status.send_if_modified(|s| {
+        tx.send_if_modified(|s| {
             let changed = *s != status;
             *s = status;
             changed
@@ -443,8 +443,32 @@ impl Shared {
 
     /// The status now, then each change, to every subscriber.
     pub(crate) fn watch_status(&self) -> tokio::sync::watch::Receiver<super::Status> {
+        let tx = self
+            .status
+            .get_or_init(|| tokio::sync::watch::Sender::new(self.status_now()));
         self.sync_status();
-        self.status.subscribe()
+        tx.subscribe()
+    }
+
+    // ---- credentials ---------------------------------------------------------------------
+
+    /// Whether fetches use credentials (then they never run in parallel).
+    pub(crate) fn credentials_in_use(&self) -> bool {
+        self.credentials.get().is_some_and(|s| s.in_use())
+    }
+
+    pub(crate) fn credential_slot(&self) -> Option<&Arc<CredentialSlot>> {
+        self.credentials.get()
+    }
+
+    /// The session's credential state, created (memory only) on first use.
+    pub(crate) fn credential_slot_or_init(self: &Arc<Self>) -> &Arc<CredentialSlot> {
+        self.credentials.get_or_init(|| {
+            let slot = CredentialSlot::new(None, None, self.clock.clone(), Some(self.runtime.clone()));
+            let watcher: Arc<dyn CredentialWatcher> = self.clone();
+            slot.watch(Arc::downgrade(&watcher));
+            slot
+        })
     }
 
     pub(crate) fn add_listener(
