@@ -209,6 +209,9 @@ def test_a_listener_that_raises_keeps_receiving_and_the_session_survives(caplog)
             s.add_listener(tk.event_listener(lambda e: received.append(e.kind)))
             await s.token()
             renewed = await s.renew_token()
+            # renew_token() can return before its ISSUED event is queued for the listeners, so
+            # flush_listeners() alone may not cover it: wait for it, then flush.
+            await wait_until(lambda: sum(1 for k in received if k.is_issued()) == 2)
             assert keeper.flush_listeners(5000)
             assert renewed.token.expose() == "tok-2"
             assert s.state() is tk.SessionState.VALID
@@ -217,6 +220,7 @@ def test_a_listener_that_raises_keeps_receiving_and_the_session_survives(caplog)
             assert [k.reason for k in raised if k.is_issued()] == [tk.FetchReason.INITIAL, tk.FetchReason.FORCED]
             assert registration.remove() and not registration.remove()
             await s.renew_token()
+            await wait_until(lambda: sum(1 for k in received if k.is_issued()) == 3)
             assert keeper.flush_listeners(5000)
             assert len(received) > len(raised), "removed: it receives nothing more"
 

@@ -253,7 +253,14 @@ class _FunctionSink(TokenSink):
                 "tokenkeeper: an async token sink needs a running event loop; create it inside "
                 "the loop (or call tokenkeeper.use_running_loop() there)"
             )
-        future = asyncio.run_coroutine_threadsafe(_awaited(result), loop)
+        coroutine = _awaited(result)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop closed meanwhile: nothing will run it
+            coroutine.close()
+            if _inspect.iscoroutine(result):
+                result.close()
+            raise
         try:
             future.result(self._timeout)
         except concurrent.futures.TimeoutError:

@@ -301,6 +301,11 @@ final class TokenKeeperTests: XCTestCase {
         }
         _ = try await session.token()
         let renewed = try await session.renewToken()
+        // renewToken() can return before its .issued event is queued for the listeners, so
+        // flushListeners alone may not cover it: wait for it (both issued events), then flush.
+        for _ in 0..<500 where calls.value < 2 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
         XCTAssertTrue(keeper.flushListeners(timeoutMs: 5_000))
         XCTAssertEqual(renewed.token.expose(), "tok-2")
         XCTAssertGreaterThanOrEqual(calls.value, 2)
