@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import json
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Iterator
 
 import pytest
 
@@ -29,15 +33,27 @@ class Backend:
         self.url = url
         self.admin_key = admin_key
 
-    def admin(self, path: str, body: dict) -> dict:
+    def admin(self, path: str, body: dict | None = None, method: str = "POST") -> dict:
         req = urllib.request.Request(
             f"{self.url}/admin{path}",
-            data=json.dumps(body).encode(),
+            data=json.dumps(body).encode() if body is not None else None,
             headers={"Authorization": f"Bearer {self.admin_key}", "Content-Type": "application/json"},
-            method="POST",
+            method=method,
         )
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
+
+    @contextlib.contextmanager
+    def faults(self, **changes: object) -> Iterator[None]:
+        """Fault injection and tunables of the backend (`/admin/faults`) changed inside the block:
+        `error_rate` (a share of token requests answered 503 with `Retry-After: 1` or 500),
+        `latency_ms` (added to every token request), `token_ttl_secs` (default lifetime)…"""
+        before = self.admin("/faults", method="GET")
+        self.admin("/faults", changes, method="PUT")
+        try:
+            yield
+        finally:
+            self.admin("/faults", {key: before[key] for key in changes}, method="PUT")
 
     def user_with_stream(self) -> tuple[User, str]:
         uid = "py-" + uuid.uuid4().hex[:8]
@@ -51,7 +67,10 @@ class Backend:
 
 
 class PythonHttpSource(tk.TokenSource):
-    """A token source written in Python: urllib in a worker thread, errors classified by the SDK."""
+    """A token source written in Python: urllib in a worker thread, errors classified by the SDK.
+
+    Counts what the backend answered, independently of the SDK's counters: `calls` (requests),
+    `issued` (every token the backend returned, in order)."""
 
     def __init__(self, backend: Backend, api_key: str, ttl_secs: int = 60, delay_s: float = 0.0,
                  rotate: bool = False) -> None:
@@ -61,7 +80,9 @@ class PythonHttpSource(tk.TokenSource):
         self.delay_s = delay_s
         self.rotate = rotate
         self.calls = 0
+        self.issued: list[str] = []
         self.seen_credentials: list = []
+        self._lock = threading.Lock()
 
     async def fetch(self, request: tk.FetchRequest) -> tk.FetchedToken:
         self.calls += 1
@@ -85,14 +106,17 @@ class PythonHttpSource(tk.TokenSource):
 
         def call() -> str:
             try:
-                with urllib.request.urlopen(req, timeout=request.timeout_ms / 1000) as resp:
-                    return json.loads(resp.read())["token"]
+                with urllib.request.urlopen(req, timeout=request.timeout.total_seconds()) as resp:
+                    token = json.loads(resp.read())["token"]
             except urllib.error.HTTPError as e:
                 retry = e.headers.get("Retry-After")
                 raise tk.error_for_http_status(
-                    e.code, int(retry) * 1000 if retry else None, e.read().decode()[:200])
+                    e.code, datetime.timedelta(seconds=int(retry)) if retry else None, e.read().decode()[:200])
             except urllib.error.URLError as e:
-                raise tk.TokenKeeperError.RetryLater(reason=f"network: {e.reason}", retry_after_ms=None)
+                raise tk.TokenKeeperError.RetryLater(reason=f"network: {e.reason}", retry_after=None)
+            with self._lock:
+                self.issued.append(token)
+            return token
 
         token = await asyncio.to_thread(call)
         return tk.FetchedToken(token=tk.Secret(token),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import logging
 
 import pytest
 
@@ -11,14 +13,22 @@ import tokenkeeper as tk
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 
 
-def test_generated_defaults_match_the_core_policy():
-    assert tk.PolicyConfig() == tk.default_policy()
+def test_policy_leaves_every_field_to_the_core_and_default_policy_shows_the_values():
+    unset = tk.Policy()
+    assert unset.renew_lead is None and unset.token_wait is None and unset.adaptive_lead is None
+    defaults = tk.default_policy()
+    assert defaults.renew_lead == datetime.timedelta(seconds=30)
+    assert defaults.renew_jitter == datetime.timedelta(seconds=3)
+    assert defaults.fetch_timeout == datetime.timedelta(seconds=10)
+    assert defaults.token_wait == datetime.timedelta(seconds=30)
+    assert defaults.backoff_initial == datetime.timedelta(seconds=1)
+    assert defaults.adaptive_lead is True
 
 
 def test_inspect_decodes_a_jwt_without_a_key():
     info = tk.inspect(JWT)
     assert info.format == tk.TokenFormat.JWT
-    assert info.expires_at == 9_999_999_999
+    assert info.expires_at == datetime.datetime.fromtimestamp(9_999_999_999, tz=datetime.timezone.utc)
     assert info.user == "1"
 
 
@@ -31,8 +41,9 @@ def test_inspect_rejects_garbage_with_invalid_token():
 def test_http_statuses_map_to_what_the_app_should_do():
     assert isinstance(tk.error_for_http_status(401, None, "x"), tk.TokenKeeperError.ReauthRequired)
     assert isinstance(tk.error_for_http_status(403, None, "x"), tk.TokenKeeperError.Forbidden)
-    retry = tk.error_for_http_status(503, 2000, "busy")
-    assert isinstance(retry, tk.TokenKeeperError.RetryLater) and retry.retry_after_ms == 2000
+    retry = tk.error_for_http_status(503, datetime.timedelta(seconds=2), "busy")
+    assert isinstance(retry, tk.TokenKeeperError.RetryLater)
+    assert retry.retry_after == datetime.timedelta(seconds=2)
 
 
 class StaticSource(tk.TokenSource):
@@ -127,3 +138,31 @@ def test_interpreter_exits_cleanly_with_a_live_python_source():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
+
+
+def test_records_and_enum_variants_repr_their_fields_and_no_secret():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    issued = tk.IssuedToken(token=tk.Secret(JWT), expires_at=now, received_at=now, reason=tk.FetchReason.INITIAL)
+    status = tk.SessionStatus(state=tk.SessionState.VALID, expires_at=now, error=None)
+    kind = tk.EventKind.APPLIED(expires_at=now)
+    for value in (issued, status, kind):
+        assert repr(value) == str(value)
+    assert repr([status]) == f"[SessionStatus(state=SessionState.VALID, expires_at={now}, error=None)]"
+    assert repr(kind) == f"EventKind.APPLIED(expires_at={now})"
+    assert JWT not in repr([issued]) and f"Secret(len={len(JWT)})" in repr([issued])
+    assert repr(tk.Policy(renew_lead=datetime.timedelta(seconds=60))).startswith("Policy(renew_lead=0:01:00, ")
+
+
+def test_forward_logs_names_loggers_after_the_sdk_module_and_follows_the_level(caplog):
+    logger = logging.getLogger("tokenkeeper")
+    caplog.set_level(logging.INFO, logger="tokenkeeper")
+    tk.forward_logs()
+    try:
+        keeper = tk.Keeper()
+        keeper.network_available()
+        keeper.shutdown()
+    finally:
+        tk.clear_log_sink()
+    records = [r for r in caplog.records if r.getMessage() == "network available: retrying now"]
+    assert [(r.name, r.levelno) for r in records] == [("tokenkeeper.lifecycle.keeper", logging.INFO)]
+    assert logger.level == logging.INFO

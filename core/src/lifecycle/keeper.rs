@@ -95,6 +95,7 @@ impl KeeperBuilder {
                 sweep_at: 64,
             }),
             slots: Mutex::new(HashMap::new()),
+            set_by_host: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             events: Arc::new(EventHub::default()),
             dispatcher: Arc::new(Dispatcher::default()),
@@ -159,6 +160,9 @@ pub(crate) struct KeeperInner {
     sessions: Mutex<Registry>,
     /// One credential state per key, shared by the sessions that name it.
     slots: Mutex<HashMap<String, Weak<CredentialSlot>>>,
+    /// The states of the keys the host set with `set_credentials`, kept for the keeper's life:
+    /// credentials set before any session names the key must reach that session's first fetch.
+    set_by_host: Mutex<HashMap<String, Arc<CredentialSlot>>>,
     next_id: AtomicU64,
     events: Arc<EventHub>,
     dispatcher: Arc<Dispatcher>,
@@ -297,9 +301,12 @@ impl Keeper {
     /// with [`Error::ReauthRequired`] resume.
     pub fn set_credentials(&self, key: &str, credentials: Credentials) {
         let _guard = self.inner.runtime.enter();
+        let slot = self.inner.slot(key);
         self.inner
-            .slot(key)
-            .replace(credentials, self.inner.policy.fetch_timeout);
+            .set_by_host
+            .lock()
+            .insert(key.to_owned(), Arc::clone(&slot));
+        slot.replace(credentials, self.inner.policy.fetch_timeout);
     }
 
     /// Closes every session and stops the keeper's own runtime, if it has one. Also done on drop.

@@ -65,8 +65,10 @@ impl Shared {
             inner.completed += 1;
             self.settle(&mut inner, &attempt, now, latency, outcome, &mut events);
         }
-        self.changed.notify_waiters();
+        // Events first: a caller woken by the outcome finds its events already queued for the
+        // listeners (`flush_listeners` right after the call sees them).
         self.emit_all(events);
+        self.changed.notify_waiters();
     }
 
     fn settle(

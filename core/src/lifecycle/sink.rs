@@ -285,7 +285,18 @@ impl Shared {
             };
             let on_its_way =
                 inner.cycle.is_some() || !inner.attempts.is_empty() || inner.successor.is_some();
-            if !newer_exists && !on_its_way && inner.fatal.is_none() {
+            // An engine warning before half the token's life has run warns about every new
+            // token at once: following it would renew in a loop. The session's own schedule
+            // renews that token.
+            let now = self.now();
+            let too_early =
+                current.is_some_and(|t| now - t.received < (t.expires - t.received) / 2);
+            if too_early && !newer_exists && !on_its_way {
+                tracing::warn!(
+                    "the engine warns before half the token's life: renewing on the session's schedule instead"
+                );
+            }
+            if !newer_exists && !on_its_way && !too_early && inner.fatal.is_none() {
                 inner.pending = Some(super::driver::merge(
                     inner.pending,
                     crate::source::FetchReason::Forced,

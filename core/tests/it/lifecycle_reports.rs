@@ -185,6 +185,36 @@ async fn set_credentials_resumes_a_session_stopped_for_reauthentication() {
     );
 }
 
+/// Credentials the app sets at sign-in, before it opens any session, reach the first fetch of
+/// the session that names their key, with or without a credential store.
+#[tokio::test(start_paused = true)]
+async fn credentials_set_before_any_session_reach_its_first_fetch() {
+    for store in [
+        None,
+        Some(Arc::new(MemoryStore::new()) as Arc<dyn CredentialStore>),
+    ] {
+        let clock = ManualClock::new(T0);
+        let mut builder = Keeper::builder()
+            .clock(Arc::new(clock.clone()))
+            .policy(policy());
+        if let Some(store) = store {
+            builder = builder.store(store);
+        }
+        let keeper = builder.build().unwrap();
+        keeper.set_credentials("oauth:1001", Credentials::new("rt-signed-in"));
+        clock.sleep(Duration::from_secs(1)).await; // the sign-in screen closes; the save is done
+        let source = Scripted::new(&clock, |c| token(c.n, 600));
+        let session = keeper.open_session(
+            SessionConfig::new(SessionSpec::new("live-42", "1001"))
+                .with_credentials_key("oauth:1001"),
+            source.clone(),
+        );
+        session.token().await.unwrap();
+        let sent: Vec<_> = source.calls().into_iter().map(|c| c.credentials).collect();
+        assert_eq!(sent, [Some("rt-signed-in".into())]);
+    }
+}
+
 /// #12: or saves it in its keychain itself and calls `renew_token()`.
 #[tokio::test(start_paused = true)]
 async fn renew_token_after_a_sign_in_reads_the_credentials_the_host_stored() {
