@@ -10,7 +10,7 @@
 #        tokenkeeper-jvm-<v>-sources.jar  the Kotlin sources
 #        tokenkeeper-jvm-<v>.pom          coordinates and dependencies (kotlin/gradle.properties)
 #   4. compile checks against the jar and the stand-ins of kotlin/src/test/stubs/ (no Android SDK
-#      here): the Android helpers (src/androidMain) and every ```kotlin block of kotlin/README.md
+#      here): the Android helpers (src/androidMain) and every ```kotlin block of kotlin/README.md and README.md
 #      not marked `// not compiled` (scripts/lib/kotlin-readme-snippets.py),
 #   5. compiles src/test/kotlin against the jar alone and runs it with `java`: the library is
 #      found inside the jar (no jna.library.path), as an app depending on the artifact would.
@@ -129,12 +129,12 @@ echo "kotlin: built $GROUP:$ARTIFACT:$VERSION: $(du -k "$JAR" | cut -f1) KiB jar
 # --- 3. compile checks: Android helpers and README snippets, against the jar and stand-ins ---------
 check_sources=()
 while IFS= read -r f; do check_sources+=("$f"); done < <(find kotlin/src/androidMain kotlin/src/test/stubs -name '*.kt' | sort)
-check_stamp="$(cat "${check_sources[@]}" kotlin/README.md scripts/lib/kotlin-readme-snippets.py | sha256sum | cut -c1-8)-$main_stamp"
+check_stamp="$(cat "${check_sources[@]}" kotlin/README.md README.md scripts/lib/kotlin-readme-snippets.py | sha256sum | cut -c1-8)-$main_stamp"
 if [[ ! -f "$OUT/check-$check_stamp.ok" ]]; then
     rm -rf "$OUT/check" "$OUT"/check-*.ok
     mkdir -p "$OUT/check/classes"
-    python3 scripts/lib/kotlin-readme-snippets.py kotlin/README.md >"$OUT/check/ReadmeSnippets.kt" \
-        2> >(sed 's/^/kotlin: README.md: /' >&2) || fail "extracting kotlin/README.md snippets"
+    python3 scripts/lib/kotlin-readme-snippets.py kotlin/README.md README.md >"$OUT/check/ReadmeSnippets.kt" \
+        2> >(sed 's/^/kotlin: README.md: /' >&2) || fail "extracting the README snippets"
     echo "kotlin: compiling the Android helpers and the README snippets against stand-ins" >&2
     "$KOTLINC" -nowarn -jvm-target 17 -cp "$JAR:$CP_DEPS" -d "$OUT/check/classes" \
         "${check_sources[@]}" "$OUT/check/ReadmeSnippets.kt" \

@@ -167,7 +167,7 @@ def test_banned_user_gets_forbidden(backend):
                 if any(e.kind.is_forbidden() for e in seen):
                     break
                 await asyncio.sleep(0.01)
-            assert keeper.flush_listeners(5000)
+            assert keeper.flush_listeners(datetime.timedelta(seconds=5))
             assert any(e.kind.is_forbidden() for e in seen)
             assert registration.remove()
 

@@ -109,7 +109,7 @@ def runs(backend: Backend) -> dict[str, Run]:
                 run_engine(backend, keeper, not_ready),
                 run_engine(backend, keeper, late, on_open=late_session.append),
             )
-        assert keeper.flush_listeners(5000)
+        assert keeper.flush_listeners(datetime.timedelta(seconds=5))
         keeper.shutdown()
         assert len(stale_reports) >= 2
         return dict(zip(["agora", "not_ready", "late"], results))

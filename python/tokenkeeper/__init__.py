@@ -111,7 +111,7 @@ def _stop_sdk_threads() -> None:
     # SDK threads must not call into Python (log sink, releasing a Python token source) while
     # the interpreter shuts down: stop forwarding logs and stop the SDK runtime first.
     clear_log_sink()
-    shutdown_runtime(1000)
+    shutdown_runtime(datetime.timedelta(seconds=1))
 
 
 def use_running_loop() -> None:

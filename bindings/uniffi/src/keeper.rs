@@ -158,11 +158,10 @@ impl Keeper {
             .set_credentials(&key, credentials.to_credentials());
     }
 
-    /// Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+    /// Waits until every event emitted so far reached the listeners, at most `timeout`;
     /// `false` if a listener is still busy. For tests and orderly shutdown.
-    pub fn flush_listeners(&self, timeout_ms: u64) -> bool {
-        self.inner
-            .flush_listeners(std::time::Duration::from_millis(timeout_ms))
+    pub fn flush_listeners(&self, timeout: std::time::Duration) -> bool {
+        self.inner.flush_listeners(timeout)
     }
 
     /// Closes every session. Also done when the keeper is released.

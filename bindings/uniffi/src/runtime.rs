@@ -41,16 +41,15 @@ pub(crate) fn handle() -> Result<Handle, TokenKeeperError> {
     Ok(handle)
 }
 
-/// Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+/// Stops the SDK's runtime at process exit, waiting up to `timeout` for its tasks to end, so
 /// that no SDK thread calls into the host (releasing a host object, logging) while the host
 /// language tears itself down. Every keeper and session stops working; do not use them after.
 /// The Python package calls this from `atexit`. Does nothing if the runtime never started.
 #[uniffi::export]
-pub fn shutdown_runtime(timeout_ms: u64) {
+pub fn shutdown_runtime(timeout: Duration) {
     let Some(rt) = RUNTIME.lock().take() else {
         return;
     };
-    let timeout = Duration::from_millis(timeout_ms);
     if Handle::try_current().is_ok() {
         // A runtime cannot be dropped from inside an async context: do it on a plain thread.
         let _ = std::thread::spawn(move || rt.shutdown_timeout(timeout)).join();

@@ -307,6 +307,7 @@ impl Shared {
         };
         let reason = request.reason;
         let generation = inner.generation;
+        let network_changes = inner.network_changes;
         let shared = self.clone();
         let task = self
             .runtime
@@ -321,6 +322,7 @@ impl Shared {
             generation,
             credentialed,
             network_lost: false,
+            network_changes,
             task: Some(task.abort_handle()),
         });
     }

@@ -245,7 +245,10 @@ impl Keeper {
             .policy
             .clone()
             .map_or_else(|| self.inner.policy.clone(), Arc::new);
-        let slot = config.credentials_key.as_deref().map(|k| self.inner.slot(k));
+        let slot = config
+            .credentials_key
+            .as_deref()
+            .map(|k| self.inner.slot(k));
         let parts = KeeperParts {
             clock: self.inner.clock.clone(),
             policy,

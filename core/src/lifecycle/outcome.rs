@@ -195,11 +195,16 @@ impl Shared {
                 -times.expires_in
             )));
         }
+        // A token that arrives already past its own renewal point (a cached or stale one) would
+        // be renewed at once, in a loop: refused. A fresh short token renews at half-life.
         let valid_for = times.expires_in - times.starts_in;
-        let lead = millis(self.policy.renew_lead).max(1_000);
+        let lead = millis(self.policy.lead_for(dur(times.lifetime))).max(1_000);
         if valid_for < lead {
             return Err(bad(format!(
-                "the source returned a token valid for only {valid_for} ms, less than the renewal lead of {lead} ms (policy renew_lead)"
+                "the source returned a token valid for only {valid_for} ms of its {} ms life, \
+                 already past its renewal point ({lead} ms before expiry, policy renew_lead): \
+                 return a freshly issued token, not a cached one",
+                times.lifetime
             )));
         }
         let expires = now.saturating_add(times.expires_in);

@@ -62,8 +62,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Renew when the remaining lifetime is at most this. Default [`Policy::DEFAULT_RENEW_LEAD`].
-    /// Tokens whose whole lifetime is ≤ 2 × lead renew at half-life instead; tokens that arrive
-    /// with less than this (at least 1 s) left are refused as unusable (loop breaker).
+    /// Tokens whose whole lifetime is ≤ 2 × lead renew at half-life instead. A token that
+    /// arrives already past that point (a cached token issued long ago), or with less than 1 s
+    /// left, is refused as unusable: renewing it at once would loop.
     pub renew_lead: Duration,
     /// Renewal starts up to this much *earlier* than the lead, chosen at random per token, so
     /// thousands of sessions do not fetch in the same millisecond. Capped at a tenth of the

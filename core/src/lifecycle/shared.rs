@@ -24,7 +24,8 @@ use crate::clock::{Clock, boot_ms};
 use crate::error::Error;
 use crate::source::{FetchReason, SessionSpec, TokenSource};
 
-/// A fetch this young is not given up on when the network changes: 500 ms.
+/// A fetch this young, started after the previous network change, is not given up on when the
+/// network changes again: 500 ms (Android reports one change several times in a row).
 const FRESH_ATTEMPT: Duration = Duration::from_millis(500);
 
 /// A token the session accepted, with its times on the elapsed clock.
@@ -58,6 +59,8 @@ pub(crate) struct Attempt {
     pub(crate) credentialed: bool,
     /// Given up on because the network changed: the next attempt starts at once.
     pub(crate) network_lost: bool,
+    /// [`Inner::network_changes`] when it started.
+    pub(crate) network_changes: u64,
     pub(crate) task: Option<AbortHandle>,
 }
 
@@ -77,6 +80,8 @@ pub(crate) struct Inner {
     /// clock: a device sleep in between is not renewal time).
     pub(crate) cycle: Option<FetchReason>,
     pub(crate) cycle_started_mono: Duration,
+    /// Network changes reported so far (`Keeper::network_available`).
+    pub(crate) network_changes: u64,
     /// Whether the cycle was asked for by an engine report (expired / rejected).
     pub(crate) report_cycle: bool,
     pub(crate) attempt: u32,
@@ -187,7 +192,9 @@ impl Shared {
             source,
             clock: keeper.clock,
             policy: keeper.policy,
-            credentials: credentials.map(std::sync::OnceLock::from).unwrap_or_default(),
+            credentials: credentials
+                .map(std::sync::OnceLock::from)
+                .unwrap_or_default(),
             runtime: keeper.runtime,
             sink: config.sink.clone(),
             apply_now: Notify::new(),
@@ -203,6 +210,7 @@ impl Shared {
                 pending: config.prefetch.then_some(FetchReason::Initial),
                 cycle: None,
                 cycle_started_mono: Duration::ZERO,
+                network_changes: 0,
                 report_cycle: false,
                 attempt: 0,
                 attempts: Vec::new(),
@@ -353,10 +361,15 @@ impl Shared {
             }
             if network_changed {
                 // A fetch that started on the old network may never answer: try beside it.
-                // One started just now already uses the new network (Android reports a change
-                // several times in a row).
+                // One started just now, after the previous report, already uses the new
+                // network (Android reports one change several times in a row).
                 let mono = self.clock.monotonic();
-                let fresh = |a: &Attempt| mono.saturating_sub(a.started_mono) < FRESH_ATTEMPT;
+                let changes = inner.network_changes;
+                let fresh = |a: &Attempt| {
+                    changes > 0
+                        && a.network_changes == changes
+                        && mono.saturating_sub(a.started_mono) < FRESH_ATTEMPT
+                };
                 for a in inner
                     .attempts
                     .iter_mut()
@@ -365,6 +378,7 @@ impl Shared {
                     a.give_up_at = a.give_up_at.min(now);
                     a.network_lost = true;
                 }
+                inner.network_changes = changes.saturating_add(1);
             }
         }
         self.wake.notify_one();
@@ -464,7 +478,8 @@ impl Shared {
     /// The session's credential state, created (memory only) on first use.
     pub(crate) fn credential_slot_or_init(self: &Arc<Self>) -> &Arc<CredentialSlot> {
         self.credentials.get_or_init(|| {
-            let slot = CredentialSlot::new(None, None, self.clock.clone(), Some(self.runtime.clone()));
+            let slot =
+                CredentialSlot::new(None, None, self.clock.clone(), Some(self.runtime.clone()));
             let watcher: Arc<dyn CredentialWatcher> = self.clone();
             slot.watch(Arc::downgrade(&watcher));
             slot

@@ -285,15 +285,18 @@ impl Shared {
             };
             let on_its_way =
                 inner.cycle.is_some() || !inner.attempts.is_empty() || inner.successor.is_some();
-            // An engine warning before half the token's life has run warns about every new
-            // token at once: following it would renew in a loop. The session's own schedule
-            // renews that token.
+            // An engine warning in the first quarter of the token's life comes from a warning
+            // window longer than the token (Agora warns 30 s ahead): it names every new token
+            // at once, and following it would renew in a loop. The session's own schedule
+            // renews that token. A later warning is followed, even before that schedule.
             let now = self.now();
             let too_early =
-                current.is_some_and(|t| now - t.received < (t.expires - t.received) / 2);
+                current.is_some_and(|t| now - t.received < (t.expires - t.received) / 4);
             if too_early && !newer_exists && !on_its_way {
                 tracing::warn!(
-                    "the engine warns before half the token's life: renewing on the session's schedule instead"
+                    "the engine warns about a token it just received (warning window longer than \
+                     the token's life): renewing on the session's schedule instead; issue tokens \
+                     that live longer than the engine's warning window"
                 );
             }
             if !newer_exists && !on_its_way && !too_early && inner.fatal.is_none() {

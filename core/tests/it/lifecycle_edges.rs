@@ -47,13 +47,36 @@ async fn source_returning_expired_tokens_is_an_error_with_backoff_not_a_loop() {
     assert_eq!(rig.session.state(), SessionState::Fetching);
 }
 
+/// A fresh token shorter than the lead (10 s, lead 30 s) is used and renews at half-life.
 #[tokio::test(start_paused = true)]
-async fn source_returning_a_token_shorter_than_the_lead_is_refused() {
+async fn a_fresh_token_shorter_than_the_lead_renews_at_half_life() {
     let rig = Rig::new(|c| token(c.n, 10));
+    rig.session.token().await.unwrap();
+    rig.run_for(MIN).await;
+    let c = rig.session.counters();
+    // One renewal about every 5 s.
+    assert!((11..=13).contains(&c.renewals), "{c:?}");
+    assert_eq!(c.failures, 0, "{c:?}");
+    assert_eq!(c.expired_ms, 0);
+}
+
+/// A token issued long ago with little life left (a backend's cache) is past its own renewal
+/// point: using it would renew at once, again and again. It is refused with a message that
+/// says so, and the session keeps retrying at the backoff's pace.
+#[tokio::test(start_paused = true)]
+async fn source_returning_a_token_past_its_renewal_point_is_refused() {
+    let rig = Rig::new(|c| {
+        let now = c.at_ms;
+        Reply::Ok(
+            FetchedToken::new(Token::new(format!("tok-{}", c.n)))
+                .with_issued_at_ms(now - 3_590_000)
+                .with_expires_at_ms(now + 10_000),
+        )
+    });
     let err = rig.session.token().await.unwrap_err();
     assert_eq!(rig.clock.now_unix_ms() - T0, 30_000, "after the wait limit");
     assert!(
-        matches!(&err, Error::RetryLater { message, .. } if message.contains("renew_lead")),
+        matches!(&err, Error::RetryLater { message, .. } if message.contains("past its renewal point")),
         "{err}"
     );
     rig.run_for(5 * MIN - Duration::from_secs(30)).await;

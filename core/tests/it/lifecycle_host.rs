@@ -322,6 +322,36 @@ async fn a_network_change_reported_twice_starts_one_stand_in_at_once() {
     );
 }
 
+/// The network changes just as the first fetch starts (it may have gone out on the old one):
+/// a stand-in starts at once. A real second change later gives up on a fetch stuck since the
+/// first change.
+#[tokio::test(start_paused = true)]
+async fn network_changes_give_up_on_fetches_started_before_them() {
+    let rig = Rig::new(|c| {
+        if c.n <= 2 {
+            Reply::Hang
+        } else {
+            token(c.n, 600)
+        }
+    });
+    let s = rig.session.clone();
+    let waiter = tokio::spawn(async move { s.token().await });
+    tokio::task::yield_now().await; // the first fetch starts
+    rig.run_for(Duration::from_millis(1)).await;
+    assert_eq!(rig.source.call_count(), 1);
+    rig.keeper.network_available(); // Wi-Fi → LTE
+    rig.run_for(Duration::from_millis(1)).await;
+    assert_eq!(rig.source.call_count(), 2, "a stand-in at once");
+    rig.run_for(Duration::from_secs(3)).await; // the stand-in is stuck too
+    rig.keeper.network_available(); // LTE → Wi-Fi
+    let t = waiter.await.unwrap().expect("the third fetch's token");
+    assert_eq!(t.token.expose(), "tok-3");
+    assert!(
+        rig.clock.now_unix_ms() - T0 < 3_100,
+        "no fetch timeout waited"
+    );
+}
+
 /// A closed session's status holds no token.
 #[tokio::test(start_paused = true)]
 async fn a_closed_session_reports_closed_with_no_token() {

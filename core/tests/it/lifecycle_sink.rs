@@ -233,3 +233,19 @@ async fn an_engine_refusing_every_token_is_reported_as_rejected() {
         "the loop breaker stopped it"
     );
 }
+
+/// Tokens shorter than the engine's warning window (20 s tokens, Agora's 30 s warning): the
+/// engine warns about every token as soon as it holds it. The session renews on its own
+/// schedule instead of in a loop.
+#[tokio::test(start_paused = true)]
+async fn an_engine_warning_about_every_new_token_does_not_renew_in_a_loop() {
+    let (_clock, _keeper, _source, engine, session) = engine_session(20, 0).await;
+    engine.join(session.token().await.unwrap());
+    engine.run(&session, Duration::from_secs(600)).await;
+    let c = session.counters();
+    let log = engine.log.lock();
+    // Half-life renewals of 20 s tokens: about one per 10 s.
+    assert!((50..=70).contains(&c.renewals), "{c:?}");
+    assert_eq!(c.fetches - c.failures, c.renewals + 1, "{c:?}");
+    assert_eq!((log.duplicates, log.expired_ms), (0, 0));
+}

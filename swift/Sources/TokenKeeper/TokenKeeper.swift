@@ -1399,10 +1399,10 @@ public protocol KeeperProtocol: AnyObject, Sendable {
     func addListener(listener: EventListener)  -> ListenerRegistration
     
     /**
-     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * Waits until every event emitted so far reached the listeners, at most `timeout`;
      * `false` if a listener is still busy. For tests and orderly shutdown.
      */
-    func flushListeners(timeoutMs: UInt64)  -> Bool
+    func flushListeners(timeout: TimeInterval)  -> Bool
     
     /**
      * Connectivity came back or changed: pending retries run now, and a fetch stuck on the
@@ -1553,15 +1553,15 @@ open func addListener(listener: EventListener) -> ListenerRegistration  {
 }
     
     /**
-     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * Waits until every event emitted so far reached the listeners, at most `timeout`;
      * `false` if a listener is still busy. For tests and orderly shutdown.
      */
-open func flushListeners(timeoutMs: UInt64) -> Bool  {
+open func flushListeners(timeout: TimeInterval) -> Bool  {
     return try!  FfiConverterBool.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(
             self.uniffiCloneHandle(),
-        FfiConverterUInt64.lower(timeoutMs),uniffiCallStatus
+        FfiConverterDuration.lower(timeout),uniffiCallStatus
     )
 })
 }
@@ -6489,15 +6489,15 @@ public func setLogSink(sink: LogSink, minLevel: LogLevel)throws   {try rustCallW
 }
 }
 /**
- * Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+ * Stops the SDK's runtime at process exit, waiting up to `timeout` for its tasks to end, so
  * that no SDK thread calls into the host (releasing a host object, logging) while the host
  * language tears itself down. Every keeper and session stops working; do not use them after.
  * The Python package calls this from `atexit`. Does nothing if the runtime never started.
  */
-public func shutdownRuntime(timeoutMs: UInt64)  {try! rustCall() {
+public func shutdownRuntime(timeout: TimeInterval)  {try! rustCall() {
         uniffiCallStatus in
     uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(
-        FfiConverterUInt64.lower(timeoutMs),uniffiCallStatus
+        FfiConverterDuration.lower(timeout),uniffiCallStatus
     )
 }
 }
@@ -6532,7 +6532,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() != 47489) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() != 20920) {
+    if (uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() != 40379) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() != 23467) {
@@ -6574,7 +6574,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_add_listener() != 34771) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners() != 32524) {
+    if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners() != 55318) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() != 24146) {

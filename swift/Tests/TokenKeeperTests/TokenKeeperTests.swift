@@ -306,7 +306,7 @@ final class TokenKeeperTests: XCTestCase {
         for _ in 0..<500 where calls.value < 2 {
             try await Task.sleep(nanoseconds: 10_000_000)
         }
-        XCTAssertTrue(keeper.flushListeners(timeoutMs: 5_000))
+        XCTAssertTrue(keeper.flushListeners(timeout: 5))
         XCTAssertEqual(renewed.token.expose(), "tok-2")
         XCTAssertGreaterThanOrEqual(calls.value, 2)
         XCTAssertEqual(session.state(), .valid)

@@ -70,7 +70,7 @@ fn listener_sees_events_until_removed() {
     let registration = session.clone().add_listener(recorder.clone());
     block_on(session.token()).unwrap();
     assert!(
-        keeper.flush_listeners(5_000),
+        keeper.flush_listeners(std::time::Duration::from_secs(5)),
         "listeners run on the event thread"
     );
     assert!(registration.remove());
@@ -148,7 +148,7 @@ fn a_listener_that_throws_never_stops_the_session() {
     let first = block_on(session.token()).unwrap();
     let renewed = block_on(session.renew_token()).unwrap();
     assert_ne!(first.token.expose(), renewed.token.expose());
-    assert!(keeper.flush_listeners(5_000));
+    assert!(keeper.flush_listeners(std::time::Duration::from_secs(5)));
     assert!(*throws.0.lock().unwrap() >= 2, "it kept being called");
     assert_eq!(session.counters().driver_restarts, 0);
 }

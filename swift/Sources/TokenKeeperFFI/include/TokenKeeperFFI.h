@@ -510,7 +510,7 @@ uint64_t uniffi_tokenkeeper_uniffi_fn_method_keeper_add_listener(uint64_t ptr, u
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_FLUSH_LISTENERS
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_FLUSH_LISTENERS
-int8_t uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(uint64_t ptr, uint64_t timeout_ms, RustCallStatus *_Nonnull out_status
+int8_t uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(uint64_t ptr, RustBuffer timeout, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_METHOD_KEEPER_NETWORK_AVAILABLE
@@ -772,7 +772,7 @@ void uniffi_tokenkeeper_uniffi_fn_func_set_log_sink(uint64_t sink, RustBuffer mi
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_SHUTDOWN_RUNTIME
 #define UNIFFI_FFIDEF_UNIFFI_TOKENKEEPER_UNIFFI_FN_FUNC_SHUTDOWN_RUNTIME
-void uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(uint64_t timeout_ms, RustCallStatus *_Nonnull out_status
+void uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(RustBuffer timeout, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_TOKENKEEPER_UNIFFI_RUSTBUFFER_ALLOC

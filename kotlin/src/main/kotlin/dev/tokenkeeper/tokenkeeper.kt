@@ -1001,7 +1001,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_add_listener(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(`ptr`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(`ptr`: Long,`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_tokenkeeper_uniffi_fn_method_keeper_network_available(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1105,7 +1105,7 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_tokenkeeper_uniffi_fn_func_set_log_sink(`sink`: Long,`minLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun ffi_tokenkeeper_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1241,7 +1241,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_set_log_sink() and 0xFFFF) != 47489) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() and 0xFFFF) != 20920) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_func_shutdown_runtime() and 0xFFFF) != 40379) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 23467) {
@@ -1283,7 +1283,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_add_listener() and 0xFFFF) != 34771) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners() and 0xFFFF) != 32524) {
+    if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_flush_listeners() and 0xFFFF) != 55318) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_tokenkeeper_uniffi_checksum_method_keeper_network_available() and 0xFFFF) != 24146) {
@@ -3149,10 +3149,10 @@ public interface KeeperInterface {
     fun `addListener`(`listener`: EventListener): ListenerRegistration
     
     /**
-     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * Waits until every event emitted so far reached the listeners, at most `timeout`;
      * `false` if a listener is still busy. For tests and orderly shutdown.
      */
-    fun `flushListeners`(`timeoutMs`: kotlin.ULong): kotlin.Boolean
+    fun `flushListeners`(`timeout`: java.time.Duration): kotlin.Boolean
     
     /**
      * Connectivity came back or changed: pending retries run now, and a fetch stuck on the
@@ -3358,16 +3358,16 @@ open class Keeper: Disposable, AutoCloseable, KeeperInterface
 
     
     /**
-     * Waits until every event emitted so far reached the listeners, at most `timeout_ms`;
+     * Waits until every event emitted so far reached the listeners, at most `timeout`;
      * `false` if a listener is still busy. For tests and orderly shutdown.
-     */override fun `flushListeners`(`timeoutMs`: kotlin.ULong): kotlin.Boolean {
+     */override fun `flushListeners`(`timeout`: java.time.Duration): kotlin.Boolean {
             return FfiConverterBoolean.lift(
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_method_keeper_flush_listeners(
         it,
         
-        FfiConverterULong.lower(`timeoutMs`),_status)
+        FfiConverterDuration.lower(`timeout`),_status)
 }
     }
     )
@@ -9060,17 +9060,17 @@ public object FfiConverterMapStringTypeSecret: FfiConverterRustBuffer<Map<kotlin
     
 
         /**
-         * Stops the SDK's runtime at process exit, waiting up to `timeout_ms` for its tasks to end, so
+         * Stops the SDK's runtime at process exit, waiting up to `timeout` for its tasks to end, so
          * that no SDK thread calls into the host (releasing a host object, logging) while the host
          * language tears itself down. Every keeper and session stops working; do not use them after.
          * The Python package calls this from `atexit`. Does nothing if the runtime never started.
-         */ fun `shutdownRuntime`(`timeoutMs`: kotlin.ULong)
+         */ fun `shutdownRuntime`(`timeout`: java.time.Duration)
         = 
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_tokenkeeper_uniffi_fn_func_shutdown_runtime(
     
         
-        FfiConverterULong.lower(`timeoutMs`),_status)
+        FfiConverterDuration.lower(`timeout`),_status)
 }
     
     

@@ -2,6 +2,7 @@
 // stopped session from a closed one, and listeners that throw.
 package dev.tokenkeeper
 
+import java.time.Duration
 import java.util.concurrent.atomic.AtomicInteger
 import kotlinx.coroutines.async
 import kotlinx.coroutines.flow.first
@@ -82,7 +83,7 @@ class ObservationTest {
                 val first = session.token()
                 session.renewToken()
                 val third = session.renewToken()
-                assertTrue(keeper.flushListeners(5_000uL))
+                assertTrue(keeper.flushListeners(Duration.ofSeconds(5)))
                 assertEquals(3, built.get(), "the builder listener saw every Issued event")
                 assertEquals(3, raw.get(), "the plain listener saw every Issued event")
                 assertEquals(SessionState.VALID, session.state())

@@ -143,7 +143,7 @@ class SessionTest {
                 Backend.ban(user)
                 val e = assertFailsWith<TokenKeeperException.Forbidden> { session.renewToken() }
                 assertTrue(e.reason.contains("banned"), e.reason)
-                assertTrue(keeper.flushListeners(5_000uL), "listeners run on the SDK's event thread")
+                assertTrue(keeper.flushListeners(Duration.ofSeconds(5)), "listeners run on the SDK's event thread")
                 assertTrue(events.any { it.kind is EventKind.Forbidden }, "listener saw Forbidden: $events")
                 assertTrue(registration.remove())
                 registration.close()

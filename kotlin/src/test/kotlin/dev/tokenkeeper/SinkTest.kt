@@ -98,7 +98,7 @@ class SinkTest {
                 }
                 Thread.sleep(RUN_MS)
                 runs.forEach { it.snapshot() }
-                assertTrue(keeper.flushListeners(5_000uL), "listeners caught up")
+                assertTrue(keeper.flushListeners(Duration.ofSeconds(5)), "listeners caught up")
             }
             runs.forEach {
                 it.engine.finish()
