@@ -197,6 +197,27 @@ impl CredentialSlot {
         state.version
     }
 
+    /// Records credentials rotated by a fetch that was handed `version`, unless the host
+    /// replaced them since (the user signed in again, maybe as someone else): the host's win.
+    /// `false` when the rotation was dropped.
+    pub(crate) fn rotate_from(&self, version: u64, credentials: Credentials) -> bool {
+        let mut state = self.state.lock();
+        if state.version != version {
+            return false;
+        }
+        if state.value.as_ref() != Some(&credentials) {
+            state.value = Some(credentials);
+            state.version += 1;
+        }
+        true
+    }
+
+    /// Whether the credentials changed since a fetch was handed `version` (the host set new
+    /// ones while it ran): what the server said about the old ones no longer matters.
+    pub(crate) fn replaced_since(&self, version: u64) -> bool {
+        self.state.lock().version != version
+    }
+
     /// The credentials of `version` were refused (re-authentication needed): the next fetch
     /// reads the store, where the host may have put new ones after a sign-in.
     pub(crate) fn rejected(&self, version: u64) {

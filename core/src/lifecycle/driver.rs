@@ -61,6 +61,9 @@ pub(crate) struct Answer {
 pub(crate) enum Failure {
     Source(SourceError),
     Public(Error),
+    /// The server refused credentials the host replaced while the fetch ran: not a failure,
+    /// the next attempt (with the new ones) starts at once.
+    Superseded,
 }
 
 /// What the driver does next.
@@ -382,7 +385,16 @@ impl Shared {
             Ok(fetched) => {
                 if let Some(rotated) = fetched.rotated.clone() {
                     let slot = self.credential_slot_or_init();
-                    slot.rotate(rotated);
+                    if let Some(g) = &guard {
+                        if !slot.rotate_from(g.version, rotated) {
+                            tracing::info!(
+                                "credentials replaced during the refresh; its rotation is dropped"
+                            );
+                            return Ok(Answer { fetched, arrived });
+                        }
+                    } else {
+                        slot.rotate(rotated);
+                    }
                     let now = self.now();
                     let valid_for = self.inner.lock().valid(now).map(|t| t.expires - now);
                     // With a valid token in hand, wait for the save (bounded so it never costs
@@ -398,6 +410,12 @@ impl Shared {
             Err(e) => {
                 if let (SourceError::ReauthRequired { .. }, Some(g)) = (&e, &guard) {
                     if let Some(slot) = self.credential_slot() {
+                        if slot.replaced_since(g.version) {
+                            tracing::info!(
+                                "refused credentials were replaced during the refresh; retrying"
+                            );
+                            return Err(Failure::Superseded);
+                        }
                         slot.rejected(g.version);
                     }
                 }

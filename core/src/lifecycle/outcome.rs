@@ -82,10 +82,16 @@ impl Shared {
     ) {
         let answer = match outcome {
             Ok(answer) => answer,
+            Err(Failure::Superseded) => {
+                inner.pending = Some(merge(inner.pending, attempt.reason));
+                inner.next_retry_at = None;
+                return;
+            }
             Err(failure) => {
                 let fatal = match &failure {
                     Failure::Source(e) => Error::from_source(e).is_fatal(),
                     Failure::Public(e) => e.is_fatal(),
+                    Failure::Superseded => false,
                 };
                 // A stalled attempt was already counted; only a fatal answer still matters.
                 if !attempt.abandoned || fatal {
@@ -321,6 +327,7 @@ impl Shared {
                 ),
             ),
             Failure::Public(e) => (e.clone(), None, false),
+            Failure::Superseded => return,
         };
         inner.counters.failures += 1;
         inner.failure_ewma += (1.0 - inner.failure_ewma) / FAILURE_EWMA_WEIGHT;

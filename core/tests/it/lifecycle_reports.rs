@@ -236,3 +236,98 @@ async fn renew_token_after_a_sign_in_reads_the_credentials_the_host_stored() {
         Some("rt-new")
     );
 }
+
+/// A refresh with the old refresh token is still in flight when the user signs in again: its
+/// late `invalid_grant` is about the credentials the host just replaced, so it must not stop
+/// the session, and the next attempt uses the new credentials.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_of_credentials_replaced_during_the_refresh_does_not_stop_the_session() {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemoryStore::new());
+    store
+        .save("oauth:1001", &Credentials::new("rt-old"))
+        .await
+        .unwrap();
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .store(store)
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| match c.credentials.as_deref() {
+        // The old family was revoked; the server is slow to say so.
+        Some("rt-old") => Reply::After(Duration::from_secs(3), Box::new(refresh_backend(c))),
+        _ => refresh_backend(c),
+    });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")).with_credentials_key("oauth:1001"),
+        source.clone(),
+    );
+    let waiter = session.clone();
+    let first = tokio::spawn(async move { waiter.token().await });
+    clock.sleep(Duration::from_secs(1)).await;
+    session.set_credentials(Credentials::new("rt-new"));
+    let t = first
+        .await
+        .unwrap()
+        .expect("the new credentials are used, not the old refusal");
+    assert_eq!(t.token.expose(), "tok-2");
+    assert_ne!(session.state(), SessionState::Failed);
+    let sent: Vec<_> = source.calls().into_iter().map(|c| c.credentials).collect();
+    assert_eq!(sent, [Some("rt-old".into()), Some("rt-new".into())]);
+}
+
+/// A refresh with the old refresh token answers with a rotation after the user signed in again
+/// (another account, say): the host's credentials win; the late rotation does not replace them.
+#[tokio::test(start_paused = true)]
+async fn a_rotation_of_credentials_replaced_during_the_refresh_does_not_overwrite_them() {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(MemoryStore::new());
+    store
+        .save("oauth:1001", &Credentials::new("rt-a"))
+        .await
+        .unwrap();
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| {
+        let (rotated, after) = match c.credentials.as_deref() {
+            Some("rt-a") => ("rt-a-2", Duration::from_secs(3)),
+            Some("rt-b") => ("rt-b-2", Duration::ZERO),
+            Some("rt-b-2") => ("rt-b-3", Duration::ZERO),
+            _ => {
+                return Reply::Err(SourceError::ReauthRequired {
+                    message: "invalid_grant: not this user's".into(),
+                });
+            }
+        };
+        Reply::After(
+            after,
+            Box::new(Reply::Ok(
+                FetchedToken::new(Token::new(format!("tok-{}", c.n)))
+                    .with_expires_in(Duration::from_secs(600))
+                    .with_rotated(Credentials::new(rotated)),
+            )),
+        )
+    });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")).with_credentials_key("oauth:1001"),
+        source.clone(),
+    );
+    let waiter = session.clone();
+    let first = tokio::spawn(async move { waiter.token().await });
+    clock.sleep(Duration::from_secs(1)).await;
+    session.set_credentials(Credentials::new("rt-b"));
+    first.await.unwrap().unwrap();
+    clock.sleep(Duration::from_secs(1)).await;
+    session.renew_token().await.unwrap();
+    let sent: Vec<_> = source.calls().into_iter().map(|c| c.credentials).collect();
+    assert_eq!(sent.last().unwrap().as_deref(), Some("rt-b"), "{sent:?}");
+    assert_eq!(
+        store.load("oauth:1001").await.unwrap().unwrap().expose(),
+        "rt-b-2"
+    );
+}
