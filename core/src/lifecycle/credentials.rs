@@ -355,13 +355,13 @@ impl CredentialSlot {
             }
             state.retrying = true;
         }
-        let weak = Arc::downgrade(self);
-        let clock = self.clock.clone();
+        // Holds the slot: unsaved credentials outlive the sessions that use the key, so the
+        // next session naming it gets them (not the consumed ones in the store).
+        let slot = self.clone();
         self.spawn(async move {
             let mut pause = SAVE_RETRY_INITIAL;
             loop {
-                clock.sleep(pause).await;
-                let Some(slot) = weak.upgrade() else { return };
+                slot.clock.sleep(pause).await;
                 let result = slot.save_latest().await;
                 let mut state = slot.state.lock();
                 if result.is_ok() || state.saved >= state.version {

@@ -392,3 +392,35 @@ async fn sessions_with_credentials_renew_early_enough_for_a_stalled_refresh() {
     );
     assert_eq!(stored(store.as_ref()).await.as_deref(), Some("rt-3"));
 }
+
+/// A rotation the locked keychain could not save outlives the session that fetched it: the
+/// user ends the call (the last session naming the key closes) while the keychain is still
+/// locked; the next call, minutes later, must refresh with the rotated token, not the consumed
+/// one still in the store, and the save lands once the keychain unlocks.
+#[tokio::test(start_paused = true)]
+async fn an_unsaved_rotation_survives_the_close_of_the_last_session_using_its_key() {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(LockedKeychain {
+        inner: MemoryStore::new(),
+        failures: AtomicUsize::new(3),
+    });
+    store
+        .inner
+        .save("oauth:1001", &Credentials::new("rt-1"))
+        .await
+        .unwrap();
+    let keeper = keeper(&clock, store.clone());
+    let backend = RotatingBackend::new(&clock, "rt-1");
+    let session = keeper.open_session(config("live-42"), backend.clone());
+    session.token().await.expect("handed out despite the store");
+    session.close();
+    drop(session);
+    clock.sleep(Duration::from_secs(10 * 60)).await;
+    let next = keeper.open_session(config("live-43"), backend.clone());
+    next.token()
+        .await
+        .expect("the rotated refresh token is kept");
+    assert_eq!(backend.state().reuses, 0, "no consumed token replayed");
+    clock.sleep(Duration::from_secs(5 * 60)).await;
+    assert_eq!(stored(store.as_ref()).await, backend.valid());
+}
