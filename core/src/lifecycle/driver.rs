@@ -310,7 +310,6 @@ impl Shared {
         };
         let reason = request.reason;
         let generation = inner.generation;
-        let network_changes = inner.network_changes;
         let shared = self.clone();
         let task = self
             .runtime
@@ -325,7 +324,6 @@ impl Shared {
             generation,
             credentialed,
             network_lost: false,
-            network_changes,
             task: Some(task.abort_handle()),
         });
     }

@@ -24,8 +24,8 @@ use crate::clock::{Clock, boot_ms};
 use crate::error::Error;
 use crate::source::{FetchReason, SessionSpec, TokenSource};
 
-/// A fetch this young, started after the previous network change, is not given up on when the
-/// network changes again: 500 ms (Android reports one change several times in a row).
+/// Network-change reports less than this apart are one change (Android reports one change as
+/// a burst of callbacks): 500 ms. A fetch started during the burst already uses the new network.
 const FRESH_ATTEMPT: Duration = Duration::from_millis(500);
 
 /// A token the session accepted, with its times on the elapsed clock.
@@ -59,8 +59,6 @@ pub(crate) struct Attempt {
     pub(crate) credentialed: bool,
     /// Given up on because the network changed: the next attempt starts at once.
     pub(crate) network_lost: bool,
-    /// [`Inner::network_changes`] when it started.
-    pub(crate) network_changes: u64,
     pub(crate) task: Option<AbortHandle>,
 }
 
@@ -80,8 +78,9 @@ pub(crate) struct Inner {
     /// clock: a device sleep in between is not renewal time).
     pub(crate) cycle: Option<FetchReason>,
     pub(crate) cycle_started_mono: Duration,
-    /// Network changes reported so far (`Keeper::network_available`).
-    pub(crate) network_changes: u64,
+    /// When the current burst of network-change reports (`Keeper::network_available`) began
+    /// and when its last report came (awake clock).
+    pub(crate) network_burst: Option<(Duration, Duration)>,
     /// Whether the cycle was asked for by an engine report (expired / rejected).
     pub(crate) report_cycle: bool,
     pub(crate) attempt: u32,
@@ -210,7 +209,7 @@ impl Shared {
                 pending: config.prefetch.then_some(FetchReason::Initial),
                 cycle: None,
                 cycle_started_mono: Duration::ZERO,
-                network_changes: 0,
+                network_burst: None,
                 report_cycle: false,
                 attempt: 0,
                 attempts: Vec::new(),
@@ -361,15 +360,15 @@ impl Shared {
             }
             if network_changed {
                 // A fetch that started on the old network may never answer: try beside it.
-                // One started just now, after the previous report, already uses the new
-                // network (Android reports one change several times in a row).
+                // One started since this burst of reports began already uses the new network
+                // (Android reports one change several times in a row).
                 let mono = self.clock.monotonic();
-                let changes = inner.network_changes;
-                let fresh = |a: &Attempt| {
-                    changes > 0
-                        && a.network_changes == changes
-                        && mono.saturating_sub(a.started_mono) < FRESH_ATTEMPT
+                let began = match inner.network_burst {
+                    Some((began, last)) if mono.saturating_sub(last) < FRESH_ATTEMPT => began,
+                    _ => mono,
                 };
+                inner.network_burst = Some((began, mono));
+                let fresh = |a: &Attempt| began < mono && a.started_mono >= began;
                 for a in inner
                     .attempts
                     .iter_mut()
@@ -378,7 +377,6 @@ impl Shared {
                     a.give_up_at = a.give_up_at.min(now);
                     a.network_lost = true;
                 }
-                inner.network_changes = changes.saturating_add(1);
             }
         }
         self.wake.notify_one();

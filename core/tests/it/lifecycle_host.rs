@@ -364,3 +364,27 @@ async fn a_closed_session_reports_closed_with_no_token() {
     assert_eq!(last.state, tokenkeeper::lifecycle::SessionState::Closed);
     assert_eq!(last.expires_at_ms, None);
 }
+
+/// Android reports one network change as a burst of callbacks a few milliseconds apart
+/// (`onAvailable`, `onCapabilitiesChanged`, `onLinkPropertiesChanged`, …): one stand-in for
+/// the whole burst, however many callbacks it has.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_network_change_reports_starts_one_stand_in() {
+    let rig = Rig::new(|c| {
+        if c.n == 1 {
+            Reply::Hang
+        } else {
+            Reply::After(Duration::from_millis(200), Box::new(token(c.n, 600)))
+        }
+    });
+    let s = rig.session.clone();
+    let waiter = tokio::spawn(async move { s.token().await });
+    rig.run_for(Duration::from_secs(2)).await; // the first fetch is stuck on the old network
+    for _ in 0..4 {
+        rig.keeper.network_available();
+        rig.run_for(Duration::from_millis(10)).await;
+    }
+    let t = waiter.await.unwrap().expect("the stand-in's token");
+    assert_eq!(t.token.expose(), "tok-2");
+    assert_eq!(rig.source.call_count(), 2, "one stand-in for the burst");
+}
