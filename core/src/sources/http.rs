@@ -661,7 +661,8 @@ impl HttpSourceBuilder {
     }
 
     /// Whether to report the `Date` header as the server time when the body has none
-    /// (default `true`). `Date` has whole seconds; half a second is added as the best estimate.
+    /// (default `true`). `Date` has whole seconds; half a second is added as the best estimate,
+    /// and an `Age` header (an answer from a cache) is added to it.
     pub fn date_header(mut self, enabled: bool) -> Self {
         self.date_header = enabled;
         self
@@ -954,8 +955,17 @@ impl HttpSource {
             return None;
         }
         let date = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+        // A cache's stored answer keeps the origin's `Date`; `Age` says how old it is
+        // (RFC 9111 §5.1), so the server's clock now is their sum.
+        let age_ms = headers
+            .get(reqwest::header::AGE)
+            .and_then(|a| a.to_str().ok())
+            .and_then(|a| a.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0)
+            .saturating_mul(1000);
         // `Date` has whole seconds: the true time lies in [date, date + 1 s).
-        parse_http_date(date).map(|ms| ms + 500)
+        parse_http_date(date).map(|ms| ms.saturating_add(age_ms).saturating_add(500))
     }
 
     fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {

@@ -228,3 +228,53 @@ async fn a_sleep_during_a_renewal_retry_does_not_count_as_renewal_time() {
         "{fetches} fetches in the 2 min after waking"
     );
 }
+
+/// A shared HTTP cache (a CDN in front of the token endpoint) answers with a response it
+/// stored 50 minutes ago: its `Date` is the origin's, 50 minutes old, and `Age: 3000` says so
+/// (RFC 9111 §5.1). The token in it was minted then too, so `Date` and `iat` agree; only `Age`
+/// tells that the server's clock is not 50 minutes behind. The token expires in 10 minutes.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_cached_answers_age_is_counted_in_its_server_time() {
+    use std::sync::Arc;
+    use tokenkeeper::lifecycle::{Keeper, SessionConfig};
+    use tokenkeeper::source::SessionSpec;
+    use tokenkeeper::sources::HttpSource;
+
+    let minted = T0 / 1000 - 3000;
+    let body = json!({ "token": jwt(json!({"sub": "1001", "iat": minted, "exp": minted + 3600})) });
+    let (port, _) = crate::http_support::serve_with_headers(move |_| {
+        (
+            200,
+            vec![
+                // T0 − 3000 s.
+                ("date".into(), "Tue, 14 Nov 2023 21:23:20 GMT".into()),
+                ("age".into(), "3000".into()),
+            ],
+            body.to_string(),
+        )
+    })
+    .await;
+    let clock = ManualClock::new(T0);
+    let source = HttpSource::builder(&format!("http://127.0.0.1:{port}/rtc/token"))
+        .clock(Arc::new(clock.clone()))
+        .client(reqwest::Client::builder().no_proxy().build().unwrap())
+        .build()
+        .unwrap();
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")),
+        Arc::new(source),
+    );
+    let t = session.token().await.unwrap();
+    let left = t.expires_at_ms - clock.now_unix_ms();
+    assert!(
+        (595_000..=600_000).contains(&left),
+        "expires in {} s, not 10 min",
+        left / 1000
+    );
+}
