@@ -29,6 +29,9 @@ use crate::store::{CredentialStore, StoreError, StoreLock};
 /// First and largest pause between background save retries: 1 s doubling to 60 s.
 const SAVE_RETRY_INITIAL: Duration = Duration::from_secs(1);
 const SAVE_RETRY_MAX: Duration = Duration::from_secs(60);
+/// A store write that has not answered after this long no longer holds up the next one: 30 s
+/// (a stuck keychain daemon). If it lands after a newer write, the newest is written again.
+const SAVE_WRITE_LIMIT: Duration = Duration::from_secs(30);
 
 pub(crate) struct CredentialSlot {
     key: Option<Arc<str>>,
@@ -322,9 +325,10 @@ impl CredentialSlot {
         self.retry_in_background();
     }
 
-    /// One save of the newest value, after any save in progress.
-    async fn save_latest(&self) -> Result<(), StoreError> {
-        let (Some(store), Some(key)) = (&self.store, &self.key) else {
+    /// One save of the newest value, after any save in progress (waited for up to
+    /// [`SAVE_WRITE_LIMIT`]).
+    async fn save_latest(self: &Arc<Self>) -> Result<(), StoreError> {
+        let (Some(store), Some(key)) = (self.store.clone(), self.key.clone()) else {
             return Ok(());
         };
         let _writer = self.writer.clone().lock_owned().await;
@@ -335,16 +339,41 @@ impl CredentialSlot {
             }
             (state.value.clone(), state.version)
         };
-        let result = match &value {
-            Some(credentials) => store.save(key, credentials).await,
-            None => store.delete(key).await,
-        };
-        if result.is_ok() {
-            let mut state = self.state.lock();
-            state.saved = state.saved.max(version);
-            tracing::debug!(key = %key, "credentials saved");
+        // Its own task: a write we stop waiting for may still land, and is accounted for then.
+        let slot = self.clone();
+        let write = self.spawn(async move {
+            let result = match &value {
+                Some(credentials) => store.save(&key, credentials).await,
+                None => store.delete(&key).await,
+            };
+            if result.is_ok() {
+                slot.landed(version);
+            }
+            result
+        });
+        tokio::select! {
+            r = write => r.unwrap_or_else(|_| Err(StoreError::new("the credential store panicked"))),
+            () = self.clock.sleep(SAVE_WRITE_LIMIT) => Err(StoreError::new(format!(
+                "no answer within {SAVE_WRITE_LIMIT:?}; later saves no longer wait for it"
+            ))),
         }
-        result
+    }
+
+    /// A write of `version` reached the store. One that lands after a newer one put an older
+    /// value back: the newest is written again.
+    fn landed(self: &Arc<Self>, version: u64) {
+        let stale = {
+            let mut state = self.state.lock();
+            let stale = state.saved > version;
+            state.saved = version;
+            stale
+        };
+        if stale {
+            tracing::warn!(key = ?self.key, "a late credential write landed after a newer one; writing the newest again");
+            self.retry_in_background();
+        } else {
+            tracing::debug!(key = ?self.key, "credentials saved");
+        }
     }
 
     fn retry_in_background(self: &Arc<Self>) {

@@ -424,3 +424,64 @@ async fn an_unsaved_rotation_survives_the_close_of_the_last_session_using_its_ke
     clock.sleep(Duration::from_secs(5 * 60)).await;
     assert_eq!(stored(store.as_ref()).await, backend.valid());
 }
+
+/// A keychain whose first save takes `first` (`None`: never returns, a stuck `securityd`);
+/// later calls work.
+#[derive(Debug)]
+struct FirstSaveHangs {
+    inner: Arc<MemoryStore>,
+    saves: AtomicUsize,
+    clock: ManualClock,
+    first: Option<Duration>,
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for FirstSaveHangs {
+    async fn load(&self, key: &str) -> Result<Option<Credentials>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(&self, key: &str, credentials: &Credentials) -> Result<(), StoreError> {
+        if self.saves.fetch_add(1, Ordering::SeqCst) == 0 {
+            match self.first {
+                Some(d) => self.clock.sleep(d).await,
+                None => futures::future::pending::<()>().await,
+            }
+        }
+        self.inner.save(key, credentials).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// One save that never returns (or returns minutes late) must not block every later save: the
+/// newest rotation still reaches the store and stays there, so the next start does not replay
+/// a consumed refresh token.
+#[tokio::test(start_paused = true)]
+async fn a_save_that_never_returns_does_not_block_later_saves() {
+    for first in [None, Some(Duration::from_secs(120))] {
+        a_stuck_first_save(first).await;
+    }
+}
+
+async fn a_stuck_first_save(first: Option<Duration>) {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(FirstSaveHangs {
+        inner: Arc::new(MemoryStore::new()),
+        saves: AtomicUsize::new(0),
+        clock: clock.clone(),
+        first,
+    });
+    store
+        .inner
+        .save("oauth:1001", &Credentials::new("rt-1"))
+        .await
+        .unwrap();
+    let keeper = keeper(&clock, store.clone());
+    let backend = RotatingBackend::new(&clock, "rt-1");
+    let session = keeper.open_session(config("live-42"), backend.clone());
+    session.token().await.unwrap();
+    session.renew_token().await.unwrap();
+    clock.sleep(Duration::from_secs(10 * 60)).await;
+    assert_eq!(stored(store.as_ref()).await, backend.valid());
+}
