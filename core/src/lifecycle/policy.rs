@@ -122,7 +122,8 @@ pub struct Policy {
     /// token, held until its start. Default [`Policy::DEFAULT_NOT_BEFORE_LEEWAY`].
     pub not_before_leeway: Duration,
     /// A server time further than this from the device clock is ignored (a broken `Date`
-    /// header, a cache): the skew it implies is not believed. Default
+    /// header, a cache): the skew it implies is not believed, unless it lies inside the life of
+    /// the token it came with (`iat` to expiry), which proves the device clock wrong. Default
     /// [`Policy::DEFAULT_MAX_CLOCK_SKEW`].
     pub max_clock_skew: Duration,
     /// Seed for the jitter generator; `None` (default) seeds from the clock and session id.

@@ -3,9 +3,10 @@
 //!
 //! Rules, each one a defect we met on real devices and backends:
 //! - **Skew** (server minus device) comes from the answer when it can: a server time is used
-//!   when it is within [`Policy::max_clock_skew`](super::Policy::max_clock_skew) of the device
-//!   and agrees with the token it came with (not before the token's `iat`, not after its
-//!   expiry). The last such server time is remembered against the
+//!   when it agrees with the token it came with (not before the token's `iat`, not after its
+//!   expiry) and is within [`Policy::max_clock_skew`](super::Policy::max_clock_skew) of the
+//!   device, a bound lifted when it lies inside the token's own life (`iat` to expiry): then the
+//!   device clock is off, however far. The last such server time is remembered against the
 //!   *elapsed* clock, which no wall-clock step moves, and stands in for an answer without one
 //!   (unless the token's `iat` contradicts it). Without either, the token's `iat` can only prove
 //!   the device *slow* (`iat` in the device's future); it never proves it fast, since a backend
@@ -67,9 +68,19 @@ pub(crate) struct Skew {
 /// Estimates the skew from one answer (see the module docs).
 pub(crate) fn estimate_skew(e: &Evidence, max_skew: Duration) -> Skew {
     let mut ignored = None;
+    // A server time inside the token's own life (`iat` to expiry) agrees with the server that
+    // minted it: then the device is off, however far.
+    let within_token = |server: i64| {
+        e.issued_at.zip(e.expires_at).is_some_and(|(iat, exp)| {
+            server >= iat.saturating_sub(SKEW_TOLERANCE_MS) && server < exp
+        })
+    };
+    let bounded = |skew: i64, server: i64| {
+        skew.unsigned_abs() <= millis(max_skew).unsigned_abs() || within_token(server)
+    };
     if let Some(server) = e.server_time {
         let skew = server.saturating_sub(e.now_wall);
-        if skew.unsigned_abs() > millis(max_skew).unsigned_abs() {
+        if !bounded(skew, server) {
             ignored = Some("it is further from the device clock than policy max_clock_skew");
         } else if e
             .issued_at
@@ -92,7 +103,7 @@ pub(crate) fn estimate_skew(e: &Evidence, max_skew: Duration) -> Skew {
         let contradicted = e
             .issued_at
             .is_some_and(|iat| server < iat.saturating_sub(SKEW_TOLERANCE_MS));
-        if !contradicted && skew.unsigned_abs() <= millis(max_skew).unsigned_abs() {
+        if !contradicted && bounded(skew, server) {
             return Skew {
                 ms: skew,
                 basis: SkewBasis::Remembered,

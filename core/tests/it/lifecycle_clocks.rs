@@ -278,3 +278,29 @@ async fn a_cached_answers_age_is_counted_in_its_server_time() {
         left / 1000
     );
 }
+
+/// A phone whose date is days off (set by hand, or no network time since a battery swap):
+/// the server's `Date` agrees with the token it came with, so it is the device that is wrong,
+/// however far off. Three days slow: the token must not be kept three days past its expiry.
+/// Three days fast: it must not be refused as long expired.
+#[tokio::test(start_paused = true)]
+async fn a_device_clock_days_off_is_corrected_by_a_server_time_the_token_agrees_with() {
+    for off in [-72 * H, 72 * H] {
+        let clock = ManualClock::new(T0);
+        clock.shift_wall_ms(off);
+        let rig = Rig::with(clock, policy(), move |c| {
+            let server = c.at_ms - off;
+            let now = server / 1000;
+            Reply::Ok(jwt_token(c.n, now, None, now + 3600).with_server_time_ms(server))
+        });
+        let first = rig.session.token().await.expect("not refused as expired");
+        let left = first.expires_at_ms - rig.clock.now_unix_ms();
+        assert!(
+            (H - 2_000..=H).contains(&left),
+            "{off}: expires in {left} ms"
+        );
+        rig.run_for(2 * HOUR).await;
+        assert_eq!(expired_events(&rig), 0, "{off}");
+        assert_eq!(rig.source.call_count(), 3, "{off}: renewed each hour");
+    }
+}
