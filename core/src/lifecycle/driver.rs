@@ -85,6 +85,8 @@ impl Shared {
                     Err(_) => {
                         tracing::error!("session driver panicked; restarting it");
                         self.inner.lock().counters.driver_restarts += 1;
+                        // Not at once: a panic that recurs must not spin a core.
+                        self.clock.sleep(Duration::from_secs(1)).await;
                     }
                 }
             }
@@ -348,7 +350,16 @@ impl Shared {
                 "no answer within {limit:?} (policy fetch_timeout)"
             )))),
         };
-        self.complete(id, outcome);
+        let settled = std::panic::catch_unwind(AssertUnwindSafe(|| self.complete(id, outcome)));
+        if settled.is_err() {
+            // A bug: without this the attempt would stay "in flight" and the session would
+            // never fetch again. Counted as a restart and retried after a pause.
+            tracing::error!("settling a token fetch panicked; retrying");
+            let mut inner = self.inner.lock();
+            inner.attempts.retain(|a| a.id != id);
+            inner.counters.driver_restarts += 1;
+            inner.next_retry_at = Some(self.now().saturating_add(1_000));
+        }
         self.wake.notify_one();
     }
 

@@ -179,7 +179,7 @@ impl Policy {
     /// The renewal lead for a token of `lifetime`: `renew_lead`, or `lifetime / 2` when
     /// `lifetime ≤ 2 × renew_lead`.
     pub fn lead_for(&self, lifetime: Duration) -> Duration {
-        if lifetime <= self.renew_lead * 2 {
+        if lifetime <= self.renew_lead.saturating_mul(2) {
             lifetime / 2
         } else {
             self.renew_lead

@@ -388,3 +388,32 @@ async fn a_burst_of_network_change_reports_starts_one_stand_in() {
     assert_eq!(t.token.expose(), "tok-2");
     assert_eq!(rig.source.call_count(), 2, "one stand-in for the burst");
 }
+
+/// "Never renew early" written as `renew_lead = Duration::MAX` (or every knob at its maximum):
+/// the arithmetic saturates, a token is handed out, and the session renews at half-life.
+#[tokio::test(start_paused = true)]
+async fn maximal_policy_durations_saturate_instead_of_panicking() {
+    let rig = Rig::with(
+        ManualClock::new(T0),
+        Policy {
+            renew_lead: Duration::MAX,
+            renew_jitter: Duration::MAX,
+            fetch_timeout: Duration::MAX,
+            refresh_answer_wait: Duration::MAX,
+            backoff_initial: Duration::MAX,
+            backoff_max: Duration::MAX,
+            expiry_margin: Duration::MAX,
+            fresh_rejection_window: Duration::MAX,
+            ..policy()
+        },
+        |c| token(c.n, 600),
+    );
+    let t = tokio::time::timeout(Duration::from_secs(60), rig.session.token())
+        .await
+        .expect("no hang")
+        .expect("a token");
+    assert_eq!(t.token.expose(), "tok-1");
+    rig.run_for(10 * MIN).await;
+    assert!(rig.source.call_count() >= 2, "renewed before expiry");
+    assert_eq!(rig.session.counters().driver_restarts, 0);
+}
