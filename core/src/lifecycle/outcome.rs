@@ -201,11 +201,22 @@ impl Shared {
                 -times.expires_in
             )));
         }
-        // A token that arrives already past its own renewal point (a cached or stale one) would
-        // be renewed at once, in a loop: refused. A fresh short token renews at half-life.
+        // A token that arrives already past its own renewal point (a cached or stale one) is
+        // renewed at once. It is refused while the session holds a valid token (taking it would
+        // renew in a loop), and taken when the session holds none: a short-lived token beats
+        // none, and its renewals, refused, back off. Under 1 s left, it is refused. A fresh
+        // short token renews at half-life.
         let valid_for = times.expires_in - times.starts_in;
         let lead = millis(self.policy.lead_for(dur(times.lifetime))).max(1_000);
-        if valid_for < lead {
+        let holds_valid = inner.valid(now).is_some();
+        if valid_for >= 1_000 && valid_for < lead && !holds_valid {
+            tracing::warn!(
+                valid_for_ms = valid_for,
+                lifetime_ms = times.lifetime,
+                "the source returned a token already past its renewal point (a cached one?): \
+                 using it while no better token is held, and renewing it at once"
+            );
+        } else if valid_for < lead {
             return Err(bad(format!(
                 "the source returned a token valid for only {valid_for} ms of its {} ms life, \
                  already past its renewal point ({lead} ms before expiry, policy renew_lead): \

@@ -221,8 +221,15 @@ async fn twenty_renewals_of_three_second_tokens_keep_the_room_connected_even_whe
             ..Default::default()
         })
         .expect("faults set");
+    // Room for 8 attempts before expiry from the first renewal (what an app facing such a
+    // backend sets): with the default 4, the session plans for a healthy backend until its
+    // failure estimate has grown, and 4 failures in a row (0.8 % per renewal at 30 %) in those
+    // first renewals kicked the member in about 3 % of runs (modelled and seen in CI).
     let keeper = Keeper::builder()
-        .policy(short_token_policy())
+        .policy(Policy {
+            min_attempts_before_expiry: 8,
+            ..short_token_policy()
+        })
         .build()
         .expect("keeper");
     let run = |b: &Backend, channel: &'static str| {
