@@ -249,3 +249,58 @@ async fn an_engine_warning_about_every_new_token_does_not_renew_in_a_loop() {
     assert_eq!(c.fetches - c.failures, c.renewals + 1, "{c:?}");
     assert_eq!((log.duplicates, log.expired_ms), (0, 0));
 }
+/// Engine callbacks in a storm (an engine repeating "request token"), before joining and after
+/// close: one fetch per storm, no loop breaker, nothing after close.
+#[tokio::test(start_paused = true)]
+async fn engine_callback_storms_before_join_and_after_close_are_harmless() {
+    let (clock, _keeper, source, engine, session) = engine_session(600, 0).await;
+    let first = session.token().await.unwrap();
+    engine.join(first.clone());
+    clock.sleep(Duration::from_secs(120)).await;
+    let calls = source.call_count();
+    for _ in 0..100 {
+        session.on_token_expired(None);
+    }
+    clock.sleep(Duration::from_secs(30)).await;
+    let c = session.counters();
+    assert!(source.call_count() - calls <= 4, "{c:?}"); // one refetch (and its retries)
+    assert_eq!(session.state(), SessionState::Valid, "{c:?}");
+    assert_eq!(c.applies, 1, "the refetched token applied once: {c:?}");
+    for _ in 0..100 {
+        session.on_token_will_expire(Some(first.token.expose()));
+        session.on_token_rejected(Some(first.token.expose()));
+    }
+    clock.sleep(Duration::from_secs(30)).await;
+    assert_eq!(session.counters().applies, 1);
+    session.close();
+    let calls = source.call_count();
+    session.on_token_expired(None);
+    session.on_token_will_expire(None);
+    session.on_token_rejected(Some("tok-999"));
+    clock.sleep(Duration::from_secs(30)).await;
+    assert_eq!(source.call_count(), calls, "nothing after close");
+    assert_eq!(engine.log.lock().duplicates, 0);
+}
+
+/// A sink that panics on every call is a refusing engine, not a crash.
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_panics_is_a_refusal() {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| token(c.n, 600));
+    let sink = Arc::new(|_: &IssuedToken| -> Result<(), SinkError> { panic!("engine bug") });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")).with_sink(sink),
+        source,
+    );
+    session.token().await.unwrap();
+    let _ = session.renew_token().await;
+    clock.sleep(Duration::from_secs(120)).await;
+    let c = session.counters();
+    assert!(c.apply_failures >= 3, "{c:?}");
+    assert_eq!(c.applies, 0);
+}
