@@ -99,7 +99,13 @@ pub(crate) struct EngineView {
 }
 
 impl Shared {
-    /// The app joined with `token` (it came from `token()`): the engine holds it.
+    /// The app joined with `token` (it came from the first `token()`): the engine holds it.
+    ///
+    /// Only the first call counts: a later `token()` (a REST call, a second screen) says nothing
+    /// about the engine, and taking it for a join would mark a renewal the applier is still
+    /// handing over (an engine refusing it for a moment) as done, so the engine would keep the
+    /// old token until it expired. An app that really joins again gets the current token once
+    /// more from the applier, which engines accept.
     pub(crate) fn engine_joined(&self, token: &IssuedToken) {
         if self.sink.is_none() {
             return;
@@ -113,12 +119,7 @@ impl Shared {
         else {
             return;
         };
-        if inner
-            .engine
-            .holds
-            .as_ref()
-            .is_none_or(|(g, _)| *g < generation)
-        {
+        if inner.engine.holds.is_none() {
             inner.engine.holds = Some((generation, token.token.clone()));
         }
     }

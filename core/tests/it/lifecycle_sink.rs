@@ -249,6 +249,27 @@ async fn an_engine_warning_about_every_new_token_does_not_renew_in_a_loop() {
     assert_eq!(c.fetches - c.failures, c.renewals + 1, "{c:?}");
     assert_eq!((log.duplicates, log.expired_ms), (0, 0));
 }
+/// The app calls `token()` again after joining (for a REST call, a second screen) while the
+/// engine is refusing the renewal: the engine still gets it, and never holds an expired token.
+#[tokio::test(start_paused = true)]
+async fn token_called_again_does_not_mark_a_pending_apply_as_done() {
+    let (clock, _keeper, _source, engine, session) = engine_session(600, 1).await;
+    engine.join(session.token().await.unwrap());
+    let renewed = session.renew_token().await.unwrap();
+    clock.sleep(Duration::from_millis(50)).await; // the first apply was refused
+    assert_eq!(engine.log.lock().refused, 1);
+    let again = session.token().await.unwrap(); // not a join
+    assert_eq!(again.token, renewed.token);
+    engine.run(&session, Duration::from_secs(1200)).await;
+    let log = engine.log.lock();
+    assert!(
+        log.applied.contains(&renewed.token.expose().to_owned()),
+        "{:?}",
+        log.applied
+    );
+    assert_eq!((log.duplicates, log.expired_ms), (0, 0));
+}
+
 /// Engine callbacks in a storm (an engine repeating "request token"), before joining and after
 /// close: one fetch per storm, no loop breaker, nothing after close.
 #[tokio::test(start_paused = true)]
