@@ -10,7 +10,9 @@
 //! - **never expired**: a token is checked right before it is applied;
 //! - **a failed apply is retried** (200 ms doubling to 5 s, within the token's life), and an
 //!   engine that refuses a fresh token [`APPLY_ATTEMPTS_BEFORE_REJECTION`] times in a row is
-//!   treated as a rejection: a new token is fetched and applied.
+//!   treated as a rejection: a new token is fetched and applied;
+//! - **no secrets in errors**: the token being applied (and the one the engine holds) is cut out
+//!   of what the sink says before it reaches an event or a log line.
 //!
 //! The engine's callbacks become notifications ([`Session::on_token_will_expire`],
 //! [`Session::on_token_expired`], [`Session::on_token_rejected`]): with a sink the session knows
@@ -209,6 +211,7 @@ impl Shared {
                     }));
                 }
                 Err(e) => {
+                    let message = without_tokens(&e.message, &token, inner.engine.holds.as_ref());
                     inner.engine.failures += 1;
                     inner.counters.apply_failures += 1;
                     let attempt = inner.engine.failures;
@@ -216,11 +219,8 @@ impl Shared {
                         .saturating_mul(1 << attempt.saturating_sub(1).min(8))
                         .min(APPLY_RETRY_MAX);
                     inner.engine.retry_at = Some(now.saturating_add(millis(pause)));
-                    tracing::warn!(attempt, error = %e.message, "the engine did not take the token; retrying");
-                    events.push(self.event(EventKind::ApplyFailed {
-                        attempt,
-                        message: e.message,
-                    }));
+                    tracing::warn!(attempt, error = %message, "the engine did not take the token; retrying");
+                    events.push(self.event(EventKind::ApplyFailed { attempt, message }));
                     let fresh = inner.token.as_ref().is_some_and(|t| {
                         now - t.received <= millis(self.policy.fresh_rejection_window)
                     });
@@ -317,6 +317,19 @@ pub(crate) enum EngineReport {
     WillExpire,
     Expired,
     Rejected,
+}
+
+/// What a sink said, with the token it was given and the one the engine holds cut out (host
+/// engines quote their arguments: "renewToken(007eJx…) failed").
+fn without_tokens(message: &str, token: &IssuedToken, held: Option<&(u64, Token)>) -> String {
+    let mut text = message.to_owned();
+    let held = held.map(|(_, t)| t.expose());
+    for secret in [Some(token.token.expose()), held].into_iter().flatten() {
+        if !secret.is_empty() && text.contains(secret) {
+            text = text.replace(secret, "[redacted]");
+        }
+    }
+    text
 }
 
 enum Next {

@@ -249,6 +249,47 @@ async fn an_engine_warning_about_every_new_token_does_not_renew_in_a_loop() {
     assert_eq!(c.fetches - c.failures, c.renewals + 1, "{c:?}");
     assert_eq!((log.duplicates, log.expired_ms), (0, 0));
 }
+/// Host engines quote what they were given ("renewToken(007eJx…) failed"): the token must not
+/// reach the `ApplyFailed` event (nor the log line made of the same text).
+#[tokio::test(start_paused = true)]
+async fn a_sink_error_quoting_the_token_does_not_leak_it() {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| token(c.n, 600));
+    let sink = Arc::new(|t: &IssuedToken| -> Result<(), SinkError> {
+        Err(SinkError::new(format!(
+            "renewToken({}) failed: -7",
+            t.token.expose()
+        )))
+    });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001")).with_sink(sink),
+        source,
+    );
+    let events = record(&session);
+    session.token().await.unwrap();
+    let renewed = session.renew_token().await.unwrap();
+    clock.sleep(Duration::from_secs(1)).await;
+    assert!(keeper.flush_listeners(Duration::from_secs(5)));
+    let messages: Vec<String> = events
+        .lock()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ApplyFailed { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!messages.is_empty());
+    for m in &messages {
+        assert!(!m.contains(renewed.token.expose()), "{m}");
+        assert!(m.contains("failed: -7"), "{m}");
+    }
+}
+
 /// The app calls `token()` again after joining (for a REST call, a second screen) while the
 /// engine is refusing the renewal: the engine still gets it, and never holds an expired token.
 #[tokio::test(start_paused = true)]
