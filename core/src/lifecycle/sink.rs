@@ -9,8 +9,9 @@
 //!   skipped rather than applied after its successor;
 //! - **never expired**: a token is checked right before it is applied;
 //! - **a failed apply is retried** (200 ms doubling to 5 s, within the token's life), and an
-//!   engine that refuses a fresh token [`APPLY_ATTEMPTS_BEFORE_REJECTION`] times in a row is
-//!   treated as a rejection: a new token is fetched and applied;
+//!   engine that refuses a fresh token [`APPLY_ATTEMPTS_BEFORE_REJECTION`] times in a row over
+//!   at least 5 s is treated as a rejection: a new token is fetched and applied. An engine that
+//!   is not ready for a moment (reconnecting) just gets the same token again;
 //! - **no secrets in errors**: the token being applied (and the one the engine holds) is cut out
 //!   of what the sink says before it reaches an event or a log line.
 //!
@@ -36,10 +37,14 @@ use super::shared::Shared;
 use crate::clock::millis;
 use crate::source::Token;
 
-/// An engine that refuses a fresh token this many times in a row gets a new one: 3.
+/// An engine that refuses a fresh token this many times in a row, over at least 5 s, gets a
+/// new one: 3.
 pub const APPLY_ATTEMPTS_BEFORE_REJECTION: u32 = 3;
 const APPLY_RETRY_INITIAL: Duration = Duration::from_millis(200);
 const APPLY_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Refusals count as a rejection only once they have lasted this long: an engine that is not
+/// ready for a moment (a WebSocket reconnecting) is not refusing the token.
+const APPLY_REFUSAL_SPAN: Duration = Duration::from_secs(5);
 
 /// Why the engine did not take a token (no secrets in the message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +103,8 @@ pub(crate) struct EngineView {
     pub(crate) failures: u32,
     /// When to try again after a failed apply (elapsed clock).
     pub(crate) retry_at: Option<i64>,
+    /// When the current run of failed applies began (elapsed clock).
+    pub(crate) failing_since: Option<i64>,
 }
 
 impl Shared {
@@ -205,6 +212,7 @@ impl Shared {
                     inner.engine.holds = Some((generation, token.token.clone()));
                     inner.engine.failures = 0;
                     inner.engine.retry_at = None;
+                    inner.engine.failing_since = None;
                     inner.counters.applies += 1;
                     events.push(self.event(EventKind::Applied {
                         expires_at_ms: token.expires_at_ms,
@@ -219,14 +227,17 @@ impl Shared {
                         .saturating_mul(1 << attempt.saturating_sub(1).min(8))
                         .min(APPLY_RETRY_MAX);
                     inner.engine.retry_at = Some(now.saturating_add(millis(pause)));
+                    let since = *inner.engine.failing_since.get_or_insert(now);
                     tracing::warn!(attempt, error = %message, "the engine did not take the token; retrying");
                     events.push(self.event(EventKind::ApplyFailed { attempt, message }));
                     let fresh = inner.token.as_ref().is_some_and(|t| {
                         now - t.received <= millis(self.policy.fresh_rejection_window)
                     });
-                    if attempt >= APPLY_ATTEMPTS_BEFORE_REJECTION && fresh {
+                    let lasting = now - since >= millis(APPLY_REFUSAL_SPAN);
+                    if attempt >= APPLY_ATTEMPTS_BEFORE_REJECTION && lasting && fresh {
                         inner.engine.failures = 0;
                         inner.engine.retry_at = None;
+                        inner.engine.failing_since = None;
                         reject = Some(token.token.clone());
                     }
                 }

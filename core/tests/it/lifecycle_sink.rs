@@ -249,6 +249,38 @@ async fn an_engine_warning_about_every_new_token_does_not_renew_in_a_loop() {
     assert_eq!(c.fetches - c.failures, c.renewals + 1, "{c:?}");
     assert_eq!((log.duplicates, log.expired_ms), (0, 0));
 }
+/// An engine that is not ready for about two seconds (a WebSocket reconnecting, an engine
+/// rejoining) refuses six applies in a row. That is not a token problem: the session must not
+/// drop good tokens in a loop and stop with `Rejected`.
+#[tokio::test(start_paused = true)]
+async fn an_engine_not_ready_for_two_seconds_does_not_stop_the_session() {
+    let (_clock, _keeper, _source, engine, session) = engine_session(600, 6).await;
+    engine.join(session.token().await.unwrap());
+    engine.run(&session, Duration::from_secs(3600)).await;
+    let c = session.counters();
+    let log = engine.log.lock();
+    assert_eq!(log.refused, 6);
+    assert_eq!(session.state(), SessionState::Valid, "{c:?}");
+    assert_eq!((log.duplicates, log.expired_ms), (0, 0));
+    assert!(c.renewals >= 5, "{c:?}");
+}
+
+/// Refusals that end within a few seconds cost no fetch: the same token is applied again.
+#[tokio::test(start_paused = true)]
+async fn brief_refusals_cost_no_fetch() {
+    let (_clock, _keeper, _source, engine, session) = engine_session(600, 4).await;
+    engine.join(session.token().await.unwrap());
+    engine.run(&session, Duration::from_secs(3600)).await;
+    let c = session.counters();
+    assert_eq!(engine.log.lock().refused, 4);
+    assert_eq!(c.rejections, 0, "{c:?}");
+    assert_eq!(
+        c.fetches - c.failures,
+        c.renewals + 1,
+        "no extra fetch: {c:?}"
+    );
+}
+
 /// Host engines quote what they were given ("renewToken(007eJx…) failed"): the token must not
 /// reach the `ApplyFailed` event (nor the log line made of the same text).
 #[tokio::test(start_paused = true)]
