@@ -8,6 +8,10 @@
 //!   token the engine does not hold yet, so a token superseded before it could be applied is
 //!   skipped rather than applied after its successor;
 //! - **never expired**: a token is checked right before it is applied;
+//! - **one call at a time**: a call that takes longer than the policy's fetch timeout counts as
+//!   failed, but host code may still be running it (a blocking pool thread, a Dart future), so
+//!   the next call waits until it returned: the engine never sees two calls at once, nor an
+//!   older token after a newer one;
 //! - **a failed apply is retried** (200 ms doubling to 5 s, within the token's life), and an
 //!   engine that refuses a fresh token [`APPLY_ATTEMPTS_BEFORE_REJECTION`] times in a row over
 //!   at least 5 s is treated as a rejection: a new token is fetched and applied. An engine that
@@ -79,8 +83,10 @@ impl SinkError {
 #[async_trait::async_trait]
 pub trait TokenSink: Send + Sync {
     /// Hands `token` to the engine. Called once per new token after the first, in order, never
-    /// with an expired one, on the session's applier task (one call at a time). An `Err` is
-    /// retried; a call that takes longer than the policy's fetch timeout counts as failed.
+    /// with an expired one, one call at a time. An `Err` is retried; a call that takes longer
+    /// than the policy's fetch timeout counts as failed, and the next call waits until it
+    /// returned. Runs as a task on the keeper's runtime: a sink that blocks its thread (a
+    /// synchronous closure) must return quickly.
     async fn apply(&self, token: &IssuedToken) -> Result<(), SinkError>;
 }
 
@@ -105,6 +111,14 @@ pub(crate) struct EngineView {
     pub(crate) retry_at: Option<i64>,
     /// When the current run of failed applies began (elapsed clock).
     pub(crate) failing_since: Option<i64>,
+}
+
+/// A sink call the applier stopped waiting for (it outlived the timeout) but that host code may
+/// still be running.
+struct Late {
+    call: tokio::task::JoinHandle<Result<(), super::SinkError>>,
+    token: IssuedToken,
+    generation: u64,
 }
 
 impl Shared {
@@ -135,6 +149,7 @@ impl Shared {
 
     /// The applier: hands each new token to the sink. Runs until the session closes.
     pub(crate) async fn apply_tokens(self: Arc<Self>, sink: Arc<dyn super::TokenSink>) {
+        let mut late: Option<Late> = None;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -142,10 +157,22 @@ impl Shared {
             if self.is_closed() {
                 return;
             }
+            if let Some(pending) = late.as_mut() {
+                // One call at a time: the next waits until the host returned from this one.
+                tokio::select! {
+                    r = &mut pending.call => {
+                        if let Some(l) = late.take() {
+                            self.late_outcome(l, r);
+                        }
+                    }
+                    () = changed => {}
+                }
+                continue;
+            }
             let next = self.next_to_apply();
             match next {
                 Next::Apply(token, generation) => {
-                    self.apply_one(&sink, token, generation).await;
+                    late = self.apply_one(&sink, token, generation).await;
                     continue;
                 }
                 Next::WaitUntil(at) => {
@@ -186,21 +213,34 @@ impl Shared {
         }
     }
 
+    /// Hands `token` to the sink. Returns the call if it outlived the timeout (it may still be
+    /// running in host code).
     async fn apply_one(
         &self,
         sink: &Arc<dyn super::TokenSink>,
         token: IssuedToken,
         generation: u64,
-    ) {
+    ) -> Option<Late> {
         let timeout = self.policy.fetch_timeout;
+        let mut call = {
+            let (sink, token) = (sink.clone(), token.clone());
+            self.runtime.spawn(async move {
+                AssertUnwindSafe(sink.apply(&token))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(super::SinkError::new("the token sink panicked")))
+            })
+        };
+        let mut late = None;
         let outcome = tokio::select! {
-            r = AssertUnwindSafe(sink.apply(&token)).catch_unwind() => match r {
-                Ok(r) => r,
-                Err(_) => Err(super::SinkError::new("the token sink panicked")),
-            },
-            () = self.clock.sleep(timeout) => Err(super::SinkError::new(format!(
-                "no answer within {timeout:?} (policy fetch_timeout)"
-            ))),
+            r = &mut call => r.unwrap_or_else(|_| Err(super::SinkError::new("the token sink was cancelled"))),
+            () = self.clock.sleep(timeout) => {
+                late = Some(Late { call, token: token.clone(), generation });
+                Err(super::SinkError::new(format!(
+                    "no answer within {timeout:?} (policy fetch_timeout)"
+                )))
+            }
+            () = self.until_closed() => return None,
         };
         let mut events = Vec::new();
         let mut reject = None;
@@ -209,14 +249,7 @@ impl Shared {
             let now = self.now();
             match outcome {
                 Ok(()) => {
-                    inner.engine.holds = Some((generation, token.token.clone()));
-                    inner.engine.failures = 0;
-                    inner.engine.retry_at = None;
-                    inner.engine.failing_since = None;
-                    inner.counters.applies += 1;
-                    events.push(self.event(EventKind::Applied {
-                        expires_at_ms: token.expires_at_ms,
-                    }));
+                    self.engine_took(&mut inner, &token, generation, &mut events);
                 }
                 Err(e) => {
                     let message = without_tokens(&e.message, &token, inner.engine.holds.as_ref());
@@ -247,6 +280,63 @@ impl Shared {
         if let Some(refused) = reject {
             tracing::warn!("the engine keeps refusing a fresh token: treating it as rejected");
             let _ = self.report(Report::Rejected, Some(refused.expose())).await;
+        }
+        late
+    }
+
+    /// The engine took `token`: it holds it (never going back to an older one).
+    fn engine_took(
+        &self,
+        inner: &mut super::shared::Inner,
+        token: &IssuedToken,
+        generation: u64,
+        events: &mut Vec<super::Event>,
+    ) {
+        if inner
+            .engine
+            .holds
+            .as_ref()
+            .is_none_or(|(g, _)| *g < generation)
+        {
+            inner.engine.holds = Some((generation, token.token.clone()));
+        }
+        inner.engine.failures = 0;
+        inner.engine.retry_at = None;
+        inner.engine.failing_since = None;
+        inner.counters.applies += 1;
+        events.push(self.event(EventKind::Applied {
+            expires_at_ms: token.expires_at_ms,
+        }));
+    }
+
+    /// A call that outlived the timeout returned: if the engine took the token after all, it
+    /// holds it (the failure was already counted).
+    fn late_outcome(
+        &self,
+        late: Late,
+        result: Result<Result<(), super::SinkError>, tokio::task::JoinError>,
+    ) {
+        if !matches!(result, Ok(Ok(()))) {
+            return;
+        }
+        let mut events = Vec::new();
+        {
+            let mut inner = self.inner.lock();
+            self.engine_took(&mut inner, &late.token, late.generation, &mut events);
+        }
+        self.emit_all(events);
+    }
+
+    /// Returns once the session is closed.
+    async fn until_closed(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            changed.await;
         }
     }
 

@@ -3,6 +3,7 @@
 //! expiry, and counts the time it holds an expired token.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -249,6 +250,82 @@ async fn an_engine_warning_about_every_new_token_does_not_renew_in_a_loop() {
     assert_eq!(c.fetches - c.failures, c.renewals + 1, "{c:?}");
     assert_eq!((log.duplicates, log.expired_ms), (0, 0));
 }
+
+/// An engine reached the way a foreign binding reaches it: the call runs on a thread of its own
+/// (uniffi's blocking pool, the Dart isolate), so it goes on when the session stops waiting for
+/// it. Each call takes the next of `delays` (then none).
+struct ForeignEngine {
+    clock: ManualClock,
+    delays: Mutex<std::collections::VecDeque<Duration>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Every token the engine took, in the order it took them (the join token first).
+    took: Mutex<Vec<String>>,
+}
+
+struct ForeignSink(Arc<ForeignEngine>);
+
+#[async_trait::async_trait]
+impl TokenSink for ForeignSink {
+    async fn apply(&self, token: &IssuedToken) -> Result<(), SinkError> {
+        let engine = self.0.clone();
+        let text = token.token.expose().to_owned();
+        let delay = engine.delays.lock().pop_front().unwrap_or_default();
+        let call = tokio::spawn(async move {
+            let n = engine.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            engine.max_in_flight.fetch_max(n, Ordering::SeqCst);
+            engine.clock.sleep(delay).await;
+            engine.took.lock().push(text);
+            engine.in_flight.fetch_sub(1, Ordering::SeqCst);
+        });
+        call.await.map_err(|_| SinkError::new("cancelled"))
+    }
+}
+
+/// A host call that outlives the session's patience (15 s against a 10 s fetch timeout) is
+/// still running when the session would try again: the engine must never see two calls at once,
+/// nor take an older token after a newer one.
+#[tokio::test(start_paused = true)]
+async fn a_sink_call_that_outlives_its_timeout_is_never_overlapped() {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| token(c.n, 600));
+    let engine = Arc::new(ForeignEngine {
+        clock: clock.clone(),
+        delays: Mutex::new([Duration::from_secs(15)].into()),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
+        took: Mutex::new(Vec::new()),
+    });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001"))
+            .with_sink(Arc::new(ForeignSink(engine.clone()))),
+        source.clone(),
+    );
+    let first = session.token().await.unwrap();
+    engine.took.lock().push(first.token.expose().to_owned());
+    clock.sleep(Duration::from_secs(60)).await;
+    session.renew_token().await.unwrap(); // tok-2: its first apply hangs for 15 s
+    clock.sleep(Duration::from_secs(12)).await;
+    session.renew_token().await.unwrap(); // tok-3, while that call still runs
+    clock.sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        engine.max_in_flight.load(Ordering::SeqCst),
+        1,
+        "one call at a time"
+    );
+    let took = engine.took.lock().clone();
+    assert!(
+        took.windows(2).all(|w| serial(&w[0]) < serial(&w[1])),
+        "in order, each once: {took:?}"
+    );
+    assert_eq!(took.last().map(String::as_str), Some("tok-3"), "{took:?}");
+}
+
 /// An engine that is not ready for about two seconds (a WebSocket reconnecting, an engine
 /// rejoining) refuses six applies in a row. That is not a token problem: the session must not
 /// drop good tokens in a loop and stop with `Rejected`.
@@ -374,6 +451,46 @@ async fn engine_callback_storms_before_join_and_after_close_are_harmless() {
     clock.sleep(Duration::from_secs(30)).await;
     assert_eq!(source.call_count(), calls, "nothing after close");
     assert_eq!(engine.log.lock().duplicates, 0);
+}
+
+/// A sink that never answers: renewals go on, the session closes, and nothing waits on it.
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_never_answers_does_not_stop_renewals_or_close() {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, |c| token(c.n, 120));
+    let engine = Arc::new(ForeignEngine {
+        clock: clock.clone(),
+        delays: Mutex::new([Duration::from_secs(1_000_000)].into()),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
+        took: Mutex::new(Vec::new()),
+    });
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001"))
+            .with_sink(Arc::new(ForeignSink(engine.clone()))),
+        source,
+    );
+    let events = record(&session);
+    session.token().await.unwrap();
+    clock.sleep(Duration::from_secs(600)).await;
+    let c = session.counters();
+    assert!(c.renewals >= 5, "{c:?}");
+    assert!(session.current().is_some());
+    assert_eq!(engine.max_in_flight.load(Ordering::SeqCst), 1);
+    session.close();
+    clock.sleep(Duration::from_secs(1)).await;
+    assert!(keeper.flush_listeners(Duration::from_secs(5)));
+    assert!(
+        events
+            .lock()
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ApplyFailed { .. }))
+    );
 }
 
 /// A sink that panics on every call is a refusing engine, not a crash.
