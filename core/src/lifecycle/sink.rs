@@ -346,9 +346,13 @@ impl Shared {
         // With a sink the session knows what the engine holds: a callback naming no token is
         // about that one, and an engine behind the session just needs the newer token.
         let (about, behind) = {
-            let inner = self.inner.lock();
-            let held = inner.engine.holds.as_ref();
+            let mut inner = self.inner.lock();
+            if self.sink.is_some() && inner.engine.holds.is_none() && !self.is_closed() {
+                self.engine_joined_unseen(&mut inner, report, about.as_deref());
+            }
+            let held = inner.engine.holds.as_ref().filter(|(g, _)| *g > 0);
             let about = about.or_else(|| held.map(|(_, t)| t.expose().to_owned()));
+            let held = inner.engine.holds.as_ref();
             let behind = self.sink.is_some()
                 && held.is_some_and(|(g, _)| *g < inner.generation && inner.published);
             (about, behind)
@@ -372,6 +376,33 @@ impl Shared {
         // Nobody waits for a notification's outcome: the sink (or a listener) gets the token.
         self.runtime.spawn(async move {
             let _ = shared.report(report, about.as_deref()).await;
+        });
+    }
+
+    /// An engine callback before the app joined with `token()`: the engine is in a channel, so
+    /// the app joined with a token it got some other way (`current()`, an `Issued` event). The
+    /// engine holds the current token if it names it (or, warning without a name, most likely);
+    /// otherwise it holds something older (generation 0), and the applier hands it the current
+    /// token. Without this the sink would never be called.
+    fn engine_joined_unseen(
+        &self,
+        inner: &mut super::shared::Inner,
+        report: EngineReport,
+        about: Option<&str>,
+    ) {
+        let now = self.now();
+        let current = self.current_with_generation(now);
+        let holds_current = current.as_ref().is_some_and(|(t, _)| match about {
+            Some(about) => about == t.token.expose(),
+            None => report == EngineReport::WillExpire,
+        });
+        tracing::warn!(
+            "an engine callback before the app joined with token(): with a sink, join with the \
+             token token() returns"
+        );
+        inner.engine.holds = Some(match current {
+            Some((t, generation)) if holds_current => (generation, t.token),
+            _ => (0, Token::new(about.unwrap_or_default().to_owned())),
         });
     }
 

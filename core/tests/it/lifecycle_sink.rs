@@ -515,3 +515,41 @@ async fn a_sink_that_panics_is_a_refusal() {
     assert!(c.apply_failures >= 3, "{c:?}");
     assert_eq!(c.applies, 0);
 }
+
+/// The app joins with a token it got without `token()` (`current()` after a prefetch): the
+/// engine's first callback tells the session the engine is in, and the sink takes over from
+/// there (before, the sink was never called and the engine's token expired).
+#[tokio::test(start_paused = true)]
+async fn an_app_that_joined_without_token_still_gets_renewals_through_the_sink() {
+    let clock = ManualClock::new(T0);
+    let keeper = Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap();
+    let source = Scripted::new(&clock, flaky_backend(3, 600));
+    let engine = FakeEngine::new(&clock, 0);
+    let session = keeper.open_session(
+        SessionConfig::new(SessionSpec::new("live-42", "1001"))
+            .with_prefetch(true)
+            .with_sink(engine.clone()),
+        source,
+    );
+    let first = loop {
+        if let Some(t) = session.current() {
+            break t;
+        }
+        clock.sleep(Duration::from_millis(100)).await;
+    };
+    engine.join(first);
+    engine.run(&session, Duration::from_secs(3600)).await;
+    let c = session.counters();
+    let log = engine.log.lock();
+    assert!(c.applies >= 5, "{c:?}");
+    assert_eq!(
+        (log.duplicates, log.expired_ms),
+        (0, 0),
+        "{:?}",
+        log.applied
+    );
+}
