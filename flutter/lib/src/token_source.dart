@@ -14,7 +14,7 @@ typedef TokenSource = FutureOr<FetchOutcome> Function(FetchRequest request);
 /// Called once per new token, in order, never with an expired one, on the isolate that opened
 /// the session. Throw (or return a failed `Future`) when the engine did not take the token: the
 /// session retries it (an `applyFailed` event), and a fresh token the engine refuses 3 times in
-/// a row is replaced by a new one. The exception never escapes as an uncaught error.
+/// a row, for at least 5 s, is replaced by a new one. The exception never escapes as an uncaught error.
 typedef TokenSink = FutureOr<void> Function(IssuedToken token);
 
 /// Thrown by your fetch function to say how a fetch failed; the session decides from it

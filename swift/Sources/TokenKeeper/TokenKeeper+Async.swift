@@ -105,8 +105,8 @@ public extension Keeper {
 /// The engine's "renew token" call as a `TokenSink`, for `openSession(config:source:sink:)`.
 /// It is called once for every token after the one the app joined with, in order, never with
 /// an expired token, on an SDK thread (one call at a time). Throw when the engine did not take
-/// the token: the SDK retries, and a fresh token the engine refuses three times in a row is
-/// treated as rejected (a new one is fetched).
+/// the token: the SDK retries, and a fresh token the engine refuses three times in a row, for at
+/// least 5 s, is treated as rejected (a new one is fetched).
 ///
 /// ```swift
 /// let session = keeper.openSession(config: config, source: source, sink: tokenSink { token in
