@@ -277,8 +277,8 @@ def token_sink(fn: SinkFunction, *, timeout: Union[float, datetime.timedelta] = 
     The session calls it once for every token after the one the app joined with, in order,
     never with an expired token, on an SDK thread, one call at a time. Raise when the engine did
     not take the token (e.g. Agora's ``renew_token`` returned an error code): the SDK retries
-    it, and a fresh token the engine refuses three times in a row is treated as rejected (a new
-    one is fetched).
+    it, and a fresh token the engine refuses three times in a row, over at least 5 s, is
+    treated as rejected (a new one is fetched).
 
     ``fn`` is a plain function, or an ``async def`` (a WebSocket re-auth message): that one runs
     on the event loop running where ``token_sink`` was called (else the one given to

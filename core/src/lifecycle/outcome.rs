@@ -325,21 +325,16 @@ impl Shared {
         failure: Failure,
         events: &mut Vec<Event>,
     ) {
-        let (error, retry_after, rate_limited) = match &failure {
-            Failure::Source(e) => (
-                Error::from_source(e),
-                e.retry_after(),
-                matches!(
-                    e,
-                    SourceError::RetryLater {
-                        kind: RetryKind::RateLimited,
-                        ..
-                    }
-                ),
-            ),
-            Failure::Public(e) => (e.clone(), None, false),
+        let kind = match &failure {
+            Failure::Source(SourceError::RetryLater { kind, .. }) => Some(*kind),
+            _ => None,
+        };
+        let (error, retry_after) = match &failure {
+            Failure::Source(e) => (Error::from_source(e), e.retry_after()),
+            Failure::Public(e) => (e.clone(), None),
             Failure::Superseded => return,
         };
+        let rate_limited = kind == Some(RetryKind::RateLimited);
         inner.counters.failures += 1;
         inner.failure_ewma += (1.0 - inner.failure_ewma) / FAILURE_EWMA_WEIGHT;
         inner.last_error = Some(error.clone());
@@ -358,6 +353,12 @@ impl Shared {
             .valid(now)
             .filter(|_| inner.successor.is_none())
             .map(|t| dur(t.expires - now));
+        // The source answered with a token it should not have (a stale cached one, the same
+        // one again): asking faster will not change its mind, so back off as usual instead of
+        // packing attempts into the held token's last seconds, but ask again by its expiry.
+        let refused = kind == Some(RetryKind::BadToken);
+        let held_for = valid_for.filter(|_| refused);
+        let valid_for = valid_for.filter(|_| !refused);
         let unit = inner.jitter.unit();
         let (delay, imposed) = self.policy.retry_delay(
             inner.attempt,
@@ -368,6 +369,10 @@ impl Shared {
             retry_after,
             rate_limited,
         );
+        let delay = match held_for {
+            Some(left) => delay.min(left.max(self.policy.min_retry_delay)),
+            None => delay,
+        };
         let delay = millis(delay);
         if let Some(imposed) = imposed {
             inner.retry_floor = now.saturating_add(millis(imposed));

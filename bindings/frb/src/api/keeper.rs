@@ -99,8 +99,8 @@ impl Keeper {
     /// to the engine again. The session calls `sink` once for every later token, in order, never
     /// with an expired one, one call at a time, on the isolate that opened the session. A sink
     /// that throws (synchronously or from its `Future`) is retried (`applyFailed` event), never
-    /// an uncaught error; an engine that refuses a fresh token 3 times in a row gets a new one. A
-    /// call that takes longer than `Policy.fetchTimeout` counts as failed.
+    /// an uncaught error; an engine that refuses a fresh token 3 times in a row, over at least
+    /// 5 s, gets a new one. A call that takes longer than `Policy.fetchTimeout` counts as failed.
     ///
     /// Where Dart differs: on the other platforms the sink is an optional argument of
     /// `openSession`. flutter_rust_bridge cannot pass an optional Dart function to Rust, so the

@@ -120,8 +120,8 @@ val Session.status: StateFlow<SessionStatus>
  * A [TokenSink] from a lambda: the engine's "renew token" call. The session calls it once for
  * every token after the one the app joined with, in order, never expired, on an SDK thread.
  * Throw (anything) when the engine did not take the token: the session retries the apply, and
- * a fresh token the engine refuses three times in a row counts as rejected (a new one is
- * fetched).
+ * a fresh token the engine refuses three times in a row, over at least 5 s, counts as
+ * rejected (a new one is fetched).
  *
  * ```kotlin
  * val sink = tokenSink { issued ->
