@@ -175,7 +175,8 @@ impl Shared {
         let slept_during_fetch = now.saturating_sub(attempt.started_boot) - awake > 1_000;
         match (skew.basis, evidence.server_time) {
             (timing::SkewBasis::ServerTime, Some(_)) if slept_during_fetch => {}
-            (timing::SkewBasis::ServerTime, Some(server)) => {
+            (timing::SkewBasis::ServerTime, Some(_)) => {
+                let server = wall.saturating_add(skew.ms);
                 inner.server_offset = Some(server.saturating_sub(now));
             }
             (timing::SkewBasis::Remembered, _) => {}

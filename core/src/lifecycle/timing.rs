@@ -91,8 +91,12 @@ pub(crate) fn estimate_skew(e: &Evidence, max_skew: Duration) -> Skew {
             // Whatever the device thinks: a server does not hand out a token it holds expired.
             ignored = Some("it says the token it came with had already expired");
         } else {
+            // The server answered after it minted the token: its time was at least the token's
+            // `iat`. A `Date` header has whole seconds and may be rendered a moment before the
+            // token is minted (one second behind its `iat`).
+            let server = e.issued_at.map_or(server, |iat| server.max(iat));
             return Skew {
-                ms: skew,
+                ms: server.saturating_sub(e.now_wall),
                 basis: SkewBasis::ServerTime,
                 ignored,
             };
@@ -163,10 +167,16 @@ pub(crate) fn token_times(
         .expires_at
         .map(|exp| on_device(exp).saturating_sub(uncertainty));
     let relative = expires_in.map(|d| millis(d).saturating_sub(fetch_started_ago));
+    // Nor more life left than its whole life (`iat` to expiry): whatever the server time said.
+    let whole = e
+        .issued_at
+        .zip(e.expires_at)
+        .map(|(iat, exp)| exp.saturating_sub(iat));
     let expires_in = match (absolute, relative) {
         (Some(a), Some(r)) => a.min(r),
         (a, r) => a.or(r)?,
     };
+    let expires_in = whole.map_or(expires_in, |whole| expires_in.min(whole));
     let starts_in = e
         .not_before
         .map(on_device)
@@ -227,6 +237,45 @@ mod tests {
         };
         let skew = estimate_skew(&e, DAY);
         assert_eq!((skew.ms, skew.basis), (H, SkewBasis::ServerTime));
+    }
+
+    #[test]
+    fn a_date_one_second_behind_the_tokens_iat_never_lengthens_its_life() {
+        // `Date` rendered at second N (+ 500 ms, the best estimate), the 4 s token minted in
+        // second N + 1 and received just after it: the token has at most 4 s left, not 4.5.
+        let now = 10 * H + 1_003;
+        let e = Evidence {
+            server_time: Some(10 * H + 500),
+            issued_at: Some(10 * H + 1_000),
+            expires_at: Some(10 * H + 5_000),
+            ..evidence(now)
+        };
+        let skew = estimate_skew(&e, DAY);
+        assert_eq!((skew.ms, skew.basis), (-3, SkewBasis::ServerTime));
+        let times = token_times(&e, &skew, None, 3, Duration::ZERO).unwrap();
+        assert!(times.expires_in <= 4_000, "{times:?}");
+    }
+
+    #[test]
+    fn a_token_never_has_more_life_left_than_its_whole_life() {
+        // A device 1.5 s slow (within the tolerance, so no skew is learnt) and a 60 s token:
+        // 60 s left at most, not 61.5.
+        let e = Evidence {
+            issued_at: Some(10 * H + 1_500),
+            expires_at: Some(10 * H + 61_500),
+            ..evidence(10 * H)
+        };
+        let skew = estimate_skew(&e, DAY);
+        assert_eq!(skew.basis, SkewBasis::None);
+        let times = token_times(&e, &skew, None, 0, Duration::ZERO).unwrap();
+        assert_eq!(times.expires_in, 60_000);
+        // Without an `iat` there is nothing to cap with.
+        let relative = Evidence {
+            issued_at: None,
+            ..e
+        };
+        let times = token_times(&relative, &skew, None, 0, Duration::ZERO).unwrap();
+        assert_eq!(times.expires_in, 61_500);
     }
 
     #[test]

@@ -149,6 +149,22 @@ impl axum::extract::FromRequest<crate::state::Shared> for RawBody {
         req: axum::extract::Request,
         state: &crate::state::Shared,
     ) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is over the server's size limit (64 KiB by default); send a small JSON object",
+            )
+        };
+        // A declared length over the cap is refused at once, before any of the body is read.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > state.config.max_body_bytes as u64) {
+            return Err(too_large());
+        }
         let limit = state.config.body_read_timeout;
         let read = axum::body::Bytes::from_request(req, state);
         match tokio::time::timeout(limit, read).await {
@@ -161,11 +177,7 @@ impl axum::extract::FromRequest<crate::state::Shared> for RawBody {
                 ),
             )),
             Ok(Ok(bytes)) => Ok(RawBody(bytes)),
-            Ok(Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is over the server's size limit (64 KiB by default); send a small JSON object",
-            )),
+            Ok(Err(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
             Ok(Err(e)) => Err(ApiError::new(
                 e.status(),
                 "unreadable_body",

@@ -5,6 +5,29 @@ use serde_json::json;
 
 use crate::common::Ctx;
 
+/// Sends the head of a 2 MiB JSON request and its first bytes, then reads what the server says.
+async fn oversized_request_head(addr: std::net::SocketAddr, key: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/rtc/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
+         {{\"vendor\":\"agora\",\"channel\":\"aaaa",
+        2 * 1024 * 1024
+    );
+    s.write_all(head.as_bytes()).await.expect("head sent");
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.read_to_end(&mut reply),
+    );
+    // A reset after the answer is fine: what was read before it is the answer.
+    let _ = read
+        .await
+        .expect("the server answers without waiting for the body");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_huge_unknown_and_incomplete_bodies_get_4xx_with_messages() {
     let ctx = Ctx::start().await;
@@ -29,11 +52,12 @@ async fn malformed_huge_unknown_and_incomplete_bodies_get_4xx_with_messages() {
     let r = ctx.send(raw(vec![0xff, 0xfe, 0x00])).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
-    let mut huge = b"{\"vendor\":\"agora\",\"channel\":\"".to_vec();
-    huge.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
-    huge.extend(b"\"}");
-    let r = ctx.send(raw(huge)).await;
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A 2 MiB body is refused from its `Content-Length`, before it is read. (Sent whole, the
+    // client may see the connection close while it is still writing: a broken pipe, not the
+    // 413, depending on timing. So only the head and the start of the body go out here.)
+    let head = oversized_request_head(ctx.server.local_addr(), &key).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("application/json"), "{head}");
 
     let r = ctx
         .rtc(&key, json!({ "vendor": "twilio", "channel": "live-1" }))
