@@ -7,12 +7,12 @@
 //! cargo bench -p tokenkeeper --no-default-features --bench churn           # 100,000 cycles each
 //! TK_CYCLES=10000 cargo bench -p tokenkeeper --bench churn                   # quicker
 //! ```
-#![allow(unsafe_code)] // the counting allocator below
 #![allow(clippy::print_stdout)] // a bench binary reports on stdout
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -22,32 +22,8 @@ use tokenkeeper::source::{
     FetchRequest, FetchedToken, SessionSpec, SourceError, Token, TokenSource,
 };
 
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: support::Counting = support::Counting;
 
 #[derive(Debug, Default)]
 struct Instant(AtomicU64);
@@ -111,13 +87,13 @@ fn main() {
         rt.block_on(cycles(&keeper, &source, 2_000, listener));
         assert!(keeper.flush_listeners(Duration::from_secs(10)));
         std::thread::sleep(Duration::from_millis(200));
-        let (heap0, rss0) = (LIVE_BYTES.load(Ordering::Relaxed), rss());
+        let (heap0, rss0) = (support::live_bytes(), rss());
         let started = clock.monotonic();
         rt.block_on(cycles(&keeper, &source, n, listener));
         let took = clock.monotonic() - started;
         assert!(keeper.flush_listeners(Duration::from_secs(10)));
         std::thread::sleep(Duration::from_millis(500));
-        let (heap1, rss1) = (LIVE_BYTES.load(Ordering::Relaxed), rss());
+        let (heap1, rss1) = (support::live_bytes(), rss());
         let heap = heap1 as i64 - heap0 as i64;
         let rss = match (rss0, rss1) {
             (Some(a), Some(b)) => format!("{:+.1} MiB", (b as f64 - a as f64) / 1_048_576.0),

@@ -7,12 +7,12 @@
 //! cargo bench -p tokenkeeper --no-default-features --bench lifecycle            # 100,000 sessions, ~85 s
 //! TK_SESSIONS=10000 TK_SECS=40 cargo bench -p tokenkeeper --bench lifecycle       # quicker
 //! ```
-#![allow(unsafe_code)] // the counting allocator below
 #![allow(clippy::print_stdout)] // a bench binary reports on stdout
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -22,32 +22,8 @@ use tokenkeeper::source::{
     FetchReason, FetchRequest, FetchedToken, SessionSpec, SourceError, Token, TokenSource,
 };
 
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: delegates every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: support::Counting = support::Counting;
 
 /// Token text length (a typical Agora 007 RTC token is ~140–180 characters).
 const TOKEN_LEN: usize = 160;
@@ -145,7 +121,7 @@ fn main() {
     }));
 
     // Memory: live bytes before and after opening every session and fetching its first token.
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = support::live_bytes();
     let mut handles: Vec<Session> = Vec::with_capacity(sessions);
     let handles_bytes = sessions * std::mem::size_of::<Session>();
     let batches = 100.min(sessions);
@@ -163,7 +139,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let after = LIVE_BYTES.load(Ordering::Relaxed);
+    let after = support::live_bytes();
     let total = after.saturating_sub(before).saturating_sub(handles_bytes);
     let token_bytes = sessions * (TOKEN_LEN + 16); // Arc<str>: 16-byte header + text
     let per_session = total as f64 / sessions as f64;
