@@ -120,8 +120,16 @@ def test_resumed_cuts_a_pending_backoff_short():
 
 
 def test_network_available_retries_a_fetch_stuck_on_the_old_network_and_resumed_does_not():
-    stuck = asyncio.Event()
-    source = Scripted(lambda n: stuck.wait() if n == 1 else None)  # attempt 1 never answers
+    cancelled = asyncio.Event()
+
+    async def never_answers() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    source = Scripted(lambda n: never_answers() if n == 1 else None)  # attempt 1 never answers
 
     async def main():
         tk.use_running_loop()
@@ -135,7 +143,8 @@ def test_network_available_retries_a_fetch_stuck_on_the_old_network_and_resumed_
             keeper.network_available()
             issued = await asyncio.wait_for(waiting, 5)
             assert issued.token.expose() == "tok-2" and source.calls == 2
-        stuck.set()
+        # Closing cancels the stuck attempt's task on this loop (before the loop ends).
+        await asyncio.wait_for(cancelled.wait(), 5)
 
     asyncio.run(main())
 
