@@ -168,10 +168,12 @@ pub(crate) fn token_times(
         .map(|exp| on_device(exp).saturating_sub(uncertainty));
     let relative = expires_in.map(|d| millis(d).saturating_sub(fetch_started_ago));
     // Nor more life left than its whole life (`iat` to expiry): whatever the server time said.
+    // An `iat` at or after the expiry is nonsense (milliseconds written as seconds): ignored.
     let whole = e
         .issued_at
         .zip(e.expires_at)
-        .map(|(iat, exp)| exp.saturating_sub(iat));
+        .map(|(iat, exp)| exp.saturating_sub(iat))
+        .filter(|whole| *whole > 0);
     let expires_in = match (absolute, relative) {
         (Some(a), Some(r)) => a.min(r),
         (a, r) => a.or(r)?,
@@ -275,6 +277,14 @@ mod tests {
             ..e
         };
         let times = token_times(&relative, &skew, None, 0, Duration::ZERO).unwrap();
+        assert_eq!(times.expires_in, 61_500);
+        // Nor with an `iat` after the expiry (milliseconds written as seconds).
+        let nonsense = Evidence {
+            issued_at: Some(1_000 * (10 * H + 1_500)),
+            ..e
+        };
+        let skew = estimate_skew(&nonsense, DAY);
+        let times = token_times(&nonsense, &skew, None, 0, Duration::ZERO).unwrap();
         assert_eq!(times.expires_in, 61_500);
     }
 
