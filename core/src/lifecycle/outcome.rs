@@ -209,7 +209,17 @@ impl Shared {
         // short token renews at half-life.
         let valid_for = times.expires_in - times.starts_in;
         let lead = millis(self.policy.lead_for(dur(times.lifetime))).max(1_000);
-        let holds_valid = inner.valid(now).is_some();
+        // A held token past its last useful start (a renewal started later lands after its
+        // expiry) is as good as none to a stale token that outlives it: the stream would drop
+        // in between.
+        let margin = inner
+            .latency_ewma_ms
+            .unwrap_or(0)
+            .saturating_add(millis(self.policy.expiry_margin));
+        let holds_valid = inner.valid(now).is_some_and(|t| {
+            t.expires.saturating_sub(now) > margin
+                || t.expires >= now.saturating_add(times.expires_in)
+        });
         if valid_for >= 1_000 && valid_for < lead && !holds_valid {
             tracing::warn!(
                 valid_for_ms = valid_for,
@@ -370,8 +380,22 @@ impl Shared {
             retry_after,
             rate_limited,
         );
+        // By the last useful start (an attempt started later lands after the expiry) while it
+        // is ahead, then once at the expiry: at most two attempts in the held token's last
+        // stretch, and a fresh token asked for in time to replace it.
         let delay = match held_for {
-            Some(left) => delay.min(left.max(self.policy.min_retry_delay)),
+            Some(left) => {
+                let latency = dur(inner.latency_ewma_ms.unwrap_or(0));
+                let last_useful = left
+                    .saturating_sub(latency)
+                    .saturating_sub(self.policy.expiry_margin);
+                let by = if last_useful > self.policy.min_retry_delay {
+                    last_useful
+                } else {
+                    left.max(self.policy.min_retry_delay)
+                };
+                delay.min(by)
+            }
             None => delay,
         };
         let delay = millis(delay);

@@ -119,12 +119,18 @@ async fn source_returning_the_same_token_again_is_an_error_not_a_busy_loop() {
     rig.run_for(10 * MIN).await;
     let calls = rig.source.call_count();
     // Asking faster will not change the source's mind: backoff to the 30 s cap, before the
-    // token expires as after, with one attempt at its expiry.
+    // token expires as after, with one attempt at its last useful start (expiry − latency −
+    // expiry_margin) and one at its expiry.
     assert!((20..=45).contains(&calls), "calls in 10 min: {calls}");
     let at: Vec<i64> = rig.source.calls().iter().map(|c| c.at_ms).collect();
-    assert!(at.windows(2).all(|w| w[1] - w[0] >= 250), "{at:?}");
+    assert!(
+        at.windows(2)
+            .all(|w| w[1] - w[0] >= 250 || w[1] == T0 + 60_000),
+        "{at:?}"
+    );
     let before_expiry = at.iter().filter(|t| **t < T0 + 60_000).count();
-    assert!((4..=9).contains(&before_expiry), "{before_expiry}");
+    assert!((4..=10).contains(&before_expiry), "{before_expiry}");
+    assert!(at.contains(&(T0 + 59_900)), "{at:?}");
     assert!(at.contains(&(T0 + 60_000)), "{at:?}");
     let c = rig.session.counters();
     assert_eq!(c.renewals, 0);
@@ -922,4 +928,64 @@ async fn a_stale_cached_token_is_used_when_the_session_holds_no_token() {
         T0,
         "at once, not after the cache expires"
     );
+}
+
+/// A backend that hands out its cached token until shortly before it expires (1 s, its own
+/// refresh threshold) and a fresh one after: the refused repeats back off, but the attempt that
+/// gets the fresh token must start early enough to land before the held one expires.
+#[tokio::test(start_paused = true)]
+async fn a_cached_token_replaced_just_before_expiry_arrives_in_time() {
+    let latency = Duration::from_millis(300);
+    let rig = Rig::new(move |c| {
+        let reply = if c.n == 1 || c.at_ms < T0 + 59_000 {
+            Reply::Ok(FetchedToken::new(Token::new("cached")).with_expires_at_ms(T0 + 60_000))
+        } else {
+            Reply::Ok(
+                FetchedToken::new(Token::new(format!("tok-{}", c.n)))
+                    .with_expires_at_ms(c.at_ms + 60_000),
+            )
+        };
+        Reply::After(latency, Box::new(reply))
+    });
+    assert_eq!(rig.session.token().await.unwrap().token.expose(), "cached");
+    rig.run_for(2 * MIN).await;
+    let at: Vec<i64> = rig.source.calls().iter().map(|c| c.at_ms - T0).collect();
+    assert_eq!(rig.session.counters().expired_ms, 0, "calls at {at:?}");
+    assert_eq!(rig.count(|k| matches!(k, EventKind::Expired { .. })), 0);
+    // Still not packed: a handful of refused attempts before the fresh one.
+    assert!(at.iter().filter(|t| **t < 60_000).count() <= 12, "{at:?}");
+}
+
+/// A backend whose every token is a stale cached one (past its renewal point), answering in
+/// 300 ms: the one that outlives the held token is taken in time to replace it (by the held
+/// one's last useful start), not only once the held one has expired (a gap of the latency
+/// every cycle).
+#[tokio::test(start_paused = true)]
+async fn stale_cached_tokens_from_a_slow_source_leave_no_gap() {
+    let latency = Duration::from_millis(300);
+    let rig = Rig::new(move |c| {
+        let now = c.at_ms;
+        let reply = Reply::Ok(
+            FetchedToken::new(Token::new(format!("tok-{}", c.n)))
+                .with_issued_at_ms(now - 3_590_000)
+                .with_expires_at_ms(now + 10_000),
+        );
+        Reply::After(latency, Box::new(reply))
+    });
+    rig.session
+        .token()
+        .await
+        .expect("taken: the session held none");
+    rig.run_for(5 * MIN).await;
+    let at: Vec<i64> = rig.source.calls().iter().map(|c| c.at_ms - T0).collect();
+    assert_eq!(rig.session.counters().expired_ms, 0, "calls at {at:?}");
+    assert_eq!(rig.count(|k| matches!(k, EventKind::Expired { .. })), 0);
+    for window in 0..30 {
+        let start = window * 10_000;
+        let n = at
+            .iter()
+            .filter(|t| (start..start + 10_000).contains(*t))
+            .count();
+        assert!(n <= 6, "{n} calls from {start}: {at:?}");
+    }
 }
