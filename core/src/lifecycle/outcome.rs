@@ -398,6 +398,9 @@ impl Shared {
             }
             None => delay,
         };
+        // A server's `Retry-After` the retry comes before (to ask by the held token's expiry)
+        // is no floor: `renew_token()` would refuse, and say the next attempt is further off.
+        let imposed = imposed.map(|ra| ra.min(delay));
         let delay = millis(delay);
         if let Some(imposed) = imposed {
             inner.retry_floor = now.saturating_add(millis(imposed));

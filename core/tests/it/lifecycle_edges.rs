@@ -989,3 +989,48 @@ async fn stale_cached_tokens_from_a_slow_source_leave_no_gap() {
         assert!(n <= 6, "{n} calls from {start}: {at:?}");
     }
 }
+
+/// A source refusing with a `Retry-After` past the held token's expiry: the session asks again
+/// by the expiry anyway (a refused token), so what it tells the host agrees: `renew_token()`
+/// neither refuses for the whole `Retry-After` nor says the next attempt is further off than it is.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_with_a_long_retry_after_reports_the_real_next_attempt() {
+    let rig = Rig::new(|c| {
+        if c.n == 1 {
+            token(1, 60)
+        } else {
+            Reply::Err(SourceError::RetryLater {
+                kind: tokenkeeper::source::RetryKind::BadToken,
+                retry_after: Some(Duration::from_secs(120)),
+                message: "cached".into(),
+            })
+        }
+    });
+    rig.session.token().await.unwrap();
+    rig.run_for(Duration::from_secs(31)).await;
+    assert_eq!(rig.source.call_count(), 2, "renewal attempted and refused");
+    let (session, clock) = (rig.session.clone(), rig.clock.clone());
+    let renew = tokio::spawn(async move {
+        let r = session.renew_token().await;
+        (clock.now_unix_ms(), r)
+    });
+    rig.run_for(Duration::from_secs(40)).await;
+    let at: Vec<i64> = rig.source.calls().iter().map(|c| c.at_ms - T0).collect();
+    let (now, r) = renew.await.unwrap();
+    let now = now - T0;
+    if let Err(Error::RetryLater {
+        retry_after: Some(d),
+        ..
+    }) = &r
+    {
+        let next = at.iter().find(|t| **t >= now).copied().unwrap_or(i64::MAX);
+        assert!(
+            now + d.as_millis() as i64 <= next,
+            "told at {now} to wait {d:?}, asked again at {next}: {at:?}"
+        );
+    }
+    assert!(
+        at.iter().any(|t| (58_000..=60_000).contains(t)),
+        "asked by the expiry: {at:?} {r:?}"
+    );
+}
