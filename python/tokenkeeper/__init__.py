@@ -91,6 +91,22 @@ def _loop_for_this_thread() -> asyncio.AbstractEventLoop:
 _generated._uniffi_get_event_loop = _loop_for_this_thread
 
 
+@_generated._UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK
+def _cancel_dropped_host_call(handle: int) -> None:
+    # The SDK dropped an `async def` host call it no longer waits for (a stalled token fetch
+    # cancelled by `close()`): cancel its task. The generated callback uses `call_soon`, which is
+    # not thread-safe: called from an SDK thread, the cancellation waited until the loop woke
+    # for something else, and raised "Event loop is closed" once the loop had ended.
+    loop, task = _generated._UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle)
+    try:
+        loop.call_soon_threadsafe(_generated._uniffi_cancel_task, task)
+    except RuntimeError:
+        pass  # the loop is closed: the task will never run again anyway
+
+
+_generated._uniffi_future_dropped_callback = _cancel_dropped_host_call
+
+
 def _readable_reprs() -> None:
     # The generated records and enum variants are dataclasses without declared fields, so their
     # dataclass repr is `SessionStatus()`: in lists, f"{x!r}" and pytest messages nothing shows.
