@@ -8,7 +8,9 @@
 //! no `alg: none`, no unknown critical extensions, unpadded base64url) are few and tested
 //! in `tests/it/formats_jwt.rs`.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,47 +51,121 @@ impl JwtAlgorithm {
 
 /// A JWT read without verification.
 ///
+/// The header and the claims are kept as their JSON text: what verification and scheduling
+/// read (`alg`, `crit`, `exp`, `nbf`, `iat`) is read in place, and [`JwtToken::header`] and
+/// [`JwtToken::claims`] parse the whole object on first use.
+///
 /// `Debug` prints header and claims (they are readable by anyone holding the token) but
 /// not the signature.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct JwtToken {
-    /// The header object.
-    pub header: Value,
-    /// The claims object.
-    pub claims: Value,
+    header: Part<HeaderFields>,
+    claims: Part<TimeClaims>,
     signature_len: usize,
+}
+
+/// A JSON object part: its text, the members read in place, and the whole object on demand.
+#[derive(Clone)]
+struct Part<K> {
+    json: Box<str>,
+    known: K,
+    value: OnceLock<Value>,
+}
+
+impl<K> Part<K> {
+    fn value(&self) -> &Value {
+        // The text was parsed as an object when the token was read.
+        self.value
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+    }
+}
+
+/// The header members verification reads.
+#[derive(Clone, Default)]
+struct HeaderFields {
+    alg: Option<Box<str>>,
+    /// Present at all, whatever it holds.
+    crit: bool,
+}
+
+/// The time claims, as their JSON values (numbers, normally).
+#[derive(Clone, Default, serde::Deserialize)]
+struct TimeClaims {
+    #[serde(default)]
+    exp: Option<Value>,
+    #[serde(default)]
+    nbf: Option<Value>,
+    #[serde(default)]
+    iat: Option<Value>,
+}
+
+impl PartialEq for JwtToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.header() == other.header()
+            && self.claims() == other.claims()
+            && self.signature_len == other.signature_len
+    }
 }
 
 impl fmt::Debug for JwtToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtToken")
-            .field("header", &self.header)
-            .field("claims", &self.claims)
+            .field("header", self.header())
+            .field("claims", self.claims())
             .field("signature", &format_args!("<{} bytes>", self.signature_len))
             .finish()
     }
 }
 
 impl JwtToken {
+    /// The header object.
+    pub fn header(&self) -> &Value {
+        self.header.value()
+    }
+
+    /// The claims object.
+    ///
+    /// ```
+    /// let t = tokenkeeper::formats::jwt::decode("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2ln").unwrap();
+    /// assert_eq!(t.claims()["sub"], "ada");
+    /// ```
+    pub fn claims(&self) -> &Value {
+        self.claims.value()
+    }
+
+    /// The claims object, taken out of the token.
+    pub fn into_claims(self) -> Value {
+        let Part { json, value, .. } = self.claims;
+        value
+            .into_inner()
+            .unwrap_or_else(|| serde_json::from_str(&json).unwrap_or_default())
+    }
+
     /// A numeric claim as unix seconds (fractions truncated).
     pub fn time_claim(&self, name: &str) -> Option<i64> {
-        let v = self.claims.get(name)?;
+        let known = &self.claims.known;
+        let v = match name {
+            "exp" => known.exp.as_ref()?,
+            "nbf" => known.nbf.as_ref()?,
+            "iat" => known.iat.as_ref()?,
+            _ => self.claims().get(name)?,
+        };
         v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
     }
 
     /// The `alg` header value.
     pub fn alg(&self) -> Option<&str> {
-        self.header.get("alg").and_then(Value::as_str)
+        self.header.known.alg.as_deref()
     }
 
     /// `header` and `claims` as `inspect --json` prints them.
     pub fn to_json(&self) -> Value {
-        json!({"header": self.header, "claims": self.claims})
+        json!({"header": self.header(), "claims": self.claims()})
     }
 
     /// A string claim, or a number claim rendered as text.
     pub fn text_claim(&self, name: &str) -> Option<String> {
-        match self.claims.get(name)? {
+        match self.claims().get(name)? {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
@@ -101,9 +177,14 @@ impl JwtToken {
 /// allocation); longer parts go to the heap.
 const STACK_PART: usize = 1024;
 
-/// Decodes one base64url part (trailing `=` tolerated) and parses it as a JSON object,
-/// using `buf` as scratch space when the part fits.
-fn part(seg: &str, field: &'static str, buf: &mut [u8; STACK_PART]) -> Result<Value, FormatError> {
+/// Decodes one base64url part (trailing `=` tolerated), into `buf` when it fits, and reads
+/// it as a JSON object with `read`.
+fn part<K>(
+    seg: &str,
+    field: &'static str,
+    buf: &mut [u8; STACK_PART],
+    read: fn(&[u8]) -> Option<Part<K>>,
+) -> Result<Part<K>, FormatError> {
     let seg = seg.trim_end_matches('=');
     let b64_error = |e: base64::DecodeError| FormatError::Base64 {
         format: F,
@@ -126,16 +207,80 @@ fn part(seg: &str, field: &'static str, buf: &mut [u8; STACK_PART]) -> Result<Va
         heap = URL_SAFE_NO_PAD.decode(seg).map_err(b64_error)?;
         &heap
     };
-    let not_object = || FormatError::InvalidField {
+    read(bytes).ok_or(FormatError::InvalidField {
         format: F,
         field,
         detail: "not a JSON object".into(),
-    };
-    let v: Value = serde_json::from_slice(bytes).map_err(|_| not_object())?;
-    if !v.is_object() {
-        return Err(not_object());
+    })
+}
+
+/// Reads a JSON object's members in place with `fast` (a typed parse that skips the rest);
+/// where that fails (a repeated member, a member of an unexpected type) parses the whole
+/// object and takes the members from it with `slow`, as a `Value` reader would (the last of
+/// a repeated member counts).
+fn read_object<K>(
+    bytes: &[u8],
+    fast: impl FnOnce(&[u8]) -> Option<K>,
+    slow: impl FnOnce(&Value) -> K,
+) -> Option<Part<K>> {
+    let json: Box<str> = std::str::from_utf8(bytes).ok()?.into();
+    // A typed parse also accepts a JSON array for a struct: only an object takes the fast path.
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        if let Some(known) = fast(bytes) {
+            return Some(Part {
+                json,
+                known,
+                value: OnceLock::new(),
+            });
+        }
     }
-    Ok(v)
+    let value = serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .filter(Value::is_object)?;
+    Some(Part {
+        json,
+        known: slow(&value),
+        value: OnceLock::from(value),
+    })
+}
+
+fn read_header(bytes: &[u8]) -> Option<Part<HeaderFields>> {
+    #[derive(serde::Deserialize)]
+    struct Plain<'a> {
+        #[serde(borrow, default)]
+        alg: Option<Cow<'a, str>>,
+        #[serde(default, deserialize_with = "present")]
+        crit: bool,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
+    }
+    read_object(
+        bytes,
+        |b| {
+            let p = serde_json::from_slice::<Plain<'_>>(b).ok()?;
+            Some(HeaderFields {
+                alg: p.alg.map(Into::into),
+                crit: p.crit,
+            })
+        },
+        |v| HeaderFields {
+            alg: v.get("alg").and_then(Value::as_str).map(Into::into),
+            crit: v.get("crit").is_some(),
+        },
+    )
+}
+
+fn read_claims(bytes: &[u8]) -> Option<Part<TimeClaims>> {
+    read_object(
+        bytes,
+        |b| serde_json::from_slice::<TimeClaims>(b).ok(),
+        |v| TimeClaims {
+            exp: v.get("exp").cloned(),
+            nbf: v.get("nbf").cloned(),
+            iat: v.get("iat").cloned(),
+        },
+    )
 }
 
 /// Reads header and claims without verifying anything.
@@ -157,8 +302,8 @@ pub fn decode(token: &str) -> Result<JwtToken, FormatError> {
         });
     };
     let mut buf = [0u8; STACK_PART];
-    let header = part(h, "header", &mut buf)?;
-    let claims = part(c, "claims", &mut buf)?;
+    let header = part(h, "header", &mut buf, read_header)?;
+    let claims = part(c, "claims", &mut buf, read_claims)?;
     // The signature is only measured here (verification decodes it): check the alphabet
     // and the length instead of allocating.
     let sig = s.trim_end_matches('=');
@@ -239,7 +384,7 @@ fn check_header(t: &JwtToken, alg: JwtAlgorithm) -> Result<(), FormatError> {
             });
         }
     }
-    if t.header.get("crit").is_some() {
+    if t.header.known.crit {
         return Err(FormatError::InvalidField {
             format: F,
             field: "header",

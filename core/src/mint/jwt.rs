@@ -13,7 +13,7 @@ use super::MintError;
 /// ```
 /// let t = tokenkeeper::mint::jwt::sign_hs256(b"k", &serde_json::json!({"room": "r1", "exp": 2000000000})).unwrap();
 /// let d = tokenkeeper::formats::jwt::decode(&t).unwrap();
-/// assert_eq!(d.claims["room"], "r1");
+/// assert_eq!(d.claims()["room"], "r1");
 /// ```
 pub fn sign_hs256(key: &[u8], claims: &serde_json::Value) -> Result<String, MintError> {
     if key.is_empty() {

@@ -50,7 +50,7 @@ fn jwt_verify_accepts_each_hmac_algorithm_from_an_independent_signer() {
         (HS512, JwtAlgorithm::Hs512),
     ] {
         let t = jwt::verify(token, KEY, alg, NOW, jwt::DEFAULT_LEEWAY_SECS).unwrap();
-        assert_eq!(t.claims["sub"], "alice");
+        assert_eq!(t.claims()["sub"], "alice");
         assert_eq!(t.alg(), Some(alg.as_str()));
     }
 }
@@ -170,6 +170,53 @@ fn jwt_verify_refuses_alg_none_in_any_case_and_other_algorithms() {
 }
 
 #[test]
+fn jwt_headers_and_claims_out_of_the_ordinary_read_as_a_json_object_would() {
+    // Escaped characters, a repeated member (the last counts), `crit: null` (present).
+    let escaped = hs256(r#"{"alg":"HS\u0032\u0035\u0036"}"#, r#"{"sub":"a"}"#);
+    let t = jwt::verify(&escaped, KEY, JwtAlgorithm::Hs256, NOW, 0).unwrap();
+    assert_eq!(t.alg(), Some("HS256"));
+    assert_eq!(t.header(), &serde_json::json!({"alg": "HS256"}));
+    let repeated = hs256(
+        r#"{"alg":"none","alg":"HS256"}"#,
+        r#"{"exp":1,"exp":1800000000}"#,
+    );
+    let t = jwt::verify(&repeated, KEY, JwtAlgorithm::Hs256, NOW, 0).unwrap();
+    assert_eq!(t.header(), &serde_json::json!({"alg": "HS256"}));
+    assert_eq!(t.time_claim("exp"), Some(1_800_000_000));
+    let crit_null = hs256(r#"{"alg":"HS256","crit":null}"#, r#"{"sub":"a"}"#);
+    assert!(jwt::verify(&crit_null, KEY, JwtAlgorithm::Hs256, NOW, 0).is_err());
+    // Fractional and non-numeric times; a claim read only through `claims()`.
+    let odd = hs256(
+        r#"{"alg":"HS256"}"#,
+        r#"{"exp":1800000000.9,"nbf":"soon","iat":null,"room":{"id":7}}"#,
+    );
+    let t = jwt::verify(&odd, KEY, JwtAlgorithm::Hs256, NOW, 0).unwrap();
+    assert_eq!(t.time_claim("exp"), Some(1_800_000_000));
+    assert_eq!((t.time_claim("nbf"), t.time_claim("iat")), (None, None));
+    assert_eq!(t.claims()["room"]["id"], 7);
+    assert_eq!(t.clone().into_claims()["nbf"], "soon");
+    // A number for `alg` is no algorithm; an array is neither a header nor claims.
+    let number = hs256(r#"{"alg":256}"#, r#"{"sub":"a"}"#);
+    assert_eq!(
+        jwt::verify(&number, KEY, JwtAlgorithm::Hs256, NOW, 0).unwrap_err(),
+        FormatError::JwtAlgorithmMismatch {
+            expected: "HS256",
+            found: "no algorithm".into()
+        }
+    );
+    for (header, claims, field) in [
+        (r#"["HS256", null]"#, r#"{"sub":"a"}"#, "header"),
+        (r#"{"alg":"HS256"}"#, r#"[1800000000, 0, 0]"#, "claims"),
+    ] {
+        let err = jwt::decode(&hs256(header, claims)).unwrap_err();
+        assert!(
+            matches!(&err, FormatError::InvalidField { field: f, .. } if *f == field),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
 fn jwt_verify_refuses_critical_extensions() {
     let token = hs256(
         r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
@@ -251,6 +298,6 @@ fn jwt_verify_reads_claims_of_any_length() {
         let long = "x".repeat(len);
         let token = hs256(r#"{"alg":"HS256"}"#, &format!(r#"{{"sub":"{long}"}}"#));
         let t = jwt::verify(&token, KEY, JwtAlgorithm::Hs256, NOW, 0).unwrap();
-        assert_eq!(t.claims["sub"].as_str().unwrap().len(), len);
+        assert_eq!(t.claims()["sub"].as_str().unwrap().len(), len);
     }
 }

@@ -165,7 +165,7 @@ proptest! {
         let info = formats::describe(&token).unwrap();
         prop_assert_eq!(info.expires_at, Some(exp));
         let t = jwt::verify(&token, &key, jwt::JwtAlgorithm::Hs256, exp - 1, 0).unwrap();
-        prop_assert_eq!(&t.claims, &claims);
+        prop_assert_eq!(t.claims(), &claims);
         let mut other = key.clone();
         other[0] ^= 1;
         let wrong = jwt::verify(&token, &other, jwt::JwtAlgorithm::Hs256, exp - 1, 0);

@@ -380,8 +380,8 @@ fn print_human(
             }
         }
         TokenDetails::Jwt(t) => {
-            row("header", &t.header.to_string());
-            row("claims", &t.claims.to_string());
+            row("header", &t.header().to_string());
+            row("claims", &t.claims().to_string());
         }
         _ => {}
     }

@@ -33,7 +33,7 @@ pub fn verify_hs256(
     if t.time_claim("exp").is_none() {
         return Err(JwtError::NoExpiry);
     }
-    match t.claims {
+    match t.into_claims() {
         Value::Object(m) => Ok(m),
         _ => Err(JwtError::Refused("JWT claims are not an object".into())),
     }

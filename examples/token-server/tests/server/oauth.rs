@@ -99,8 +99,8 @@ async fn authorization_code_grant_returns_hs256_access_token_with_exp_and_refres
         0,
     )
     .expect("access token verifies");
-    assert_eq!(at.claims["sub"], "alice");
-    assert_eq!(at.claims["client_id"], CLIENT);
+    assert_eq!(at.claims()["sub"], "alice");
+    assert_eq!(at.claims()["client_id"], CLIENT);
     assert_eq!(
         at.time_claim("exp").unwrap() - at.time_claim("iat").unwrap(),
         3600

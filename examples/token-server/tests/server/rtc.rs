@@ -117,9 +117,9 @@ async fn jwt_token_verifies_with_the_jwt_key_and_names_user_and_channel() {
         2,
     )
     .expect("verifies");
-    assert_eq!(t.claims["sub"], "alice");
-    assert_eq!(t.claims["channel"], "live-1");
-    assert_eq!(t.claims["role"], "publisher");
+    assert_eq!(t.claims()["sub"], "alice");
+    assert_eq!(t.claims()["channel"], "live-1");
+    assert_eq!(t.claims()["role"], "publisher");
     assert_eq!(
         t.time_claim("exp").unwrap() - t.time_claim("iat").unwrap(),
         5
