@@ -235,6 +235,22 @@ struct LockedKeychain {
     failures: AtomicUsize,
 }
 
+impl LockedKeychain {
+    /// A keychain holding `rt-1` for user 1001 whose next `failures` saves fail.
+    async fn holding_rt1(failures: usize) -> Arc<Self> {
+        let store = Self {
+            inner: MemoryStore::new(),
+            failures: AtomicUsize::new(failures),
+        };
+        store
+            .inner
+            .save("oauth:1001", &Credentials::new("rt-1"))
+            .await
+            .unwrap();
+        Arc::new(store)
+    }
+}
+
 #[async_trait::async_trait]
 impl CredentialStore for LockedKeychain {
     async fn load(&self, key: &str) -> Result<Option<Credentials>, StoreError> {
@@ -258,15 +274,7 @@ impl CredentialStore for LockedKeychain {
 #[tokio::test(start_paused = true)]
 async fn a_locked_keychain_withholds_no_token_and_the_save_lands_once_it_unlocks() {
     let clock = ManualClock::new(T0);
-    let store = Arc::new(LockedKeychain {
-        inner: MemoryStore::new(),
-        failures: AtomicUsize::new(30),
-    });
-    store
-        .inner
-        .save("oauth:1001", &Credentials::new("rt-1"))
-        .await
-        .unwrap();
+    let store = LockedKeychain::holding_rt1(30).await;
     let keeper = keeper(&clock, store.clone());
     let backend = RotatingBackend::new(&clock, "rt-1");
     let session = keeper.open_session(config("live-42"), backend.clone());
@@ -400,15 +408,7 @@ async fn sessions_with_credentials_renew_early_enough_for_a_stalled_refresh() {
 #[tokio::test(start_paused = true)]
 async fn an_unsaved_rotation_survives_the_close_of_the_last_session_using_its_key() {
     let clock = ManualClock::new(T0);
-    let store = Arc::new(LockedKeychain {
-        inner: MemoryStore::new(),
-        failures: AtomicUsize::new(3),
-    });
-    store
-        .inner
-        .save("oauth:1001", &Credentials::new("rt-1"))
-        .await
-        .unwrap();
+    let store = LockedKeychain::holding_rt1(3).await;
     let keeper = keeper(&clock, store.clone());
     let backend = RotatingBackend::new(&clock, "rt-1");
     let session = keeper.open_session(config("live-42"), backend.clone());

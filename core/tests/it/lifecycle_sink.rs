@@ -9,8 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokenkeeper::clock::{Clock, ManualClock};
 use tokenkeeper::lifecycle::{
-    EventKind, IssuedToken, Keeper, Policy, Session, SessionConfig, SessionState, SinkError,
-    TokenSink,
+    EventKind, IssuedToken, Keeper, Session, SessionConfig, SessionState, SinkError, TokenSink,
 };
 use tokenkeeper::source::{SessionSpec, SourceError};
 
@@ -111,6 +110,15 @@ impl TokenSink for FakeEngine {
 }
 
 /// `tok-<n>` → n.
+/// A keeper on `clock` with this file's policy.
+fn manual_keeper(clock: &ManualClock) -> Keeper {
+    Keeper::builder()
+        .clock(Arc::new(clock.clone()))
+        .policy(policy())
+        .build()
+        .unwrap()
+}
+
 fn serial(token: &str) -> u64 {
     token.trim_start_matches("tok-").parse().unwrap_or(0)
 }
@@ -141,11 +149,7 @@ async fn engine_session(
     refuse_first: u32,
 ) -> (ManualClock, Keeper, Arc<Scripted>, Arc<FakeEngine>, Session) {
     let clock = ManualClock::new(T0);
-    let keeper = Keeper::builder()
-        .clock(Arc::new(clock.clone()))
-        .policy(Policy { ..policy() })
-        .build()
-        .unwrap();
+    let keeper = manual_keeper(&clock);
     let source = Scripted::new(&clock, flaky_backend(7, lifetime));
     let engine = FakeEngine::new(&clock, refuse_first);
     let session = keeper.open_session(
@@ -263,6 +267,19 @@ struct ForeignEngine {
     took: Mutex<Vec<String>>,
 }
 
+impl ForeignEngine {
+    /// An engine whose first calls take `delays`, one each; later ones answer at once.
+    fn new<const N: usize>(clock: &ManualClock, delays: [Duration; N]) -> Arc<Self> {
+        Arc::new(Self {
+            clock: clock.clone(),
+            delays: Mutex::new(delays.into()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            took: Mutex::new(Vec::new()),
+        })
+    }
+}
+
 struct ForeignSink(Arc<ForeignEngine>);
 
 #[async_trait::async_trait]
@@ -288,19 +305,9 @@ impl TokenSink for ForeignSink {
 #[tokio::test(start_paused = true)]
 async fn a_sink_call_that_outlives_its_timeout_is_never_overlapped() {
     let clock = ManualClock::new(T0);
-    let keeper = Keeper::builder()
-        .clock(Arc::new(clock.clone()))
-        .policy(policy())
-        .build()
-        .unwrap();
+    let keeper = manual_keeper(&clock);
     let source = Scripted::new(&clock, |c| token(c.n, 600));
-    let engine = Arc::new(ForeignEngine {
-        clock: clock.clone(),
-        delays: Mutex::new([Duration::from_secs(15)].into()),
-        in_flight: AtomicUsize::new(0),
-        max_in_flight: AtomicUsize::new(0),
-        took: Mutex::new(Vec::new()),
-    });
+    let engine = ForeignEngine::new(&clock, [Duration::from_secs(15)]);
     let session = keeper.open_session(
         SessionConfig::new(SessionSpec::new("live-42", "1001"))
             .with_sink(Arc::new(ForeignSink(engine.clone()))),
@@ -363,11 +370,7 @@ async fn brief_refusals_cost_no_fetch() {
 #[tokio::test(start_paused = true)]
 async fn a_sink_error_quoting_the_token_does_not_leak_it() {
     let clock = ManualClock::new(T0);
-    let keeper = Keeper::builder()
-        .clock(Arc::new(clock.clone()))
-        .policy(policy())
-        .build()
-        .unwrap();
+    let keeper = manual_keeper(&clock);
     let source = Scripted::new(&clock, |c| token(c.n, 600));
     let sink = Arc::new(|t: &IssuedToken| -> Result<(), SinkError> {
         Err(SinkError::new(format!(
@@ -457,19 +460,9 @@ async fn engine_callback_storms_before_join_and_after_close_are_harmless() {
 #[tokio::test(start_paused = true)]
 async fn a_sink_that_never_answers_does_not_stop_renewals_or_close() {
     let clock = ManualClock::new(T0);
-    let keeper = Keeper::builder()
-        .clock(Arc::new(clock.clone()))
-        .policy(policy())
-        .build()
-        .unwrap();
+    let keeper = manual_keeper(&clock);
     let source = Scripted::new(&clock, |c| token(c.n, 120));
-    let engine = Arc::new(ForeignEngine {
-        clock: clock.clone(),
-        delays: Mutex::new([Duration::from_secs(1_000_000)].into()),
-        in_flight: AtomicUsize::new(0),
-        max_in_flight: AtomicUsize::new(0),
-        took: Mutex::new(Vec::new()),
-    });
+    let engine = ForeignEngine::new(&clock, [Duration::from_secs(1_000_000)]);
     let session = keeper.open_session(
         SessionConfig::new(SessionSpec::new("live-42", "1001"))
             .with_sink(Arc::new(ForeignSink(engine.clone()))),
@@ -497,11 +490,7 @@ async fn a_sink_that_never_answers_does_not_stop_renewals_or_close() {
 #[tokio::test(start_paused = true)]
 async fn a_sink_that_panics_is_a_refusal() {
     let clock = ManualClock::new(T0);
-    let keeper = Keeper::builder()
-        .clock(Arc::new(clock.clone()))
-        .policy(policy())
-        .build()
-        .unwrap();
+    let keeper = manual_keeper(&clock);
     let source = Scripted::new(&clock, |c| token(c.n, 600));
     let sink = Arc::new(|_: &IssuedToken| -> Result<(), SinkError> { panic!("engine bug") });
     let session = keeper.open_session(
@@ -522,11 +511,7 @@ async fn a_sink_that_panics_is_a_refusal() {
 #[tokio::test(start_paused = true)]
 async fn an_app_that_joined_without_token_still_gets_renewals_through_the_sink() {
     let clock = ManualClock::new(T0);
-    let keeper = Keeper::builder()
-        .clock(Arc::new(clock.clone()))
-        .policy(policy())
-        .build()
-        .unwrap();
+    let keeper = manual_keeper(&clock);
     let source = Scripted::new(&clock, flaky_backend(3, 600));
     let engine = FakeEngine::new(&clock, 0);
     let session = keeper.open_session(
