@@ -67,42 +67,22 @@ pub struct HttpSourceConfig {
 pub(crate) fn build(
     config: HttpSourceConfig,
 ) -> Result<Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
-    use tokenkeeper::sources::{HttpSource, ResponseMapping, StaticAuth};
-
-    let misconfigured = |setting: &str, message: String| TokenKeeperError::Misconfigured {
-        reason: format!("`{setting}`: {message}"),
+    let config = tokenkeeper::sources::HttpSourceConfig {
+        endpoint: config.endpoint,
+        method: config.method,
+        bearer: config.bearer.map(|b| b.as_str().to_owned()),
+        headers: config
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, value.as_str().to_owned()))
+            .collect(),
+        json_body: config.json_body,
+        response_prefix: config.response_prefix,
+        token_pointer: config.token_pointer,
+        expires_at_pointer: config.expires_at_pointer,
+        expires_in_pointer: config.expires_in_pointer,
     };
-    let method = reqwest::Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| {
-            misconfigured(
-                "method",
-                format!("`{}` is not an HTTP method", config.method),
-            )
-        })?;
-    let mut builder = HttpSource::builder(&config.endpoint).method(method);
-    if let Some(bearer) = &config.bearer {
-        builder = builder.auth(Arc::new(StaticAuth::bearer(bearer.as_str())));
-    }
-    for (name, value) in &config.headers {
-        builder = builder.header(name, value.as_str());
-    }
-    if let Some(body) = &config.json_body {
-        let template = serde_json::from_str(body)
-            .map_err(|e| misconfigured("json_body", format!("not valid JSON: {e}")))?;
-        builder = builder.json_body(template);
-    }
-    let mut mapping = ResponseMapping::under(config.response_prefix.as_deref().unwrap_or(""));
-    if let Some(p) = &config.token_pointer {
-        mapping = mapping.token(p);
-    }
-    if let Some(p) = &config.expires_at_pointer {
-        mapping = mapping.expires_at(p);
-    }
-    if let Some(p) = &config.expires_in_pointer {
-        mapping = mapping.expires_in(p);
-    }
-    let source = builder
-        .response(mapping)
+    let source = config
         .build()
         .map_err(|e| TokenKeeperError::from(tokenkeeper::error::Error::from_source(&e)))?;
     Ok(Arc::new(source))

@@ -9,6 +9,7 @@
 
 pub mod file_store;
 pub mod http;
+pub mod http_config;
 pub mod oauth;
 
 pub use file_store::{FileStore, MAX_CREDENTIALS_BYTES};
@@ -16,4 +17,5 @@ pub use http::{
     AuthProvider, DEFAULT_TIMEOUT, HttpSource, HttpSourceBuilder, MAX_RESPONSE_BYTES,
     ResponseMapping, StaticAuth,
 };
+pub use http_config::HttpSourceConfig;
 pub use oauth::{ACCESS_REUSE_MARGIN, ClientAuth, OAuthConfig, OAuthSource, OAuthTokens};

@@ -82,54 +82,54 @@ impl fmt::Debug for HttpSourceConfig {
     }
 }
 
-/// The core's HTTP source for `config`.
+/// The core's HTTP source for `config`. A misconfigured setting is named as Dart names it
+/// (`jsonBody`).
 #[cfg(feature = "http")]
 pub(crate) fn build(
     config: &HttpSourceConfig,
 ) -> Result<Arc<dyn tokenkeeper::source::TokenSource>, TokenKeeperError> {
-    use tokenkeeper::sources::{HttpSource, ResponseMapping, StaticAuth};
-
-    let method = reqwest::Method::from_bytes(config.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| {
-            TokenKeeperError::misconfigured(
-                "method",
-                format!(
-                    "misconfigured `method`: `{}` is not an HTTP method",
-                    config.method
-                ),
-            )
-        })?;
-    let mut builder = HttpSource::builder(&config.endpoint).method(method);
-    if let Some(bearer) = &config.bearer {
-        builder = builder.auth(Arc::new(StaticAuth::bearer(bearer)));
-    }
-    for (name, value) in &config.headers {
-        builder = builder.header(name, value);
-    }
-    if let Some(body) = &config.json_body {
-        let template = serde_json::from_str(body).map_err(|e| {
-            TokenKeeperError::misconfigured(
-                "jsonBody",
-                format!("misconfigured `jsonBody`: not valid JSON: {e}"),
-            )
-        })?;
-        builder = builder.json_body(template);
-    }
-    let mut mapping = ResponseMapping::under(config.response_prefix.as_deref().unwrap_or(""));
-    if let Some(p) = &config.token_pointer {
-        mapping = mapping.token(p);
-    }
-    if let Some(p) = &config.expires_at_pointer {
-        mapping = mapping.expires_at(p);
-    }
-    if let Some(p) = &config.expires_in_pointer {
-        mapping = mapping.expires_in(p);
-    }
-    let source = builder
-        .response(mapping)
-        .build()
-        .map_err(|e| TokenKeeperError::from(tokenkeeper::Error::from_source(&e)))?;
+    let core = tokenkeeper::sources::HttpSourceConfig {
+        endpoint: config.endpoint.clone(),
+        method: config.method.clone(),
+        bearer: config.bearer.clone(),
+        headers: config
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        json_body: config.json_body.clone(),
+        response_prefix: config.response_prefix.clone(),
+        token_pointer: config.token_pointer.clone(),
+        expires_at_pointer: config.expires_at_pointer.clone(),
+        expires_in_pointer: config.expires_in_pointer.clone(),
+    };
+    let source = core.build().map_err(|e| {
+        let mut error = TokenKeeperError::from(tokenkeeper::Error::from_source(&e));
+        if let Some(setting) = error.setting.take() {
+            let dart = lower_camel(&setting);
+            error.message = error
+                .message
+                .replace(&format!("`{setting}`"), &format!("`{dart}`"));
+            error.setting = Some(dart);
+        }
+        error
+    })?;
     Ok(Arc::new(source))
+}
+
+/// `json_body` → `jsonBody`.
+#[cfg(feature = "http")]
+fn lower_camel(snake: &str) -> String {
+    let mut parts = snake.split('_');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.extend(first.to_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
+    out
 }
 
 /// Without the `http` feature: every HTTP session is refused.

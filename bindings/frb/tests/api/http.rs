@@ -78,6 +78,7 @@ async fn http_source_settings_and_refusals_map_to_their_error_kinds() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Misconfigured);
     assert_eq!(e.setting.as_deref(), Some("jsonBody"));
+    assert!(e.message.contains("`jsonBody`"), "{}", e.message);
 
     let e = keeper
         .open_http_session_without_sink(
