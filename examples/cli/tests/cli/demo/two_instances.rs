@@ -227,8 +227,11 @@ async fn the_demo_scenario_holds_on_two_instances_behind_a_round_robin_balancer(
             s["tokens_issued"].as_u64().unwrap() > 5,
             "both instances issued tokens: {s}"
         );
-        assert!(s["errors_injected"].as_u64().unwrap() > 0, "{s}");
     }
+    // Faults were on: 20 % of requests on each instance, so some failed across the two (one
+    // instance alone answers ~25 requests: no failure there is a 0.5 % event, not a defect).
+    let injected = |s: &serde_json::Value| s["errors_injected"].as_u64().unwrap();
+    assert!(injected(&sa) + injected(&sb) > 0, "{sa}\n{sb}");
     assert_eq!(
         sb["disconnects"]["banned"], 1,
         "B kicked the member banned through A"
